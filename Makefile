@@ -1,0 +1,38 @@
+# Two commands a newcomer needs: `make demo` and `make test` (both build on `make install`).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+# torch is installed first and on its own: the pinned CPU build from local disk by default. A user with a CUDA
+# torch keeps it: any torch already importable in $(VENV) is left alone (see README, "GPU").
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.actrec-installed
+
+# numba compiles kernels once and caches them here; DVC keeps its index inside the project.
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: install demo test lint bench clean-demo
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -c "import torch" 2>/dev/null \
+	  && echo "keeping the installed torch $$($(BIN)/python -c 'import torch; print(torch.__version__)')" \
+	  || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m etl.demo_pipeline
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/run_all.py

@@ -1,0 +1,6 @@
+"""The one domain error of actrec. Library code raises it with an actionable message; only the CLI turns it
+into an exit code."""
+
+
+class ActrecError(Exception):
+    """Something the user can fix: bad input, a missing file, a store in the wrong state."""
