@@ -74,6 +74,7 @@ def _check_preset(preset: str) -> None:
         raise ActrecError(f"unknown channel preset {preset!r}; choose one of {', '.join(CHANNEL_PRESETS)}")
 
 
+# fmt: off
 # --- COCO-17: the PoseC3D default. Limb order and mirror pairs as in the PoseC3D *-limb configs. ---
 COCO17 = Layout(
     name="coco17",
@@ -194,6 +195,8 @@ MEDIAPIPE33 = Layout(
 LAYOUTS: dict[str, Layout] = {
     lay.name: lay for lay in (COCO17, PENN13, OPENPOSE18, BODY25, NTU25, KINECT20, JHMDB15, MEDIAPIPE33)
 }
+
+# fmt: on
 
 
 def get_layout(name: str) -> Layout:

@@ -1,0 +1,293 @@
+"""`actrec-etl`: the command line of the ETL. The only place that prints, draws progress bars and turns
+ActrecError into an exit code."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from etl.cli_progress import progress_bar
+from etl.errors import ActrecError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="actrec ETL: pose files -> keypoint store + clip table -> heatmap store (zarr).",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+StorePath = Annotated[
+    Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="a store folder")
+]
+
+
+def cli_errors(fn):
+    """Turn the domain error into a one-line message and exit code 1 (no traceback for user errors)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ActrecError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command("demo-data")
+@cli_errors
+def demo_data(
+    out: Annotated[Path, typer.Argument(file_okay=False, help="folder to write the demo dataset into")],
+    subjects: Annotated[int, typer.Option(min=2, help="number of synthetic subjects")] = 8,
+    reps: Annotated[int, typer.Option(min=1, help="repetitions per subject and action")] = 5,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same bytes)")] = 0,
+):
+    """Generate the small synthetic demo dataset (COCO-17 skeletons as COCO keypoint-result JSON + a manifest)."""
+    from etl.demo_data import generate_demo_data
+
+    with progress_bar("demo data", unit="clips") as bar:
+        summary = generate_demo_data(out, n_subjects=subjects, reps=reps, seed=seed, progress=bar.update_to)
+    console.print(
+        f"wrote {summary.n_clips} clips of {len(summary.classes)} actions to {out} "
+        f"({', '.join(f'{k}: {v}' for k, v in summary.counts.items())}); manifest {summary.manifest}"
+    )
+
+
+@app.command()
+@cli_errors
+def ingest(
+    src: Annotated[list[Path], typer.Argument(exists=True, help="pose files or folders")],
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="keypoint store to create")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="input format, or auto")] = "auto",
+    layout: Annotated[
+        str, typer.Option(help="skeleton layout of the input (coco17, penn13, ...)")
+    ] = "coco17",
+    labels: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="manifest CSV: clip_id,label_name[,split,...]"),
+    ] = None,
+    classes: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="class names, one per line (label order)")
+    ] = None,
+    project: Annotated[
+        str, typer.Option(help="3D -> 2D projection for 3D inputs: pinhole | ortho")
+    ] = "pinhole",
+    occluded_score: Annotated[float, typer.Option(help="score given to joints marked occluded")] = 0.5,
+    split_protocol: Annotated[
+        str | None, typer.Option(help="which split family names the split column")
+    ] = None,
+    nan_policy: Annotated[
+        str, typer.Option(help="non-finite coordinates: missing (drop the joint) | reject")
+    ] = ("missing"),
+    overwrite: Annotated[bool, typer.Option(help="replace an existing store")] = False,
+    append: Annotated[bool, typer.Option(help="add clips with new ids to an existing store")] = False,
+    strict: Annotated[bool, typer.Option(help="fail (write nothing) if any clip is rejected")] = False,
+):
+    """Read pose files, validate them and write a keypoint store with its clip table."""
+    from etl.ingest import ingest as run_ingest
+    from etl.readers import ReadOptions
+    from etl.skeleton import get_layout
+
+    if overwrite and append:
+        raise ActrecError("--overwrite and --append exclude each other")
+    if nan_policy not in ("missing", "reject"):
+        raise ActrecError(f"--nan-policy must be missing or reject, not {nan_policy!r}")
+    options = ReadOptions(
+        layout=get_layout(layout),
+        labels_csv=labels,
+        classes_file=classes,
+        project=project,
+        occluded_score=occluded_score,
+        split_protocol=split_protocol,
+    )
+    mode = "append" if append else "overwrite" if overwrite else "create"
+    with progress_bar("ingest", unit="clips") as bar:
+        report = run_ingest(
+            src,
+            out=out,
+            fmt=fmt,
+            options=options,
+            mode=mode,
+            nan_policy=nan_policy,
+            strict=strict,
+            on_progress=lambda r: bar.update_to(r.n_read),
+        )
+    console.print(
+        f"format {report.fmt}: {report.summary()} -> {out} ({report.n_total} clips, "
+        f"{len(report.classes)} classes)"
+    )
+    if report.rejects:
+        _print_rejects(report.rejects)
+
+
+def _print_rejects(rejects, limit: int = 10) -> None:
+    table = Table("clip", "source", "reason", title=f"{len(rejects)} rejected (all in rejects.parquet)")
+    for r in rejects[:limit]:
+        table.add_row(r.clip_id, r.source, r.reason)
+    if len(rejects) > limit:
+        table.add_row("...", "", f"{len(rejects) - limit} more")
+    console.print(table)
+
+
+@app.command()
+@cli_errors
+def query(
+    store: StorePath,
+    expr: Annotated[
+        str, typer.Argument(help="pandas query, e.g. \"split == 'test' and label_name == 'wave'\"")
+    ],
+    count: Annotated[bool, typer.Option("--count", help="print only the number of matching clips")] = False,
+    columns: Annotated[str, typer.Option(help="comma-separated columns to show, or all")] = (
+        "clip_id,label_name,split,n_frames,n_persons"
+    ),
+    limit: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 20,
+):
+    """Run a pandas query on a store's clip table and print the matching clips (or their count)."""
+    from etl.cliptable import query_clips, read_clip_table
+
+    df = query_clips(read_clip_table(store), expr)
+    if count:
+        print(len(df))
+        return
+    wanted = list(df.columns) if columns == "all" else [c.strip() for c in columns.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in df.columns]
+    if unknown:
+        raise ActrecError(f"unknown column(s) {', '.join(unknown)}; columns: {', '.join(df.columns)}")
+    df = df[wanted]
+    shown = df if limit == 0 else df.head(limit)
+    table = Table(*map(str, shown.columns), title=f"{len(df)} clips match {expr!r}")
+    for row in shown.itertuples(index=False):
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+@cli_errors
+def info(store: StorePath):
+    """Summarise a store: what it holds, clips per label and split, rejects."""
+    from etl.summary import store_summary
+
+    summary = store_summary(store)
+    for line in summary.header:
+        console.print(line, highlight=False)
+    table = Table("label", *summary.splits, "total", title="clips per label and split")
+    for label, counts in summary.per_label.items():
+        table.add_row(label, *(str(counts.get(s, 0)) for s in summary.splits), str(sum(counts.values())))
+    table.add_row(
+        "[bold]total",
+        *(f"[bold]{summary.per_split.get(s, 0)}" for s in summary.splits),
+        f"[bold]{summary.n_clips}",
+    )
+    console.print(table)
+    if summary.reject_reasons:
+        rej = Table("reason", "clips", title=f"{summary.n_rejected} rejected")
+        for reason, n in summary.reject_reasons.items():
+            rej.add_row(reason, str(n))
+        console.print(rej)
+
+
+@app.command()
+@cli_errors
+def render(
+    keypoints: StorePath,
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="heatmap store to create")],
+    channels: Annotated[str, typer.Option(help="joints | limbs | joints+limbs")] = "joints+limbs",
+    size: Annotated[int, typer.Option(help="output heatmap size in pixels (square)")] = 64,
+    sigma: Annotated[float, typer.Option(help="Gaussian sigma in output pixels")] = 0.6,
+    padding: Annotated[float, typer.Option(help="PoseCompact padding around the clip's keypoint box")] = 0.25,
+    eps: Annotated[float, typer.Option(help="joints with a score below this are not drawn")] = 1e-4,
+    dtype: Annotated[str, typer.Option(help="uint8 (quantised, error <= 1/510) | float16")] = "uint8",
+    codec: Annotated[str, typer.Option(help="blosc codec: lz4 | zstd | none")] = "lz4",
+    level: Annotated[int, typer.Option(min=0, max=9, help="compression level")] = 5,
+    frames_per_chunk: Annotated[int, typer.Option(min=1, help="frames per zarr chunk")] = 16,
+    chunks_per_shard: Annotated[int, typer.Option(min=1, help="chunks per shard file")] = 16,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="partitions rendered at once (default: cores)")
+    ] = None,
+    scheduler: Annotated[str, typer.Option(help="threads, or a dask.distributed address tcp://host:8786")] = (
+        "threads"
+    ),
+    overwrite: Annotated[bool, typer.Option(help="replace an existing heatmap store")] = False,
+):
+    """Render PoseC3D heatmaps of every frame of every clip into a compressed, sharded zarr store.
+
+    Interrupted renders resume where they stopped when re-run with the same arguments."""
+    from etl.render import RenderParams
+    from etl.render import render as run_render
+
+    params = RenderParams(
+        channels=channels,
+        size=size,
+        sigma=sigma,
+        padding=padding,
+        eps=eps,
+        dtype=dtype,
+        codec=codec,
+        level=level,
+        frames_per_chunk=frames_per_chunk,
+        chunks_per_shard=chunks_per_shard,
+    )
+    with progress_bar("render", unit="partitions") as bar:
+        report = run_render(
+            keypoints,
+            out,
+            params,
+            threads=threads,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            on_progress=bar.update_to,
+        )
+    resumed = (
+        f", {report.resumed_partitions} resumed from an earlier run" if report.resumed_partitions else ""
+    )
+    console.print(
+        f"rendered {report.n_clips} clips ({report.n_frames} frames) into {out}: "
+        f"{report.bytes_stored / 2**20:.1f} MiB in {report.n_partitions} partitions{resumed}"
+    )
+
+
+@app.command()
+@cli_errors
+def verify(store: StorePath):
+    """Decode every chunk of a heatmap store and check each clip against its stored checksum."""
+    from etl.verify import verify_store
+
+    with progress_bar("verify", unit="clips") as bar:
+        report = verify_store(store, on_progress=bar.update_to)
+    if report.ok:
+        console.print(
+            f"ok: {report.n_clips} clips, {report.n_frames} frames decode and match their checksums"
+        )
+        return
+    table = Table("clip", "problem", title=f"{len(report.bad)} of {report.n_clips} clips are damaged")
+    for clip_id, problem in report.bad:
+        table.add_row(clip_id, problem)
+    console.print(table)
+    raise typer.Exit(1)
+
+
+@app.command()
+@cli_errors
+def show(
+    store: StorePath,
+    clip_id: Annotated[str, typer.Argument(help="the clip to draw")],
+    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="PNG to write")] = Path("clip.png"),
+    frames: Annotated[int, typer.Option(min=1, help="frames sampled across the clip")] = 8,
+):
+    """Draw a filmstrip of a clip's heatmaps (joints and limbs coloured) with its label."""
+    from etl.show import save_filmstrip
+
+    path = save_filmstrip(store, clip_id, out, n_frames=frames)
+    console.print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,52 @@
+"""Rich progress bars for the command lines (library code reports progress through callbacks only)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class Bar:
+    def __init__(self, progress: Progress, task):
+        self._progress, self._task = progress, task
+
+    def update_to(self, done: int, total: int | None = None, **fields) -> None:
+        self._progress.update(self._task, completed=done, total=total, **fields)
+
+    def advance(self, n: int = 1) -> None:
+        self._progress.advance(self._task, n)
+
+    def describe(self, text: str) -> None:
+        self._progress.update(self._task, description=text)
+
+
+@contextmanager
+def progress_bar(description: str, *, unit: str = "items", total: int | None = None, extra: str = ""):
+    """A progress bar on stderr; `extra` is a rich format string over task fields (e.g. "loss {task.fields[loss]}")."""
+    columns = [
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    ]
+    if extra:
+        columns.append(TextColumn(extra))
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield Bar(progress, task)

@@ -1,0 +1,72 @@
+"""The clip table: one row per clip, in store order, as parquet beside the zarr arrays of a store.
+
+Users query it with pandas (`etl.read_clips(store).query("split == 'test'")`); every stage carries it forward.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from etl.errors import ActrecError
+
+CLIPS_FILE = "clips.parquet"
+REJECTS_FILE = "rejects.parquet"
+
+# Always present, in this order; dataset-specific columns (viewpoint, subject, camera...) follow.
+CORE_COLUMNS = (
+    "clip_id",
+    "label",
+    "label_name",
+    "split",
+    "n_frames",
+    "n_persons",
+    "img_h",
+    "img_w",
+    "layout",
+    "source",
+    "source_format",
+)
+REJECT_COLUMNS = ("clip_id", "source", "reason")
+
+
+def read_clip_table(store: str | Path) -> pd.DataFrame:
+    """The clip table of a keypoint or heatmap store (a zarr folder)."""
+    path = Path(store) / CLIPS_FILE
+    if not path.exists():
+        raise ActrecError(
+            f"{store} has no clip table ({CLIPS_FILE}): is it an actrec store? "
+            "Create one with `actrec-etl ingest`."
+        )
+    return pd.read_parquet(path)
+
+
+def read_rejects(store: str | Path) -> pd.DataFrame:
+    path = Path(store) / REJECTS_FILE
+    if not path.exists():
+        return pd.DataFrame(columns=list(REJECT_COLUMNS))
+    return pd.read_parquet(path)
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    # Written into a store's temporary folder, which is renamed as a whole: no partial file is ever visible.
+    df.to_parquet(path, index=False)
+
+
+def order_columns(df: pd.DataFrame) -> pd.DataFrame:
+    extra = sorted(c for c in df.columns if c not in CORE_COLUMNS)
+    return df[[c for c in CORE_COLUMNS if c in df.columns] + extra]
+
+
+def query_clips(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
+    """`df.query(expr)` with an error that names the expression and the columns a user can use."""
+    if not expr:
+        return df
+    try:
+        out = df.query(expr)
+    except Exception as exc:  # pandas raises many types for a bad expression
+        raise ActrecError(f"bad clip query {expr!r}: {exc}. Columns: {', '.join(df.columns)}") from exc
+    if not isinstance(out, pd.DataFrame):
+        raise ActrecError(f"clip query {expr!r} must be a boolean condition (e.g. \"split == 'test'\")")
+    return out

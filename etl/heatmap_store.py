@@ -1,0 +1,137 @@
+"""The heatmap store: every frame of every clip rendered once, quantised, compressed and sharded.
+
+Layout (format_version 1):
+    heatmaps    (F, C, S, S) uint8 (or float16)  the frames of all clips; clip i is rows
+                                                 [clip_start[i], clip_start[i] + n_frames[i])
+    clip_start  (N,)   int64    a multiple of frames_per_chunk: a clip never shares a chunk with another
+    n_frames    (N,)   int64
+    crop_boxes  (N, 4) float64  per-clip PoseCompact box [x0, y0, x1, y1] in source-image pixels
+    checksums   (N,)   uint32   zlib.crc32 of each clip's decoded bytes, checked by `actrec-etl verify`
+    clips.parquet               the keypoint store's clip table, same rows in the same order
+Chunks are (frames_per_chunk, C, S, S); shards group chunks_per_shard chunks so a dataset is a few hundred files.
+Render partitions own whole shards (two writers never touch one shard: zarr would lose data), and chunks
+padded past a clip's end stay empty, which costs nothing on disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec
+
+from etl.cliptable import read_clip_table
+from etl.errors import ActrecError
+from etl.storeio import open_group
+
+KIND = "actrec.heatmaps"
+FORMAT_VERSION = 1
+DTYPES = ("uint8", "float16")
+CODECS = ("lz4", "zstd", "none")
+UINT8_SCALE = 255  # stored value q = round(v * 255): |v - q / 255| <= 1 / 510
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A unit of render work: clips [clip_lo, clip_hi) in frames [frame_lo, frame_hi), whole shards."""
+
+    index: int
+    clip_lo: int
+    clip_hi: int
+    frame_lo: int
+    frame_hi: int
+
+
+def plan_layout(
+    n_frames: np.ndarray, frames_per_chunk: int, chunks_per_shard: int
+) -> tuple[np.ndarray, list[Partition], int]:
+    """Place clips on the frame axis: each clip starts on a chunk boundary; clips are packed into shards in
+    order, a clip that does not fit in the current shard's rest starts the next shard. Returns clip starts
+    (N,), the partitions (one per run of shards) and the total frame count. Pure function of its inputs, so
+    a resumed render finds the same plan."""
+    fb, shard = frames_per_chunk, frames_per_chunk * chunks_per_shard
+    starts = np.zeros(len(n_frames), np.int64)
+    parts: list[Partition] = []
+    pos, part_lo_clip, part_lo_frame = 0, 0, 0
+    for i, t in enumerate(np.asarray(n_frames, np.int64)):
+        span = -(-int(t) // fb) * fb  # chunk-rounded
+        shard_end = (pos // shard + 1) * shard
+        if pos > part_lo_frame and pos + span > shard_end:
+            # close the current partition at its shard boundary
+            end = -(-pos // shard) * shard
+            parts.append(Partition(len(parts), part_lo_clip, i, part_lo_frame, end))
+            pos, part_lo_clip, part_lo_frame = end, i, end
+        starts[i] = pos
+        pos += span
+    if len(n_frames):
+        parts.append(Partition(len(parts), part_lo_clip, len(n_frames), part_lo_frame, pos))
+    return starts, parts, pos
+
+
+def compressors(codec: str, level: int) -> tuple:
+    """Inner-chunk codecs: blosc (fast on sparse maps; bit-shuffle helps 1-byte data) then crc32c so a damaged
+    chunk fails loudly at decode time."""
+    if codec == "none":
+        return (Crc32cCodec(),)
+    if codec not in CODECS:
+        raise ActrecError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    return (BloscCodec(cname=codec, clevel=level, shuffle="bitshuffle"), Crc32cCodec())
+
+
+@dataclass
+class HeatmapStore:
+    """A finished heatmap store opened for reading (the trainer's data source)."""
+
+    path: Path
+    group: zarr.Group
+    table: pd.DataFrame
+    clip_start: np.ndarray  # (N,) int64
+    n_frames: np.ndarray  # (N,) int64
+
+    @classmethod
+    def open(cls, path: str | Path) -> HeatmapStore:
+        group = open_group(path, KIND, FORMAT_VERSION)
+        table = read_clip_table(path)
+        return cls(Path(path), group, table, group["clip_start"][:], group["n_frames"][:])
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.group.attrs)
+
+    @property
+    def heatmaps(self) -> zarr.Array:
+        return self.group["heatmaps"]
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.group.attrs["channels"])
+
+    @property
+    def flip_permutation(self) -> list[int]:
+        return list(self.group.attrs["flip_permutation"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.group.attrs["classes"])
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def read_clip(self, index: int, frames: np.ndarray | None = None) -> np.ndarray:
+        """(T', C, S, S) frames of clip `index` (all, or the given frame indices). Reads only the chunks that
+        hold the requested frames."""
+        start, t = int(self.clip_start[index]), int(self.n_frames[index])
+        if frames is None:
+            return self.heatmaps[start : start + t]
+        frames = np.asarray(frames, np.int64)
+        lo, hi = int(frames.min()), int(frames.max()) + 1
+        block = self.heatmaps[start + lo : start + hi]  # contiguous read of the spanned chunks
+        return block[frames - lo]
+
+    def to_float(self, values: np.ndarray) -> np.ndarray:
+        return (
+            values.astype(np.float32) / UINT8_SCALE if values.dtype == np.uint8 else values.astype(np.float32)
+        )

@@ -1,0 +1,259 @@
+"""`actrec-etl ingest`: pose files -> keypoint store + clip table, every input clip kept or rejected with a reason.
+
+The store is built in `<out>.partial` and renamed into place at the end, so an interrupted ingest never leaves
+something that looks complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from etl.cliptable import (
+    CLIPS_FILE,
+    REJECT_COLUMNS,
+    REJECTS_FILE,
+    order_columns,
+    read_clip_table,
+    read_rejects,
+    write_table,
+)
+from etl.errors import ActrecError
+from etl.keypoint_store import FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
+from etl.poseclip import PoseClip, Reject
+from etl.readers import ReadOptions, dataset_classes, detect_format, read_source
+from etl.readers.manifest import load_classes
+from etl.storeio import check_output, exclusive_lock, partial_path, publish
+from etl.validate import validate_clip
+
+MODES = ("create", "overwrite", "append")
+
+
+@dataclass
+class IngestReport:
+    out: Path
+    fmt: str
+    n_read: int = 0
+    n_kept: int = 0  # clips added by this run
+    n_total: int = 0  # clips in the store afterwards (differs from n_kept when appending)
+    rejects: list[Reject] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+
+    @property
+    def n_rejected(self) -> int:
+        return len(self.rejects)
+
+    def summary(self) -> str:
+        return f"{self.n_read} read, {self.n_kept} kept, {self.n_rejected} rejected"
+
+
+def ingest(
+    paths: list[Path],
+    *,
+    out: Path,
+    fmt: str,
+    options: ReadOptions,
+    mode: str = "create",
+    nan_policy: str = "missing",
+    strict: bool = False,
+    on_progress: Callable[[IngestReport], None] | None = None,
+) -> IngestReport:
+    """Read, validate and store clips; raise ActrecError when the input as a whole is unusable (or, with
+    `strict`, when any clip is rejected). Nothing is written then."""
+    if mode not in MODES:
+        raise ActrecError(f"unknown ingest mode {mode!r}; choose one of {', '.join(MODES)}")
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise ActrecError(f"input not found: {', '.join(missing)}")
+    if fmt == "auto":
+        fmt = detect_format(paths)
+    out = Path(out)
+    if mode == "append":
+        if not out.exists():
+            raise ActrecError(f"--append needs an existing store, but {out} does not exist")
+    else:
+        check_output(out, overwrite=mode == "overwrite", hint=" or --append to add new clips")
+
+    with exclusive_lock(out, "ingest"):
+        tmp = partial_path(out)
+        if tmp.exists():
+            shutil.rmtree(tmp)  # a leftover of an interrupted ingest: ingest restarts from scratch
+        try:
+            report = _ingest_into(
+                tmp,
+                paths,
+                out=out,
+                fmt=fmt,
+                options=options,
+                mode=mode,
+                nan_policy=nan_policy,
+                strict=strict,
+                on_progress=on_progress,
+            )
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        publish(tmp, out)
+    return report
+
+
+def _ingest_into(
+    tmp: Path, paths, *, out, fmt, options, mode, nan_policy, strict, on_progress
+) -> IngestReport:
+    report = IngestReport(out=out, fmt=fmt)
+    layout = options.layout
+    old_table, old_rejects, old_attrs = None, None, {}
+    if mode == "append":
+        old = KeypointStore.open(out)
+        if old.layout.name != layout.name:
+            raise ActrecError(f"cannot append {layout.name} clips to {out}, which holds {old.layout.name}")
+        old_table, old_rejects, old_attrs = read_clip_table(out), read_rejects(out), old.attrs
+        shutil.copytree(out, tmp)
+    fixed_classes = _fixed_classes(fmt, options, old_attrs.get("classes"))
+    writer = KeypointWriter(tmp, layout, append=mode == "append")
+    seen: dict[str, str] = {} if old_table is None else dict.fromkeys(old_table.clip_id, str(out))
+    rows: list[dict] = []
+
+    for item in read_source(paths, fmt, options):
+        report.n_read += 1
+        result = item if isinstance(item, Reject) else _check(item, layout, nan_policy, seen, fixed_classes)
+        if isinstance(result, Reject):
+            report.rejects.append(result)
+        else:
+            seen[result.clip_id] = result.source
+            writer.add(result)
+            rows.append(_row(result, layout.name))
+            report.n_kept += 1
+        if on_progress is not None:
+            on_progress(report)
+
+    if report.n_kept == 0 and mode != "append":
+        raise ActrecError(
+            f"no usable clips in {', '.join(map(str, paths))} ({report.summary()}); "
+            f"first reasons: {_first_reasons(report.rejects)}"
+        )
+    if strict and report.rejects:
+        raise ActrecError(
+            f"--strict: {report.n_rejected} clip(s) rejected ({report.summary()}); "
+            f"first reasons: {_first_reasons(report.rejects)}"
+        )
+
+    table = pd.DataFrame(rows)
+    if old_table is not None:
+        table = pd.concat([old_table, table], ignore_index=True) if rows else old_table
+    report.classes = _assign_labels(table, fixed_classes)
+    table = order_columns(table)
+    rejects = pd.DataFrame([r.__dict__ for r in report.rejects], columns=list(REJECT_COLUMNS))
+    if old_rejects is not None and len(old_rejects):
+        rejects = pd.concat([old_rejects, rejects], ignore_index=True)
+    write_table(table, tmp / CLIPS_FILE)
+    write_table(rejects, tmp / REJECTS_FILE)
+    content_hash = writer.close()
+    report.n_total = len(table)
+    writer.group.attrs.update(
+        {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "layout": layout.name,
+            "joint_names": list(layout.joints),
+            "classes": report.classes,
+            "n_clips": len(table),
+            "content_hash": content_hash,
+            "ingest": _ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
+        }
+    )
+    return report
+
+
+def _check(
+    clip: PoseClip, layout, nan_policy: str, seen: dict[str, str], fixed_classes: list[str] | None
+) -> PoseClip | Reject:
+    result = validate_clip(clip, layout, nan_policy=nan_policy)
+    if isinstance(result, Reject):
+        return result
+    if result.clip_id in seen:
+        return Reject(
+            result.clip_id,
+            result.source,
+            f"duplicate clip_id {result.clip_id!r} (first seen in {seen[result.clip_id]})",
+        )
+    if fixed_classes is not None:
+        if result.label is not None and result.label_name is None and 0 <= result.label < len(fixed_classes):
+            result.label_name = fixed_classes[result.label]
+        if result.label_name not in fixed_classes:
+            shown = ", ".join(fixed_classes[:8]) + (", ..." if len(fixed_classes) > 8 else "")
+            return Reject(
+                result.clip_id, result.source, f"unknown label {result.label_name!r} (known: {shown})"
+            )
+    return result
+
+
+def _fixed_classes(fmt: str, options: ReadOptions, existing: list[str] | None) -> list[str] | None:
+    """The class list when it is known before reading (a dataset's own, a --classes file, the store appended
+    to); None means: collect the names from the data and sort them."""
+    if existing is not None:
+        return list(existing)
+    if options.classes_file is not None:
+        return load_classes(Path(options.classes_file))
+    return dataset_classes(fmt)
+
+
+def _assign_labels(table: pd.DataFrame, fixed_classes: list[str] | None) -> list[str]:
+    """Integer labels = position in the class list, so they agree across appends and with the dataset."""
+    if fixed_classes is None:
+        numeric = table["label"].notna().all() if "label" in table else False
+        if numeric:  # e.g. pyskl without --classes: keep the file's integers, names are derived from them
+            classes = [f"class_{i}" for i in range(int(table["label"].max()) + 1)]
+            for lab, name in zip(table["label"], table["label_name"], strict=True):
+                classes[int(lab)] = name
+        else:
+            classes = sorted(table["label_name"].unique())
+    else:
+        classes = list(fixed_classes)
+    index = {name: i for i, name in enumerate(classes)}
+    table["label"] = table["label_name"].map(index).astype("int64")
+    return classes
+
+
+def _row(clip: PoseClip, layout_name: str) -> dict:
+    row = {
+        "clip_id": clip.clip_id,
+        "label": clip.label,
+        "label_name": clip.label_name,
+        "split": clip.split,
+        "n_frames": clip.n_frames,
+        "n_persons": clip.n_persons,
+        "img_h": int(clip.img_h),
+        "img_w": int(clip.img_w),
+        "layout": layout_name,
+        "source": clip.source,
+        "source_format": clip.source_format,
+    }
+    for key, value in clip.meta.items():
+        row.setdefault(key, value)
+    return row
+
+
+def _first_reasons(rejects: Iterable[Reject], n: int = 3) -> str:
+    items = [f"{r.clip_id}: {r.reason}" for r in list(rejects)[:n]]
+    return "; ".join(items) or "none"
+
+
+def _ingest_params(paths, fmt: str, options: ReadOptions, nan_policy: str, previous: dict | None) -> dict:
+    params = {
+        "sources": [str(p) for p in paths],
+        "format": fmt,
+        "nan_policy": nan_policy,
+        "labels_csv": str(options.labels_csv) if options.labels_csv else None,
+        "classes_file": str(options.classes_file) if options.classes_file else None,
+        "project": options.project,
+        "occluded_score": options.occluded_score,
+        "split_protocol": options.split_protocol,
+    }
+    if previous:
+        params["appended_to"] = previous
+    return params

@@ -1,0 +1,148 @@
+"""Helpers shared by the readers: deterministic file expansion, joint-missing conventions, file-level rejects."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from etl.poseclip import PoseClip, Reject, safe_clip_id
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(path: Path | str) -> tuple:
+    """Sort key that orders 'a2' before 'a10' (numbers compare as numbers), deterministic for any names."""
+    parts = _DIGITS.split(str(path))
+    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def expand_files(paths: Iterable[Path], patterns: tuple[str, ...]) -> list[Path]:
+    """Files given as-is, folders expanded recursively to the files matching `patterns`, naturally sorted.
+
+    The user's path order is kept; a file reached twice is listed once.
+    """
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            found = {f for pattern in patterns for f in path.rglob(pattern) if f.is_file()}
+            candidates = sorted(found, key=natural_key)
+        else:
+            candidates = [path]
+        for f in candidates:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
+
+
+class ClipError(ValueError):
+    """A clip (or file) that cannot be read, with a message written for the user."""
+
+
+def guarded(build: Callable[[], PoseClip], clip_id: str, source: str) -> PoseClip | Reject:
+    """Run `build`; any failure becomes a Reject naming the source, so one bad clip never stops a read."""
+    try:
+        return build()
+    except ClipError as exc:
+        return Reject(clip_id, source, f"{source}: {exc}")
+    except Exception as exc:  # unexpected content: report it, keep reading the other clips
+        return Reject(clip_id, source, f"{source}: cannot parse clip: {describe_error(exc)}")
+
+
+def fallback_clip_id(raw: str, default: str = "clip") -> str:
+    """`safe_clip_id`, or `default` when `raw` has no usable character (used for rejects, never raises)."""
+    try:
+        return safe_clip_id(raw)
+    except ValueError:
+        return default
+
+
+def file_reject(path: Path, reason: str) -> Reject:
+    """A Reject for a whole file; the reason names the file so a user can find it."""
+    return Reject(fallback_clip_id(path.stem), str(path), f"{path}: {reason}")
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line description of an unexpected parse failure."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def scores_from_coords(keypoints: np.ndarray) -> np.ndarray:
+    """Scores for formats without confidences: 1.0 where (x, y) is finite and not the (0, 0) placeholder.
+
+    keypoints: (..., 2) -> scores (...) float32
+    """
+    finite = np.isfinite(keypoints).all(axis=-1)
+    zero_pair = (keypoints == 0).all(axis=-1)
+    return (finite & ~zero_pair).astype(np.float32)
+
+
+def mark_missing(keypoints: np.ndarray, scores: np.ndarray, missing: np.ndarray) -> None:
+    """In place: joints where `missing` is True get NaN coordinates and score 0 (the PoseClip convention).
+
+    keypoints (M, T, V, 2), scores (M, T, V), missing (M, T, V) bool
+    """
+    keypoints[missing] = np.nan
+    scores[missing] = 0.0
+
+
+def extent_size(keypoints: np.ndarray) -> tuple[int, int]:
+    """(img_h, img_w) for formats without an image size: the smallest frame holding every finite keypoint.
+
+    A coordinate x lies in pixel column floor(x), so the width is floor(max x) + 1 (at least 1).
+    keypoints: (M, T, V, 2)
+    """
+    finite = np.isfinite(keypoints).all(axis=-1)
+    if not finite.any():
+        return 1, 1
+    xs = keypoints[..., 0][finite]
+    ys = keypoints[..., 1][finite]
+    img_w = max(1, math.floor(float(xs.max())) + 1)
+    img_h = max(1, math.floor(float(ys.max())) + 1)
+    return img_h, img_w
+
+
+def as_text(value) -> str:
+    """A str from the str/bytes/0-d/1-element array values that MATLAB, HDF5 and numpy hand back."""
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0] if value.size == 1 else value.tolist()
+    if isinstance(value, bytes | np.bytes_):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def as_scalar(value):
+    """A plain Python scalar (int/float/str/bool) from numpy/HDF5 scalars, or None when `value` is not one."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            return None
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes | np.bytes_):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bool | int | float | str):
+        return value
+    return None
+
+
+def as_int(value, what: str) -> int:
+    """An int from a scalar that must be integral (3, 3.0, np.int64(3), b'3'); ClipError names `what`."""
+    scalar = as_scalar(value)
+    if isinstance(scalar, str):
+        scalar = scalar.strip()
+        if re.fullmatch(r"-?\d+", scalar):
+            return int(scalar)
+        raise ClipError(f"{what} must be an integer, found {scalar!r}")
+    if isinstance(scalar, bool) or scalar is None:
+        raise ClipError(f"{what} must be an integer, found {value!r}")
+    if isinstance(scalar, float) and not scalar.is_integer():
+        raise ClipError(f"{what} must be an integer, found {scalar!r}")
+    return int(scalar)

@@ -1,0 +1,160 @@
+"""HDF5 pose files: the generic actrec layout (one clip per file, or many under /clips/<clip_id>) and SLEAP
+analysis files (`tracks`, `point_scores`, `node_names`, `track_names`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from etl.poseclip import PoseClip, Reject, safe_clip_id
+from etl.readers.common import (
+    ClipError,
+    describe_error,
+    expand_files,
+    extent_size,
+    fallback_clip_id,
+    file_reject,
+    guarded,
+    mark_missing,
+    natural_key,
+)
+from etl.readers.generic import clip_from_arrays
+from etl.readers.options import ReadContext
+
+FORMAT = "h5"
+PATTERNS = ("*.h5", "*.hdf5")
+# SLEAP names its exports <project>.<video>.analysis.h5 (GUI) or <labels>.tracking.h5 (command line)
+_SLEAP_SUFFIXES = (".analysis", ".tracking")
+
+
+def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
+    for path in expand_files(paths, PATTERNS):
+        yield from _read_file(path, ctx)
+
+
+def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
+    try:
+        f = h5py.File(path, "r")
+    except Exception as exc:
+        yield file_reject(path, f"not a readable HDF5 file (corrupt or truncated?): {describe_error(exc)}")
+        return
+    with f:
+        try:
+            kind, names = _layout_of(f)
+        except Exception as exc:  # damaged metadata can fail on the first lookup
+            yield file_reject(path, f"cannot read the HDF5 structure (corrupt?): {describe_error(exc)}")
+            return
+        if kind == "sleap":
+            yield _labelled(ctx, guarded(lambda: _sleap_clip(path, f), _sleap_id(path), str(path)))
+        elif kind == "many":
+            root_attrs = dict(f.attrs)  # file-level attrs are defaults for every clip (e.g. fps)
+            for name in names:
+                source = f"{path}#{name}"
+
+                def build(name: str = name, source: str = source) -> PoseClip:
+                    return _group_clip(f["clips"][name], name, source, root_attrs, ctx)
+
+                yield _labelled(ctx, guarded(build, fallback_clip_id(name), source))
+        elif kind == "one":
+            clip_id = _stem_id(path)
+            yield _labelled(
+                ctx, guarded(lambda: _group_clip(f, clip_id, str(path), {}, ctx), clip_id, str(path))
+            )
+        else:
+            yield file_reject(
+                path,
+                "wrong structure: expected a 'keypoints' dataset (one clip), a 'clips' group (many clips) or a "
+                f"SLEAP analysis 'tracks' dataset; found {', '.join(names) or 'nothing'}",
+            )
+
+
+def _layout_of(f: h5py.File) -> tuple[str, list[str]]:
+    """('sleap' | 'many' | 'one' | 'unknown', clip group names for 'many' / top-level keys for 'unknown')."""
+    if "tracks" in f:
+        return "sleap", []
+    if isinstance(f.get("clips"), h5py.Group):
+        return "many", sorted(f["clips"].keys(), key=natural_key)
+    if "keypoints" in f:
+        return "one", []
+    return "unknown", sorted(f.keys())
+
+
+def _labelled(ctx: ReadContext, result: PoseClip | Reject) -> PoseClip | Reject:
+    return ctx.labelled(result) if isinstance(result, PoseClip) else result
+
+
+def _stem_id(path: Path) -> str:
+    return fallback_clip_id(path.stem)
+
+
+def _sleap_id(path: Path) -> str:
+    stem = path.stem
+    for suffix in _SLEAP_SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    return fallback_clip_id(stem)
+
+
+def _dataset(group: h5py.Group, name: str, where: str) -> np.ndarray:
+    node = group.get(name)
+    if not isinstance(node, h5py.Dataset):
+        raise ClipError(f"{where}: '{name}' must be a dataset")
+    return node[()]
+
+
+def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx: ReadContext) -> PoseClip:
+    if not isinstance(group, h5py.Group) or "keypoints" not in group:
+        raise ClipError(f"no 'keypoints' dataset in {group.name}: each clip is a group holding one")
+    keypoints = _dataset(group, "keypoints", group.name)  # (T, M, V, 2|3)
+    scores = _dataset(group, "scores", group.name) if "scores" in group else None  # (T, M, V)
+    return clip_from_arrays(
+        clip_id=safe_clip_id(raw_id),
+        source=source,
+        source_format=FORMAT,
+        keypoints=keypoints,
+        scores=scores,
+        attrs={**defaults, **dict(group.attrs)},
+        classes=ctx.classes,
+    )
+
+
+def _sleap_clip(path: Path, f: h5py.File) -> PoseClip:
+    # SLEAP writes its matrices column-major for MATLAB: h5py sees them transposed from the documented order.
+    tracks = np.asarray(_dataset(f, "tracks", "/"), dtype=np.float32)  # (n_tracks, 2, n_nodes, n_frames)
+    if tracks.ndim != 4 or tracks.shape[1] != 2:
+        raise ClipError(
+            f"SLEAP 'tracks' must be (n_tracks, 2, n_nodes, n_frames), found shape {tracks.shape}"
+        )
+    keypoints = np.ascontiguousarray(tracks.transpose(0, 3, 2, 1))  # (M, T, V, 2)
+    present = np.isfinite(keypoints).all(axis=-1)  # (M, T, V)
+    if "point_scores" in f:
+        point_scores = np.asarray(
+            _dataset(f, "point_scores", "/"), dtype=np.float32
+        )  # (n_tracks, n_nodes, n_frames)
+        expected = (tracks.shape[0], tracks.shape[2], tracks.shape[3])
+        if point_scores.shape != expected:
+            raise ClipError(
+                f"SLEAP 'point_scores' must be (n_tracks, n_nodes, n_frames) = {expected} to match 'tracks' "
+                f"{tracks.shape}, found {point_scores.shape}"
+            )
+        scores = np.ascontiguousarray(point_scores.transpose(0, 2, 1))  # (M, T, V)
+        # user-labelled points carry no score: NaN where the point exists means "certain"
+        scores[present & np.isnan(scores)] = 1.0
+    else:
+        scores = present.astype(np.float32)
+    mark_missing(keypoints, scores, ~present)
+    img_h, img_w = extent_size(keypoints)
+    return PoseClip(
+        clip_id=_sleap_id(path),
+        keypoints=keypoints,
+        scores=scores,
+        label_name=None,  # SLEAP files carry no action label: give one with labels_csv
+        split=None,
+        img_h=img_h,
+        img_w=img_w,
+        source=str(path),
+        source_format=FORMAT,
+    )

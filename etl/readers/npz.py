@@ -1,0 +1,65 @@
+"""NumPy .npz pose files, one clip per file, with the keys of the generic h5 layout.
+
+`keypoints` (T, M, V, 2|3), optional `scores` (T, M, V), and 0-d arrays `label_name`, `label`, `split`, `img_h`,
+`img_w`, `fps` (any other 0-d array goes to meta). Loaded with allow_pickle=False: object arrays are refused.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from etl.poseclip import PoseClip, Reject
+from etl.readers.common import ClipError, describe_error, expand_files, fallback_clip_id, file_reject, guarded
+from etl.readers.generic import clip_from_arrays
+from etl.readers.options import ReadContext
+
+FORMAT = "npz"
+PATTERNS = ("*.npz",)
+
+
+def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
+    for path in expand_files(paths, PATTERNS):
+        yield _read_file(path, ctx)
+
+
+def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        return file_reject(path, f"not a readable .npz file (corrupt or truncated?): {describe_error(exc)}")
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        return file_reject(
+            path, "wrong structure: a single .npy array, expected an .npz archive with 'keypoints'"
+        )
+    with archive:
+        clip_id = fallback_clip_id(path.stem)
+        result = guarded(lambda: _clip(path, archive, ctx), clip_id, str(path))
+    return ctx.labelled(result) if isinstance(result, PoseClip) else result
+
+
+def _clip(path: Path, archive: np.lib.npyio.NpzFile, ctx: ReadContext) -> PoseClip:
+    keys = set(archive.files)
+    if "keypoints" not in keys:
+        raise ClipError(
+            f"wrong structure: no 'keypoints' array; found {', '.join(sorted(keys)) or 'nothing'}"
+        )
+    try:
+        arrays = {key: archive[key] for key in sorted(keys)}
+    except ValueError as exc:  # object arrays need pickle, which is refused on purpose
+        raise ClipError(f"cannot load an array without pickle: {exc}") from None
+    attrs = {
+        key: value for key, value in arrays.items() if key not in ("keypoints", "scores") and value.ndim == 0
+    }
+    return clip_from_arrays(
+        clip_id=fallback_clip_id(path.stem),
+        source=str(path),
+        source_format=FORMAT,
+        keypoints=arrays["keypoints"],
+        scores=arrays.get("scores"),
+        attrs=attrs,
+        classes=ctx.classes,
+    )

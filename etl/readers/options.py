@@ -1,0 +1,35 @@
+"""The options every reader receives; `actrec-etl ingest` fills them from its command-line flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from etl.poseclip import PoseClip
+from etl.readers.manifest import ManifestRow, apply_manifest
+from etl.skeleton import Layout
+
+
+@dataclass
+class ReadOptions:
+    layout: Layout  # the joint layout chosen with --layout (openpose-json parses by it)
+    labels_csv: Path | None = None  # manifest: clip_id,label_name[,split,label,img_h,img_w,...]
+    classes_file: Path | None = None  # one class name per line: names for numeric labels (pyskl)
+    project: str = "pinhole"  # utd-mhad 3D -> 2D: "pinhole" | "ortho"
+    occluded_score: float = 0.5  # penn-action: score of joints annotated as not visible (visible = 1.0)
+    split_protocol: str | None = None  # pyskl: split family (e.g. "xsub"); jhmdb-ddnet: "1" | "2" | "3"
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What a reader needs besides its paths: the options and the side files `read_source` loaded once."""
+
+    options: ReadOptions
+    manifest: dict[str, ManifestRow] | None = None  # labels_csv rows by clip id
+    classes: list[str] | None = None  # classes_file names by numeric label
+
+    def labelled(self, clip: PoseClip) -> PoseClip:
+        """The clip with its manifest row applied (the manifest wins where it has a value)."""
+        if self.manifest is None:
+            return clip
+        return apply_manifest(clip, self.manifest.get(clip.clip_id))

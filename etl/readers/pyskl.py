@@ -1,0 +1,182 @@
+"""MMAction2 / PYSKL annotation pickles: `{'split': {name: [frame_dir, ...]}, 'annotations': [dict, ...]}` or a
+bare list of annotation dicts. Loaded only through `etl.safe_pickle` (numpy arrays and containers, nothing else).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from etl.errors import ActrecError
+from etl.poseclip import PoseClip, Reject, safe_clip_id
+from etl.readers.common import (
+    ClipError,
+    as_int,
+    as_text,
+    expand_files,
+    extent_size,
+    fallback_clip_id,
+    file_reject,
+    guarded,
+    mark_missing,
+)
+from etl.readers.generic import label_name_for
+from etl.readers.options import ReadContext
+from etl.safe_pickle import load_pickle
+
+FORMAT = "pyskl"
+PATTERNS = ("*.pkl", "*.pickle")
+_SPLIT_NAMES = {"train": "train", "val": "test", "test": "test"}  # normalised suffix of e.g. xsub_val
+
+
+def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
+    for path in expand_files(paths, PATTERNS):
+        yield from _read_file(path, ctx)
+
+
+def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
+    try:
+        data = load_pickle(path)
+    except ActrecError as exc:  # refused global or corrupt stream: reject this file, keep going
+        yield file_reject(path, str(exc).removeprefix(f"{path}: "))
+        return
+    if isinstance(data, Mapping) and "annotations" in data:
+        annotations, splits = data["annotations"], data.get("split")
+        splits = {} if splits is None else splits
+    elif isinstance(data, list):
+        annotations, splits = data, {}
+    else:
+        yield file_reject(
+            path,
+            "wrong top-level structure: expected a dict with 'annotations' (and 'split') or a list of annotation "
+            f"dicts, found {_describe(data)}",
+        )
+        return
+    if not isinstance(annotations, list) or not isinstance(splits, Mapping):
+        yield file_reject(
+            path,
+            f"wrong structure: 'annotations' must be a list (found {_describe(annotations)}) and 'split' a dict "
+            f"(found {_describe(splits)})",
+        )
+        return
+    try:
+        membership, protocol = _split_membership(splits, ctx.options.split_protocol)
+    except ClipError as exc:
+        yield file_reject(path, str(exc))
+        return
+    split_names = list(membership)
+    for index, annotation in enumerate(annotations):
+        raw_id = annotation.get("frame_dir") if isinstance(annotation, Mapping) else None
+        default_id = f"{fallback_clip_id(path.stem)}_{index:06d}"
+        clip_id = default_id if raw_id is None else fallback_clip_id(as_text(raw_id), default_id)
+        source = f"{path}#{raw_id if raw_id is not None else index}"
+
+        def build(annotation=annotation, index: int = index, source: str = source) -> PoseClip:
+            return _clip(annotation, index, source, membership, split_names, protocol, ctx)
+
+        result = guarded(build, clip_id, source)
+        yield ctx.labelled(result) if isinstance(result, PoseClip) else result
+
+
+def _describe(value) -> str:
+    if isinstance(value, Mapping):
+        return f"a dict with keys {', '.join(map(str, list(value)[:8])) or 'none'}"
+    return type(value).__name__
+
+
+def _split_membership(splits: Mapping, protocol: str | None) -> tuple[dict[str, set[str]], str | None]:
+    """{split name: set of frame_dirs} and the protocol whose keys name the `split` column.
+
+    Default protocol: the prefix before the last '_' of the first split key ('xsub_train' -> 'xsub';
+    a key without '_' such as 'train' has the empty prefix).
+    """
+    membership = {}
+    for name, members in splits.items():
+        if not isinstance(members, list | tuple | set | np.ndarray):
+            raise ClipError(
+                f"split {name!r} must be a list of frame_dir names, found {type(members).__name__}"
+            )
+        membership[str(name)] = {str(m) for m in members}
+    if not membership:
+        return membership, None
+    prefixes = {name.rpartition("_")[0] for name in membership}
+    chosen = protocol if protocol is not None else next(iter(membership)).rpartition("_")[0]
+    if chosen not in prefixes:
+        known = ", ".join(sorted(p or "(no prefix)" for p in prefixes))
+        raise ClipError(
+            f"split protocol {chosen!r} names none of the split keys ({', '.join(membership)}); use one of: {known}"
+        )
+    return membership, chosen
+
+
+def _clip_split(frame_dir: str, membership: dict[str, set[str]], protocol: str | None) -> str | None:
+    for name, members in membership.items():
+        prefix, _, suffix = name.rpartition("_")
+        if prefix == protocol and frame_dir in members:
+            return _SPLIT_NAMES.get(suffix, suffix)
+    return None
+
+
+def _clip(
+    annotation,
+    index: int,
+    source: str,
+    membership: dict[str, set[str]],
+    split_names: list[str],
+    protocol: str | None,
+    ctx: ReadContext,
+) -> PoseClip:
+    if not isinstance(annotation, Mapping):
+        raise ClipError(f"annotation {index} must be a dict, found {type(annotation).__name__}")
+    missing = [k for k in ("frame_dir", "label", "keypoint") if k not in annotation]
+    if missing:
+        raise ClipError(f"annotation {index} lacks key(s) {', '.join(missing)}")
+    frame_dir = as_text(annotation["frame_dir"])
+    keypoints = np.asarray(annotation["keypoint"])
+    if keypoints.ndim != 4 or keypoints.shape[-1] != 2 or not np.issubdtype(keypoints.dtype, np.number):
+        raise ClipError(
+            f"'keypoint' must be numeric (M, T, V, 2) 2D coordinates, found shape {keypoints.shape} dtype "
+            f"{keypoints.dtype}"
+            + (" (3D skeletons are not supported)" if keypoints.shape[-1:] == (3,) else "")
+        )
+    keypoints = keypoints.astype(np.float32)  # (M, T, V, 2), a copy
+    if "keypoint_score" in annotation:
+        scores = np.asarray(annotation["keypoint_score"])
+        if scores.shape != keypoints.shape[:3] or not np.issubdtype(scores.dtype, np.number):
+            raise ClipError(
+                f"'keypoint_score' must be (M, T, V) = {keypoints.shape[:3]} to match 'keypoint' "
+                f"{keypoints.shape}, found {scores.shape}"
+            )
+        scores = scores.astype(np.float32)  # (M, T, V)
+        # PYSKL pads absent persons/joints with (0, 0) and score 0; a zero confidence carries no position
+        missing_joint = ~(scores > 0)
+    else:
+        scores = np.ones(keypoints.shape[:3], np.float32)
+        missing_joint = ~np.isfinite(keypoints).all(axis=-1) | (keypoints == 0).all(axis=-1)
+    mark_missing(keypoints, scores, missing_joint)
+
+    label = as_int(annotation["label"], "label")
+    shape = annotation.get("img_shape", annotation.get("original_shape"))
+    if shape is not None:
+        shape = tuple(np.asarray(shape).reshape(-1).tolist())
+        if len(shape) < 2:
+            raise ClipError(f"'img_shape' must be (height, width), found {shape}")
+        img_h, img_w = as_int(shape[0], "img_shape height"), as_int(shape[1], "img_shape width")
+    else:
+        img_h, img_w = extent_size(keypoints)
+    meta = {f"split_{name}": frame_dir in membership[name] for name in split_names}
+    return PoseClip(
+        clip_id=safe_clip_id(frame_dir),
+        keypoints=keypoints,
+        scores=scores,
+        label_name=label_name_for(label, ctx.classes),
+        split=_clip_split(frame_dir, membership, protocol),
+        img_h=img_h,
+        img_w=img_w,
+        source=source,
+        source_format=FORMAT,
+        label=label,
+        meta=meta,
+    )

@@ -1,0 +1,312 @@
+"""`actrec-etl render`: keypoint store -> heatmap store, once, in parallel, resumable.
+
+Work is split into partitions that own whole shards (see heatmap_store.plan_layout). Each partition is rendered
+by `render_partition`, a pure function of (keypoint store, plan, params) that writes its frames and then a done
+marker; re-running after a crash (even SIGKILL) skips finished partitions and redoes the rest, which rewrites
+their shards completely, so the result equals an uninterrupted run. Parallelism is one level: partitions run
+concurrently (threads or dask.distributed workers), each kernel call on one numba thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from etl.cliptable import CLIPS_FILE, REJECTS_FILE, read_rejects, write_table
+from etl.errors import ActrecError
+from etl.heatmap_store import DTYPES, FORMAT_VERSION, KIND, UINT8_SCALE, Partition, compressors, plan_layout
+from etl.keypoint_store import KeypointStore
+from etl.storeio import check_output, exclusive_lock, partial_path, publish
+
+PROGRESS_DIR = "_progress"  # done markers of finished partitions, inside the temporary store
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    channels: str = "joints+limbs"
+    size: int = 64
+    sigma: float = 0.6
+    padding: float = 0.25
+    eps: float = 1e-4
+    dtype: str = "uint8"
+    codec: str = "lz4"
+    level: int = 5
+    frames_per_chunk: int = 16
+    chunks_per_shard: int = 16
+
+    def check(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ActrecError(f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if not 8 <= self.size <= 1024:
+            raise ActrecError(f"--size {self.size} is out of range (8-1024 pixels)")
+        if self.sigma <= 0:
+            raise ActrecError(f"--sigma must be positive, not {self.sigma}")
+        if self.frames_per_chunk < 1 or self.chunks_per_shard < 1:
+            raise ActrecError("--frames-per-chunk and --chunks-per-shard must be >= 1")
+        compressors(self.codec, self.level)
+
+    def fingerprint(self, keypoints_hash: str) -> str:
+        """Identity of a render: a partial store is resumed only by a run with the same fingerprint."""
+        text = json.dumps(
+            {"params": asdict(self), "keypoints": keypoints_hash, "v": FORMAT_VERSION}, sort_keys=True
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RenderReport:
+    out: Path
+    n_clips: int
+    n_partitions: int
+    resumed_partitions: int  # finished by an earlier, interrupted run
+    n_frames: int
+    bytes_stored: int
+
+
+def render(
+    keypoints: Path,
+    out: Path,
+    params: RenderParams,
+    *,
+    threads: int | None = None,
+    scheduler: str = "threads",
+    overwrite: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RenderReport:
+    """Render every clip of a keypoint store into a heatmap store at `out`.
+
+    scheduler: "threads" (this machine, `threads` partitions at a time) or a dask.distributed scheduler
+    address such as "tcp://host:8786" (workers must see both stores at the same paths)."""
+    params.check()
+    keypoints, out = Path(keypoints), Path(out)
+    kp = KeypointStore.open(keypoints)
+    check_output(out, overwrite=overwrite)
+    layout = kp.layout
+    channel_names = layout.channel_names(params.channels)
+    starts, parts, total = plan_layout(
+        kp.table["n_frames"].to_numpy(), params.frames_per_chunk, params.chunks_per_shard
+    )
+    fingerprint = params.fingerprint(kp.attrs["content_hash"])
+
+    with exclusive_lock(out, "render"):
+        tmp = partial_path(out)
+        resumable = _is_resumable(tmp, fingerprint)
+        if not resumable:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            _create_arrays(tmp, kp, params, channel_names, starts, total, fingerprint)
+        done = _done_partitions(tmp)
+        todo = [p for p in parts if p.index not in done]
+        if on_progress:
+            on_progress(len(done), len(parts))
+        _run_partitions(
+            todo,
+            keypoints.resolve(),
+            tmp.resolve(),
+            params,
+            threads,
+            scheduler,
+            lambda n: on_progress(len(done) + n, len(parts)) if on_progress else None,
+        )
+        _finalise(tmp, kp, parts)
+        publish(tmp, out)
+    stored = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return RenderReport(out, len(kp), len(parts), len(done), int(kp.table["n_frames"].sum()), stored)
+
+
+def _create_arrays(
+    tmp: Path,
+    kp: KeypointStore,
+    params: RenderParams,
+    channel_names: list[str],
+    starts: np.ndarray,
+    total: int,
+    fingerprint: str,
+) -> None:
+    """Create every array up front (the plan is fixed), so partitions only ever write into them."""
+    layout = kp.layout
+    s, c, fb = params.size, len(channel_names), params.frames_per_chunk
+    group = zarr.open_group(str(tmp), mode="w")
+    group.create_array(
+        "heatmaps",
+        shape=(total, c, s, s),
+        dtype=params.dtype,
+        chunks=(fb, c, s, s),
+        shards=(fb * params.chunks_per_shard, c, s, s),
+        compressors=compressors(params.codec, params.level),
+        fill_value=0,
+        dimension_names=("frame", "channel", "y", "x"),
+    )
+    group.create_array("clip_start", data=starts, dimension_names=("clip",))
+    group.create_array("n_frames", data=kp.table["n_frames"].to_numpy(np.int64), dimension_names=("clip",))
+    quant = (
+        {"scale": UINT8_SCALE, "max_abs_error": 1 / (2 * UINT8_SCALE), "rule": "q = floor(v * 255 + 0.5)"}
+        if params.dtype == "uint8"
+        else {"scale": 1, "max_abs_error": "float16 rounding (~5e-4 at 1.0)"}
+    )
+    group.attrs.update(
+        {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "complete": False,
+            "fingerprint": fingerprint,
+            "layout": layout.name,
+            "channel_preset": params.channels,
+            "channels": channel_names,
+            "flip_permutation": layout.channel_flip(params.channels),
+            "limbs": [list(x) for x in layout.limbs],
+            "classes": kp.classes,
+            "n_clips": len(kp),
+            "sigma": params.sigma,
+            "size": params.size,
+            "padding": params.padding,
+            "eps": params.eps,
+            "dtype": params.dtype,
+            "quantisation": quant,
+            "render": asdict(params),
+            "keypoints": {
+                "path": str(kp.path),
+                "content_hash": kp.attrs["content_hash"],
+                "format_version": kp.attrs["format_version"],
+            },
+        }
+    )
+    (tmp / PROGRESS_DIR).mkdir()
+
+
+def _is_resumable(tmp: Path, fingerprint: str) -> bool:
+    if not (tmp / "zarr.json").exists():
+        return False
+    try:
+        attrs = zarr.open_group(str(tmp), mode="r").attrs
+    except Exception:
+        return False  # a run killed while creating the arrays: start over
+    return attrs.get("fingerprint") == fingerprint and (tmp / PROGRESS_DIR).is_dir()
+
+
+def _done_partitions(tmp: Path) -> set[int]:
+    return {int(p.stem) for p in (tmp / PROGRESS_DIR).glob("*.json")}
+
+
+def _run_partitions(
+    todo: list[Partition],
+    kp_path: Path,
+    hm_path: Path,
+    params: RenderParams,
+    threads: int | None,
+    scheduler: str,
+    advance: Callable[[int], None],
+) -> None:
+    if not todo:
+        return
+    if scheduler == "threads":
+        workers = threads or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(render_partition, kp_path, hm_path, part, params) for part in todo]
+            for n, fut in enumerate(as_completed(futures), 1):
+                fut.result()
+                advance(n)
+        return
+    _run_distributed(todo, kp_path, hm_path, params, scheduler, advance)
+
+
+def _run_distributed(todo, kp_path, hm_path, params, address: str, advance) -> None:
+    try:
+        from distributed import Client
+        from distributed import as_completed as dist_as_completed
+    except ImportError as exc:  # pragma: no cover - distributed is a dependency
+        raise ActrecError("--scheduler ADDRESS needs dask.distributed (pip install distributed)") from exc
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as exc:
+        raise ActrecError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
+    with client:
+        futures = client.map(
+            render_partition,
+            [kp_path] * len(todo),
+            [hm_path] * len(todo),
+            todo,
+            [params] * len(todo),
+            pure=False,
+        )
+        for n, fut in enumerate(dist_as_completed(futures), 1):
+            fut.result()
+            advance(n)
+
+
+@lru_cache(maxsize=4)
+def _open_keypoints(path: Path) -> KeypointStore:
+    return KeypointStore.open(path)
+
+
+def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: RenderParams) -> int:
+    """Render clips [clip_lo, clip_hi) into frames [frame_lo, frame_hi) of the temporary store, then record
+    the partition as done. Runs in any thread or process; returns the number of frames written."""
+    from etl.compact import compact_box, to_canvas
+    from etl.kernels import render_heatmaps, set_threads
+
+    set_threads(1)  # one level of parallelism: partitions are the parallel unit
+    kp = _open_keypoints(kp_path)
+    layout = kp.layout
+    with_joints = params.channels in ("joints", "joints+limbs")
+    limbs = np.asarray(layout.limbs, np.int64) if params.channels in ("limbs", "joints+limbs") else None
+    group = zarr.open_group(str(hm_path), mode="r+")
+    heatmaps = group["heatmaps"]
+    starts = group["clip_start"][part.clip_lo : part.clip_hi]
+    c, s = heatmaps.shape[1], heatmaps.shape[2]
+    buf = np.zeros((part.frame_hi - part.frame_lo, c, s, s), dtype=params.dtype)  # (F_part, C, S, S)
+    boxes, sums = [], []
+    table = kp.table
+    for i, (kps, scores) in enumerate(kp.read_range(part.clip_lo, part.clip_hi)):
+        row = part.clip_lo + i
+        img_hw = (int(table["img_h"].iat[row]), int(table["img_w"].iat[row]))
+        box = compact_box(kps, scores, padding=params.padding, eps=params.eps, img_hw=img_hw)
+        canvas = to_canvas(kps, box, params.size)  # (M, T, V, 2) in output pixels
+        a = int(starts[i]) - part.frame_lo
+        view = buf[a : a + kps.shape[1]]  # (T, C, S, S)
+        render_heatmaps(
+            canvas, scores, view, with_joints=with_joints, limbs=limbs, sigma=params.sigma, eps=params.eps
+        )
+        boxes.append([float(x) for x in box])
+        sums.append(zlib.crc32(view.tobytes()))
+    heatmaps[part.frame_lo : part.frame_hi] = buf
+    _write_marker(
+        hm_path / PROGRESS_DIR / f"{part.index}.json",
+        {"clip_lo": part.clip_lo, "clip_hi": part.clip_hi, "boxes": boxes, "checksums": sums},
+    )
+    return len(buf)
+
+
+def _write_marker(path: Path, payload: dict) -> None:
+    # Written after the frames, and atomically: a marker exists only for a partition that is on disk.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
+
+
+def _finalise(tmp: Path, kp: KeypointStore, parts: list[Partition]) -> None:
+    n = len(kp)
+    boxes = np.zeros((n, 4), np.float64)
+    sums = np.zeros(n, np.uint32)
+    for part in parts:
+        marker = json.loads((tmp / PROGRESS_DIR / f"{part.index}.json").read_text())
+        boxes[part.clip_lo : part.clip_hi] = marker["boxes"]
+        sums[part.clip_lo : part.clip_hi] = marker["checksums"]
+    group = zarr.open_group(str(tmp), mode="r+")
+    group.create_array("crop_boxes", data=boxes, dimension_names=("clip", "xyxy"), overwrite=True)
+    group.create_array("checksums", data=sums, dimension_names=("clip",), overwrite=True)
+    write_table(kp.table, tmp / CLIPS_FILE)
+    write_table(read_rejects(kp.path), tmp / REJECTS_FILE)
+    group.attrs["complete"] = True
+    shutil.rmtree(tmp / PROGRESS_DIR)

@@ -1,0 +1,67 @@
+"""`actrec-etl show`: a filmstrip of one clip's heatmaps, the picture a person looks at to trust the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from etl.errors import ActrecError
+from etl.heatmap_store import HeatmapStore
+
+JOINT_RGB = np.array([1.0, 0.55, 0.1])  # joints orange
+LIMB_RGB = np.array([0.1, 0.75, 1.0])  # limbs cyan
+
+
+def filmstrip_rgb(frames: np.ndarray, channels: list[str]) -> np.ndarray:
+    """(K, C, S, S) float heatmaps -> (K, S, S, 3) RGB: joints and limbs each max-projected and coloured."""
+    joint = np.array([c.startswith("joint:") for c in channels])
+    limb = ~joint
+    rgb = np.zeros(frames.shape[:1] + frames.shape[2:] + (3,), np.float32)
+    if joint.any():
+        rgb += frames[:, joint].max(axis=1)[..., None] * JOINT_RGB
+    if limb.any():
+        rgb += frames[:, limb].max(axis=1)[..., None] * LIMB_RGB
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def save_filmstrip(
+    store_path: str | Path, clip_id: str, out: str | Path, *, n_frames: int = 8, cols: int = 8
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    store = HeatmapStore.open(store_path)
+    rows = store.table.index[store.table["clip_id"] == clip_id]
+    if not len(rows):
+        sample = ", ".join(store.table["clip_id"].head(5))
+        raise ActrecError(
+            f"clip {clip_id!r} is not in {store_path} (e.g. {sample}); "
+            'list ids with `actrec-etl query STORE "..."`'
+        )
+    index = int(rows[0])
+    t = int(store.n_frames[index])
+    picks = np.unique(np.linspace(0, t - 1, num=min(n_frames, t)).round().astype(np.int64))
+    frames = store.to_float(store.read_clip(index, picks))  # (K, C, S, S)
+    rgb = filmstrip_rgb(frames, store.channels)
+    row = store.table.iloc[index]
+    cols = min(cols, len(picks))
+    nrows = -(-len(picks) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(1.9 * cols, 2.1 * nrows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, f in zip(axes.flat, rgb, picks, strict=False):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(f"frame {f}", fontsize=8)
+    fig.suptitle(
+        f"{clip_id}: {row['label_name']} ({row['split']}, {t} frames) - joints orange, limbs cyan",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, facecolor="white")
+    plt.close(fig)
+    return out

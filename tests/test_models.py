@@ -1,0 +1,185 @@
+"""The three models at `tiny` size (seconds in total); full sizes only for parameter counting."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+import torch
+from torch import nn
+
+from etl.errors import ActrecError
+from train.models import MODELS, PRESETS, build_model, count_parameters, model_from_config, predict_proba
+from train.resnet import ResNet
+from train.resnet3d import ResNet3dSlowOnly
+
+NAMES = list(MODELS)
+B, C, T, S, K = 2, 27, 8, 32, 5
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _clip(b: int = B, t: int = T) -> torch.Tensor:
+    # Heatmap-like: mostly zeros, values in [0, 1].
+    x = torch.rand(b, C, t, S, S)
+    return x * (x > 0.9)
+
+
+def _conv1(model: nn.Module) -> nn.Module:
+    return model.backbone.conv1 if hasattr(model, "backbone") else model.encoder.conv1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_output_shape_and_probabilities(name):
+    model, _ = build_model(name, "tiny", C, K)
+    model.eval()
+    x = _clip()
+    assert model(x).shape == (B, K)
+    p = predict_proba(model, x)
+    assert p.shape == (B, K)
+    torch.testing.assert_close(p.sum(dim=1), torch.ones(B))
+
+
+def test_attention_weights_sum_to_one_over_frames():
+    model, _ = build_model("cnn_lstm_attn", "tiny", C, K)
+    model.eval()
+    logits, weights = model(_clip(), return_attention=True)
+    assert logits.shape == (B, K)
+    assert weights.shape == (B, T)
+    assert (weights >= 0).all()
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(B))
+
+
+@pytest.mark.parametrize(
+    ("depth", "n_params"),
+    # torchvision.models.resnet{18,50,152}() parameter counts
+    [(18, 11_689_512), (50, 25_557_032), (152, 60_192_808)],
+)
+def test_resnet_matches_torchvision_parameter_count(depth, n_params):
+    assert count_parameters(ResNet(depth, in_channels=3, num_classes=1000)) == n_params
+    # Heatmap input changes conv1 only: 27 vs 3 input channels of a 64 x 7 x 7 kernel.
+    assert count_parameters(ResNet(depth, in_channels=27, num_classes=1000)) == n_params + 24 * 64 * 7 * 7
+
+
+def test_resnet_module_names_follow_torchvision():
+    names = {n for n, _ in ResNet(50).named_parameters()}
+    for expected in (
+        "conv1.weight",
+        "bn1.weight",
+        "layer1.0.downsample.0.weight",
+        "layer1.0.downsample.1.bias",
+        "layer4.2.conv3.weight",
+        "layer4.2.bn3.weight",
+        "fc.weight",
+        "fc.bias",
+    ):
+        assert expected in names
+    encoder = ResNet(18, in_channels=C, num_classes=0, width=8, stem_stride=1, maxpool=False)
+    assert encoder(torch.rand(3, C, 48, 48)).shape == (3, encoder.feat_dim) == (3, 64)
+
+
+def test_c3d_full_size_is_posec3d():
+    # MMAction2 PoseC3D SlowOnly-R50 keypoint backbone (17 coco joints): ~2.0M parameters.
+    assert count_parameters(ResNet3dSlowOnly(17)) == 1_994_080
+    model, cfg = build_model("c3d", "full", 17, 60)  # NTU-60: + I3D head 512 * 60 + 60
+    assert count_parameters(model) == 1_994_080 + 30_780
+    assert (cfg.base_channels, cfg.stage_blocks, cfg.dropout) == (32, (4, 6, 3), 0.5)
+    # Penn Action: 27 joint + limb channels, 15 classes.
+    assert count_parameters(build_model("c3d", "full", 27, 15)[0]) == 2_017_455
+
+
+def test_full_lstm_models_use_resnet152_and_lstm1024():
+    model, cfg = build_model("cnn_lstm", "full", 27, 15)
+    assert (cfg.resnet_depth, cfg.lstm_hidden, cfg.head_dims) == (152, 1024, (512, 256))
+    # encoder (ResNet-152 without fc, conv1 over 27 channels) + LSTM(2048 -> 1024) + head
+    encoder = 60_192_808 - (2048 * 1000 + 1000) + 24 * 64 * 7 * 7
+    lstm = 4 * 1024 * (2048 + 1024 + 2)
+    head = (1024 * 512 + 512) + (512 * 256 + 256) + (256 * 15 + 15)
+    assert count_parameters(model) == encoder + lstm + head == 71_470_159
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_round_trip_loads_strictly(name):
+    model, cfg = build_model(name, "tiny", C, K, dropout=0.1)
+    saved = json.loads(json.dumps(asdict(cfg)))  # as a checkpoint stores it: tuples come back as lists
+    rebuilt = model_from_config(name, saved)
+    assert rebuilt.config == cfg
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    model.eval()
+    rebuilt.eval()
+    x = _clip()
+    torch.testing.assert_close(rebuilt(x), model(x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_the_first_conv(name):
+    model, _ = build_model(name, "tiny", C, K)
+    loss = nn.functional.cross_entropy(model(_clip()), torch.tensor([0, 1]))
+    loss.backward()
+    grad = _conv1(model).weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["cnn_lstm", "cnn_lstm_attn"])
+def test_frame_chunks_match_one_pass_in_eval(name):
+    model, cfg = build_model(name, "tiny", C, K)
+    chunked = model_from_config(name, {**asdict(cfg), "frame_chunk": 3})  # 16 frames in chunks of 3
+    chunked.load_state_dict(model.state_dict())
+    model.eval()
+    chunked.eval()
+    x = _clip()
+    torch.testing.assert_close(chunked(x), model(x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_channels_last_input(name):
+    model, _ = build_model(name, "tiny", C, K)
+    model.eval()
+    x = _clip()
+    x_cl = x.contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(model(x_cl), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tiny_model_overfits_separable_samples(name):
+    # 8 clips of 4 classes; class k lights up a blob in channel k (plus sparse noise everywhere).
+    n, classes = 8, 4
+    y = torch.arange(n) % classes
+    x = torch.rand(n, C, T, S, S) * (torch.rand(n, C, T, S, S) > 0.97)
+    for i, k in enumerate(y.tolist()):
+        x[i, k, :, 8:16, 8:16] = 1.0
+    model, _ = build_model(name, "tiny", C, classes, dropout=0.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.25 * losses[0], losses
+
+
+def test_unknown_model_preset_or_field():
+    with pytest.raises(ActrecError, match="c3d, cnn_lstm, cnn_lstm_attn"):
+        build_model("transformer", "tiny", C, K)
+    with pytest.raises(ActrecError, match="full, small, tiny"):
+        build_model("c3d", "huge", C, K)
+    with pytest.raises(ActrecError, match="lstm_hidden"):
+        build_model("c3d", "tiny", C, K, lstm_hidden=8)
+    with pytest.raises(ActrecError, match="unknown model"):
+        model_from_config("nope", {})
+    with pytest.raises(ActrecError, match="resnet_depth"):
+        build_model("cnn_lstm", "tiny", C, K, resnet_depth=20)
+    with pytest.raises(ActrecError, match="one entry per stage"):
+        build_model("c3d", "tiny", C, K, stage_blocks=(1, 1))
+
+
+def test_every_preset_names_every_model():
+    for preset in PRESETS.values():
+        assert set(preset) == set(MODELS)
