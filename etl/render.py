@@ -27,6 +27,7 @@ from etl.cliptable import CLIPS_FILE, REJECTS_FILE, read_rejects, write_table
 from etl.errors import ActrecError
 from etl.heatmap_store import DTYPES, FORMAT_VERSION, KIND, UINT8_SCALE, Partition, compressors, plan_layout
 from etl.keypoint_store import KeypointStore
+from etl.skeleton import Layout
 from etl.storeio import check_output, exclusive_lock, partial_path, publish
 
 PROGRESS_DIR = "_progress"  # done markers of finished partitions, inside the temporary store
@@ -253,31 +254,25 @@ def _open_keypoints(path: Path) -> KeypointStore:
 def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: RenderParams) -> int:
     """Render clips [clip_lo, clip_hi) into frames [frame_lo, frame_hi) of the temporary store, then record
     the partition as done. Runs in any thread or process; returns the number of frames written."""
-    from etl.compact import compact_box, to_canvas
-    from etl.kernels import render_heatmaps, set_threads
+    from etl.kernels import set_threads
 
     set_threads(1)  # one level of parallelism: partitions are the parallel unit
     kp = _open_keypoints(kp_path)
     layout = kp.layout
-    with_joints = params.channels in ("joints", "joints+limbs")
-    limbs = np.asarray(layout.limbs, np.int64) if params.channels in ("limbs", "joints+limbs") else None
     group = zarr.open_group(str(hm_path), mode="r+")
     heatmaps = group["heatmaps"]
     starts = group["clip_start"][part.clip_lo : part.clip_hi]
     c, s = heatmaps.shape[1], heatmaps.shape[2]
+    # Gaps between clips (chunk padding) must be zero; render_clip overwrites each clip's frames entirely.
     buf = np.zeros((part.frame_hi - part.frame_lo, c, s, s), dtype=params.dtype)  # (F_part, C, S, S)
     boxes, sums = [], []
     table = kp.table
     for i, (kps, scores) in enumerate(kp.read_range(part.clip_lo, part.clip_hi)):
         row = part.clip_lo + i
         img_hw = (int(table["img_h"].iat[row]), int(table["img_w"].iat[row]))
-        box = compact_box(kps, scores, padding=params.padding, eps=params.eps, img_hw=img_hw)
-        canvas = to_canvas(kps, box, params.size)  # (M, T, V, 2) in output pixels
         a = int(starts[i]) - part.frame_lo
         view = buf[a : a + kps.shape[1]]  # (T, C, S, S)
-        render_heatmaps(
-            canvas, scores, view, with_joints=with_joints, limbs=limbs, sigma=params.sigma, eps=params.eps
-        )
+        _, box = render_clip(kps, scores, img_hw, params, layout, out=view)
         boxes.append([float(x) for x in box])
         sums.append(zlib.crc32(view.tobytes()))
     heatmaps[part.frame_lo : part.frame_hi] = buf
@@ -286,6 +281,33 @@ def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: Rend
         {"clip_lo": part.clip_lo, "clip_hi": part.clip_hi, "boxes": boxes, "checksums": sums},
     )
     return len(buf)
+
+
+def render_clip(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    img_hw: tuple[int, int],
+    params: RenderParams,
+    layout: Layout,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One clip's heatmaps, exactly as stored: PoseCompact box -> canvas -> kernels. keypoints (M, T, V, 2)
+    in source pixels, scores (M, T, V). Fills `out` (T, C, S, S) of params.dtype (allocated when None) and
+    returns the crop box [x0, y0, x1, y1]; `predict` uses it to render new poses like the training data."""
+    from etl.compact import compact_box, to_canvas
+    from etl.kernels import render_heatmaps
+
+    if out is None:
+        n_channels = len(layout.channel_names(params.channels))
+        out = np.empty((keypoints.shape[1], n_channels, params.size, params.size), dtype=params.dtype)
+    box = compact_box(keypoints, scores, padding=params.padding, eps=params.eps, img_hw=img_hw)
+    canvas = to_canvas(keypoints, box, params.size)  # (M, T, V, 2) in output pixels
+    with_joints = params.channels in ("joints", "joints+limbs")
+    limbs = np.asarray(layout.limbs, np.int64) if params.channels in ("limbs", "joints+limbs") else None
+    render_heatmaps(
+        canvas, scores, out, with_joints=with_joints, limbs=limbs, sigma=params.sigma, eps=params.eps
+    )
+    return out, box
 
 
 def _write_marker(path: Path, payload: dict) -> None:

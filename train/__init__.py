@@ -1,0 +1,1 @@
+"""actrec trainer: heatmap store -> model -> checkpoints, metrics, plots."""

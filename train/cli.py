@@ -1,0 +1,197 @@
+"""`actrec-train`: fit, evaluate and predict from the command line (also `python -m train ...` under torchrun)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from etl.cli import cli_errors
+from etl.cli_progress import progress_bar
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="actrec trainer: fit, evaluate and predict with the three models, streaming from zarr.",
+)
+console = Console()
+
+StorePath = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="heatmap store")]
+CheckpointPath = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .pt checkpoint")]
+
+
+def _is_main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@app.command()
+@cli_errors
+def fit(
+    store: StorePath,
+    model: Annotated[str, typer.Option(help="c3d | cnn_lstm | cnn_lstm_attn")] = "cnn_lstm_attn",
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="run folder")] = Path("runs/run"),
+    preset: Annotated[str, typer.Option(help="full (original size) | small (CPU) | tiny (tests)")] = "small",
+    epochs: Annotated[int, typer.Option(min=1)] = 80,
+    clip_len: Annotated[int, typer.Option(min=1, help="frames sampled per clip")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (original recipe: 1e-5)")] = 1e-5,
+    weight_decay: Annotated[float, typer.Option()] = 0.01,
+    schedule: Annotated[str, typer.Option(help="cosine | step | constant")] = "cosine",
+    warmup_epochs: Annotated[int, typer.Option(min=0)] = 0,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
+    grad_clip: Annotated[float, typer.Option(min=0.0, help="max gradient norm (0 = off)")] = 0.0,
+    dropout: Annotated[float | None, typer.Option(help="override the preset's dropout")] = None,
+    train_where: Annotated[
+        str, typer.Option(help="pandas query selecting training clips")
+    ] = "split == 'train'",
+    val_where: Annotated[
+        str, typer.Option(help="pandas query selecting validation clips")
+    ] = "split == 'test'",
+    input_size: Annotated[int, typer.Option(min=0, help="model input size (0 = store size)")] = 0,
+    augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = True,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    resume: Annotated[
+        bool, typer.Option(help="continue from RUN_DIR/last.pt if it matches these settings")
+    ] = False,
+):
+    """Train a model on a heatmap store; writes last.pt, best.pt, metrics.csv, metrics.json and plots to --out."""
+    from train.fit import FitConfig
+    from train.fit import fit as run_fit
+
+    cfg = FitConfig(
+        store=str(store),
+        model=model,
+        out=str(out),
+        preset=preset,
+        epochs=epochs,
+        clip_len=clip_len,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        warmup_epochs=warmup_epochs,
+        label_smoothing=label_smoothing,
+        grad_clip=grad_clip,
+        dropout=dropout,
+        train_where=train_where,
+        val_where=val_where,
+        input_size=input_size,
+        augment=augment,
+        workers=workers,
+        seed=seed,
+        device=device,
+        resume=resume,
+    )
+    columns = [
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("clips"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+    ]
+    with Progress(*columns, console=Console(stderr=True), disable=not _is_main_rank()) as progress:
+
+        def epoch_bar(description: str, total: int):
+            task = progress.add_task(description, total=total, loss=float("nan"))
+            return lambda n, **fields: progress.update(task, advance=n, **fields)
+
+        result = run_fit(
+            cfg, log=progress.console.print if _is_main_rank() else (lambda *_: None), progress=epoch_bar
+        )
+    if _is_main_rank() and result:
+        console.print(
+            f"best validation: top1 {result['val_top1']:.3f}, mean class acc "
+            f"{result['val_mean_class_acc']:.3f} (epoch {result['best_epoch']}); run in {out}"
+        )
+
+
+@app.command()
+@cli_errors
+def evaluate(
+    checkpoint: CheckpointPath,
+    store: StorePath,
+    where: Annotated[str | None, typer.Option(help="pandas query selecting the clips")] = "split == 'test'",
+    clips: Annotated[int, typer.Option(min=1, help="uniformly spaced views per clip")] = 10,
+    flip: Annotated[bool, typer.Option(help="also score the mirrored views")] = True,
+    out: Annotated[Path | None, typer.Option("--out", "-o", dir_okay=False, help="metrics JSON")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    workers: Annotated[int, typer.Option(min=0)] = 2,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+):
+    """Multi-clip testing of a checkpoint (10 views + flip, averaged, as PoseC3D); writes metrics JSON."""
+    from train.evaluation import evaluate_checkpoint
+
+    with progress_bar("evaluate", unit="clips") as bar:
+        seen = [0]
+
+        def advance(n: int) -> None:
+            seen[0] += n
+            bar.update_to(seen[0])
+
+        metrics = evaluate_checkpoint(
+            str(checkpoint),
+            str(store),
+            where=where,
+            clips=clips,
+            flip=flip,
+            batch_size=batch_size,
+            workers=workers,
+            device=device,
+            on_batch=advance,
+        )
+    console.print(
+        f"{metrics['model']} on {metrics['n_clips']} clips ({clips} views{' + flip' if flip else ''}): "
+        f"top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
+        f"mean class acc {metrics['mean_class_acc']:.3f}"
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(metrics, indent=2) + "\n")
+        console.print(f"wrote {out}")
+
+
+@app.command()
+@cli_errors
+def predict(
+    checkpoint: CheckpointPath,
+    pose_file: Annotated[
+        Path, typer.Argument(exists=True, help="a pose file (or folder) of one or more clips")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="input format, or auto")] = "auto",
+    top_k: Annotated[int, typer.Option(min=1)] = 5,
+    clips: Annotated[int, typer.Option(min=1, help="views per clip")] = 10,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+):
+    """Render a pose file in memory with the checkpoint's settings and print the top-k labels."""
+    from train.predict import predict_file
+
+    for pred in predict_file(checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips, device=device):
+        table = Table("label", "probability", title=pred.clip_id)
+        for name, p in pred.top:
+            table.add_row(name, f"{p:.3f}")
+        console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,123 @@
+"""Streaming clips from the heatmap store: a Dataset that reads only the chunks it needs and returns uint8.
+
+Float conversion, random resized crop and flip happen batched on the device (train/augment.py), so the
+workers only decode. Every random choice is a function of (seed, epoch, clip), never of worker count or order.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from etl.cliptable import query_clips
+from etl.errors import ActrecError
+from etl.heatmap_store import HeatmapStore
+from train.sampling import sample_test, sample_train
+
+
+def select_clips(store_path: str | Path, where: str | None) -> pd.DataFrame:
+    """The clip-table rows matching a pandas query; the index is the clip's row in the store."""
+    table = HeatmapStore.open(store_path).table
+    rows = query_clips(table, where)
+    if not len(rows):
+        raise ActrecError(f"no clip in {store_path} matches {where!r}")
+    return rows
+
+
+class HeatmapClips(Dataset):
+    """Items are (store row index, epoch) pairs from EpochSampler; returns (views (V, T, C, S, S) uint8, label).
+
+    train=True: one random view per item; train=False: `num_clips` fixed views (PoseC3D test sampling)."""
+
+    def __init__(
+        self,
+        store_path: str | Path,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        *,
+        clip_len: int,
+        train: bool,
+        num_clips: int = 1,
+        seed: int = 0,
+    ):
+        self.store_path = Path(store_path)
+        self.rows = np.asarray(rows, np.int64)
+        self.labels = np.asarray(labels, np.int64)
+        self.clip_len, self.train, self.num_clips, self.seed = clip_len, train, num_clips, seed
+        self._store: HeatmapStore | None = None  # opened lazily, once per DataLoader worker
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def store(self) -> HeatmapStore:
+        if self._store is None:
+            self._store = HeatmapStore.open(self.store_path)
+        return self._store
+
+    def __getitem__(self, item: tuple[int, int] | int):
+        i, epoch = item if isinstance(item, tuple) else (item, 0)
+        row = int(self.rows[i])
+        n_frames = int(self.store.n_frames[row])
+        if self.train:
+            rng = np.random.RandomState(np.random.SeedSequence([self.seed, epoch, row]).generate_state(1)[0])
+            frames = sample_train(n_frames, self.clip_len, rng)[None]  # (1, T)
+        else:
+            frames = sample_test(n_frames, self.clip_len, self.num_clips)  # (V, T)
+        unique, inverse = np.unique(frames, return_inverse=True)
+        data = self.store.read_clip(row, unique)  # (U, C, S, S), only the chunks holding these frames
+        views = data[inverse.reshape(frames.shape)]  # (V, T, C, S, S)
+        return torch.from_numpy(np.ascontiguousarray(views)), int(self.labels[i])
+
+
+class EpochSampler(Sampler):
+    """Yields (index, epoch): a seeded permutation per epoch (or the plain order), split across DDP ranks.
+
+    Like DistributedSampler, the order is padded by repetition so every rank gets the same number of items."""
+
+    def __init__(
+        self, n: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = True
+    ):
+        self.n, self.shuffle, self.seed, self.rank, self.world_size = n, shuffle, seed, rank, world_size
+        self.pad = pad
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        if self.pad:
+            total = math.ceil(self.n / self.world_size) * self.world_size
+            order += order[: total - len(order)]
+        return order[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return len(self._order())
+
+    def __iter__(self):
+        return iter([(i, self.epoch) for i in self._order()])
+
+
+def make_loader(
+    dataset: HeatmapClips, sampler: EpochSampler, *, batch_size: int, workers: int, device: torch.device
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        drop_last=False,
+    )

@@ -1,0 +1,135 @@
+"""Scoring clips with a model: single-view validation during training, multi-view + flip testing after."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from train.augment import hflip, resize, to_model_input
+
+
+@torch.no_grad()
+def predict_loader(
+    model: torch.nn.Module,
+    loader,
+    device: torch.device,
+    *,
+    scale: float,
+    input_size: int,
+    flip_permutation: list[int] | None = None,
+    autocast: bool = False,
+    on_batch=None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Average softmax over each clip's views (and their mirror images when flip_permutation is given), as
+    PoseC3D's multi-clip testing. Returns probabilities (N, K), labels (N,) and the mean cross-entropy of the
+    averaged probabilities."""
+    model.eval()
+    all_probs, all_labels = [], []
+    for views, labels in loader:
+        b, v = views.shape[:2]
+        x = to_model_input(views.to(device, non_blocking=True).flatten(0, 1), scale)  # (B*V, C, T, S, S)
+        x = resize(x, input_size)
+        probs = _softmax(model, x, autocast)
+        if flip_permutation is not None:
+            probs = (probs + _softmax(model, hflip(x, flip_permutation), autocast)) / 2
+        all_probs.append(probs.reshape(b, v, -1).mean(dim=1).float().cpu())
+        all_labels.append(labels)
+        if on_batch is not None:
+            on_batch(b)
+    probs = torch.cat(all_probs)
+    labels = torch.cat(all_labels)
+    loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels).item()
+    return probs.numpy(), labels.numpy(), loss
+
+
+def _softmax(model, x, autocast: bool) -> torch.Tensor:
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=autocast):
+        logits = model(x)
+    return torch.softmax(logits.float(), dim=1)
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    store_path: str,
+    *,
+    where: str | None,
+    clips: int = 10,
+    flip: bool = True,
+    batch_size: int = 8,
+    workers: int = 2,
+    device: str = "auto",
+    on_batch=None,
+) -> dict:
+    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged."""
+    from etl.errors import ActrecError
+    from etl.heatmap_store import HeatmapStore
+    from train.checkpoint import load_checkpoint
+    from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
+    from train.models import model_from_config
+
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
+    ckpt = load_checkpoint(checkpoint, map_location=dev)
+    store = HeatmapStore.open(store_path)
+    render = ckpt["render"]
+    if store.channels != list(render["channels"]) or int(store.attrs["size"]) != int(render["size"]):
+        raise ActrecError(
+            f"{store_path} ({len(store.channels)} channels, {store.attrs['size']} px) does not match "
+            f"what {checkpoint} was trained on ({len(render['channels'])} channels, "
+            f"{render['size']} px)"
+        )
+    if store.classes != list(ckpt["classes"]):
+        raise ActrecError(
+            f"{store_path} has classes {store.classes[:5]}..., the checkpoint "
+            f"{list(ckpt['classes'])[:5]}...: not the same label set"
+        )
+    model = model_from_config(ckpt["model_name"], ckpt["model_config"])
+    model.load_state_dict(ckpt["model"])
+    model.to(dev)
+    rows = select_clips(store_path, where)
+    fit_cfg = ckpt["fit_config"]
+    dataset = HeatmapClips(
+        store_path,
+        rows.index.to_numpy(),
+        rows["label"].to_numpy(),
+        clip_len=int(fit_cfg["clip_len"]),
+        train=False,
+        num_clips=clips,
+    )
+    loader = make_loader(
+        dataset,
+        EpochSampler(len(dataset), shuffle=False, pad=False),
+        batch_size=batch_size,
+        workers=workers,
+        device=dev,
+    )
+    scale = 255.0 if store.attrs["dtype"] == "uint8" else 1.0
+    probs, labels, loss = predict_loader(
+        model,
+        loader,
+        dev,
+        scale=scale,
+        input_size=int(render["input_size"]),
+        flip_permutation=store.flip_permutation if flip else None,
+        autocast=dev.type == "cuda",
+        on_batch=on_batch,
+    )
+    from train.metrics import classification_metrics
+
+    metrics = classification_metrics(probs, labels, store.classes)
+    metrics.update(
+        {
+            "loss": loss,
+            "model": ckpt["model_name"],
+            "checkpoint": str(checkpoint),
+            "checkpoint_epoch": int(ckpt["epoch"]) + 1,
+            "store": str(store_path),
+            "where": where,
+            "clips": clips,
+            "flip": flip,
+            "clip_len": int(fit_cfg["clip_len"]),
+        }
+    )
+    return metrics

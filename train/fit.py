@@ -1,0 +1,378 @@
+"""`actrec-train fit`: the training loop, top to bottom in the order it runs.
+
+set-up (device, DDP, seeds) -> data (clip selection, datasets, loaders) -> model -> optimizer + schedule ->
+resume -> for each epoch: train, validate, log, checkpoint, plot -> metrics.json.
+
+Determinism: every random draw is seeded from (seed, epoch[, clip]), so a run resumed from `last.pt` continues
+exactly as if it had never stopped (tested), and CPU runs repeat bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from etl.errors import ActrecError
+from etl.heatmap_store import HeatmapStore
+from train.augment import random_resized_crop_flip, resize, to_model_input
+from train.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
+from train.evaluation import predict_loader
+from train.metrics import classification_metrics
+from train.models import build_model, model_from_config
+from train.plots import plot_attention, plot_confusion, plot_curves
+
+SCHEDULES = ("cosine", "step", "constant")
+# Fields that may differ between a run and its resumption (they do not change what is learned).
+RESUME_FREE = {"epochs", "resume", "workers", "device", "out"}
+
+
+@dataclass
+class FitConfig:
+    store: str
+    model: str = "cnn_lstm_attn"
+    out: str = "runs/cnn_lstm_attn"
+    preset: str = "small"
+    epochs: int = 80  # the original recipe: AdamW, lr 1e-5, 80 epochs, cross-entropy
+    clip_len: int = 32
+    batch_size: int = 8
+    lr: float = 1e-5
+    weight_decay: float = 0.01
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    step_size: int = 30  # schedule "step": lr x 0.1 every step_size epochs
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    dropout: float | None = None  # override the preset's dropout
+    train_where: str = "split == 'train'"
+    val_where: str = "split == 'test'"
+    input_size: int = 0  # model input size; 0 = the store's size (train crops are resized to it)
+    augment: bool = True  # random resized crop + flip (PoseC3D train geometry)
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+
+    def check(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ActrecError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        for name in ("epochs", "clip_len", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ActrecError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.lr <= 0:
+            raise ActrecError("--lr must be positive")
+
+
+def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> dict:
+    """Train cfg.model on cfg.store; returns the final metrics dict (also written to RUN_DIR/metrics.json).
+
+    `progress(kind, total)` may return a callback `advance(n, **fields)` for a progress bar (CLI only)."""
+    cfg.check()
+    out = Path(cfg.out)
+
+    # ---- set-up: device, distributed, determinism
+    rank, world = _init_distributed()
+    device = _pick_device(cfg.device, rank)
+    main = rank == 0
+    torch.manual_seed(cfg.seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    # ---- data: clips chosen by pandas queries on the clip table; the store gives channels, size, classes
+    store = HeatmapStore.open(cfg.store)
+    attrs = store.attrs
+    classes, flip_perm = store.classes, store.flip_permutation
+    scale = 255.0 if attrs["dtype"] == "uint8" else 1.0
+    input_size = cfg.input_size or int(attrs["size"])
+    train_rows = select_clips(cfg.store, cfg.train_where)
+    val_rows = select_clips(cfg.store, cfg.val_where)
+    train_set = HeatmapClips(
+        cfg.store,
+        train_rows.index.to_numpy(),
+        train_rows["label"].to_numpy(),
+        clip_len=cfg.clip_len,
+        train=True,
+        seed=cfg.seed,
+    )
+    val_set = HeatmapClips(
+        cfg.store,
+        val_rows.index.to_numpy(),
+        val_rows["label"].to_numpy(),
+        clip_len=cfg.clip_len,
+        train=False,
+        num_clips=1,
+    )
+    train_sampler = EpochSampler(len(train_set), shuffle=True, seed=cfg.seed, rank=rank, world_size=world)
+    train_loader = make_loader(
+        train_set, train_sampler, batch_size=cfg.batch_size, workers=cfg.workers, device=device
+    )
+    val_loader = make_loader(
+        val_set,
+        EpochSampler(len(val_set), shuffle=False, pad=False),
+        batch_size=cfg.batch_size,
+        workers=cfg.workers,
+        device=device,
+    )
+
+    # ---- resume: only from a run with the same settings (else start over, saying so)
+    ckpt = _resumable_checkpoint(out / "last.pt", cfg, log) if cfg.resume else None
+
+    # ---- model
+    if ckpt is not None:
+        model = model_from_config(cfg.model, ckpt["model_config"])
+        model.load_state_dict(ckpt["model"])
+    else:
+        overrides = {} if cfg.dropout is None else {"dropout": cfg.dropout}
+        model, _ = build_model(cfg.model, cfg.preset, len(store.channels), len(classes), **overrides)
+    model_config = asdict(model.config)
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last_3d if cfg.model == "c3d" else torch.channels_last)
+    train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    # ---- optimizer and schedule (stepped per epoch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg))
+    start_epoch, best, history = 0, -1.0, []
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        restore_rng_states(ckpt["rng"])
+        start_epoch, best = int(ckpt["epoch"]) + 1, float(ckpt["best_metric"])
+        history = [row for row in ckpt["history"] if row["epoch"] < start_epoch]
+        log(f"resuming {out / 'last.pt'} at epoch {start_epoch + 1}/{cfg.epochs} (best {best:.3f})")
+    if main:
+        n_params = sum(p.numel() for p in model.parameters())
+        log(
+            f"{cfg.model} ({cfg.preset}, {n_params / 1e6:.2f}M params) on {device}"
+            f"{f' x{world}' if world > 1 else ''}: {len(train_set)} train / {len(val_set)} val clips, "
+            f"{len(store.channels)} channels, {cfg.clip_len} frames, {input_size} px"
+        )
+
+    for epoch in range(start_epoch, cfg.epochs):
+        # ---- train one epoch
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout etc.: a function of the epoch, for exact resume
+        aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch + rank * 7919)
+        train_sampler.set_epoch(epoch)
+        train_model.train()
+        advance = (
+            progress(f"epoch {epoch + 1}/{cfg.epochs}", len(train_sampler)) if progress and main else None
+        )
+        loss_sum, correct, seen = 0.0, 0, 0
+        for views, labels in train_loader:
+            x = to_model_input(views.to(device, non_blocking=True)[:, 0], scale)  # (B, C, T, S, S)
+            if cfg.augment:
+                x = random_resized_crop_flip(
+                    x, size=input_size, flip_permutation=flip_perm, generator=aug_gen
+                )
+            else:
+                x = resize(x, input_size)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = train_model(x)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            loss_sum += loss.item() * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+            if advance:
+                advance(len(labels), loss=loss_sum / seen)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        train_time = time.perf_counter() - t0
+        train_loss, train_top1 = _reduce(loss_sum, correct, seen, device, world)
+
+        # ---- validate (rank 0), log, checkpoint, plot
+        if main:
+            probs, labels_np, val_loss = predict_loader(
+                model, val_loader, device, scale=scale, input_size=input_size, autocast=cuda
+            )
+            m = classification_metrics(probs, labels_np, classes)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "train_top1": train_top1,
+                "val_loss": val_loss,
+                "val_top1": m["top1"],
+                "val_top5": m["top5"],
+                "val_mean_class_acc": m["mean_class_acc"],
+                "lr": lr,
+                "epoch_s": train_time,
+                "train_clips_per_s": seen * world / train_time,
+            }
+            history.append(row)
+            is_best = m["mean_class_acc"] > best
+            best = max(best, m["mean_class_acc"])
+            log(
+                f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.3f} top1 {train_top1:.3f} | "
+                f"val loss {val_loss:.3f} top1 {m['top1']:.3f} mean-class {m['mean_class_acc']:.3f}"
+                f"{' (best)' if is_best else ''} | {row['train_clips_per_s']:.1f} clips/s"
+            )
+            state = {
+                "model_name": cfg.model,
+                "model_config": model_config,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "best_metric": best,
+                "fit_config": asdict(cfg),
+                "rng": rng_states(),
+                "history": history,
+                "classes": classes,
+                "render": _render_settings(attrs, input_size),
+                "val_metrics": {k: v for k, v in m.items() if k != "confusion_matrix"},
+            }
+            save_checkpoint(out / "last.pt", state)
+            if is_best:
+                save_checkpoint(out / "best.pt", state)
+                plot_confusion(
+                    np.asarray(m["confusion_matrix"]),
+                    classes,
+                    out / "confusion.png",
+                    f"{cfg.model}: validation, epoch {epoch + 1}",
+                )
+            pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
+            plot_curves(pd.DataFrame(history), out / "curves.png", f"{cfg.model} ({cfg.preset})")
+        if world > 1:
+            dist.barrier()
+
+    # ---- final: metrics.json, attention plot
+    result = {}
+    if main:
+        result = _final_metrics(out, history, cfg)
+        if cfg.model == "cnn_lstm_attn" and history:
+            _plot_attention(model, val_set, val_rows, device, scale, input_size, out / "attention.png")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+def _init_distributed() -> tuple[int, int]:
+    """torchrun sets WORLD_SIZE/RANK; NCCL on GPUs, gloo on CPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def _pick_device(name: str, rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ActrecError("--device cuda, but this torch has no CUDA device (see README, 'GPU')")
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device(name)
+
+
+def _lr_factor(cfg: FitConfig) -> Callable[[int], float]:
+    def factor(epoch: int) -> float:
+        if epoch < cfg.warmup_epochs:
+            return (epoch + 1) / (cfg.warmup_epochs + 1)
+        if cfg.schedule == "cosine":
+            span = max(cfg.epochs - cfg.warmup_epochs, 1)
+            return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+        if cfg.schedule == "step":
+            return 0.1 ** (epoch // cfg.step_size)
+        return 1.0
+
+    return factor
+
+
+def _resumable_checkpoint(path: Path, cfg: FitConfig, log) -> dict | None:
+    if not path.exists():
+        log(f"--resume: no {path} yet, starting a new run")
+        return None
+    ckpt = load_checkpoint(path)
+    saved = ckpt["fit_config"]
+    changed = sorted(k for k, v in asdict(cfg).items() if k not in RESUME_FREE and saved.get(k) != v)
+    if changed or ckpt["model_name"] != cfg.model:
+        log(f"--resume: {path} was trained with different settings ({', '.join(changed)}); starting over")
+        return None
+    return ckpt
+
+
+def _reduce(loss_sum: float, correct: int, seen: int, device, world: int) -> tuple[float, float]:
+    """Epoch means over all ranks."""
+    if world > 1:
+        t = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        loss_sum, correct, seen = t.tolist()
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def _render_settings(attrs: dict, input_size: int) -> dict:
+    keys = (
+        "layout",
+        "channel_preset",
+        "channels",
+        "flip_permutation",
+        "sigma",
+        "size",
+        "padding",
+        "eps",
+        "dtype",
+    )
+    return {**{k: attrs[k] for k in keys}, "input_size": input_size}
+
+
+def _final_metrics(out: Path, history: list[dict], cfg: FitConfig) -> dict:
+    if not history:
+        return {}
+    best = max(history, key=lambda r: r["val_mean_class_acc"])
+    last = history[-1]
+    result = {
+        "model": cfg.model,
+        "preset": cfg.preset,
+        "epochs": last["epoch"],
+        "best_epoch": best["epoch"],
+        "val_top1": best["val_top1"],
+        "val_top5": best["val_top5"],
+        "val_mean_class_acc": best["val_mean_class_acc"],
+        "last_val_top1": last["val_top1"],
+        "last_val_mean_class_acc": last["val_mean_class_acc"],
+        "train_clips_per_s": float(np.median([r["train_clips_per_s"] for r in history])),
+        "train_time_s": float(sum(r["epoch_s"] for r in history)),
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+@torch.no_grad()
+def _plot_attention(
+    model, val_set: HeatmapClips, val_rows: pd.DataFrame, device, scale, input_size, path: Path, n: int = 4
+) -> None:
+    model.eval()
+    picks = np.linspace(0, len(val_set) - 1, num=min(n, len(val_set))).round().astype(int)
+    views = torch.stack([val_set[int(i)][0][0] for i in picks])  # (N, T, C, S, S)
+    x = resize(to_model_input(views.to(device), scale), input_size)
+    _, weights = model(x, return_attention=True)
+    names = [f"{val_rows['clip_id'].iat[i]} ({val_rows['label_name'].iat[i]})" for i in picks]
+    plot_attention(weights.float().cpu().numpy(), names, path)
