@@ -113,7 +113,7 @@ def _ingest_into(
             raise ActrecError(f"cannot append {layout.name} clips to {out}, which holds {old.layout.name}")
         old_table, old_rejects, old_attrs = read_clip_table(out), read_rejects(out), old.attrs
         shutil.copytree(out, tmp)
-    fixed_classes = _fixed_classes(fmt, options, old_attrs.get("classes"))
+    fixed_classes = _fixed_classes(fmt, options, old_attrs)
     writer = KeypointWriter(tmp, layout, append=mode == "append")
     seen: dict[str, str] = {} if old_table is None else dict.fromkeys(old_table.clip_id, str(out))
     rows: list[dict] = []
@@ -145,7 +145,7 @@ def _ingest_into(
     table = pd.DataFrame(rows)
     if old_table is not None:
         table = pd.concat([old_table, table], ignore_index=True) if rows else old_table
-    report.classes = _assign_labels(table, fixed_classes)
+    report.classes = _assign_labels(table, fixed_classes, old_attrs.get("classes", []))
     table = order_columns(table)
     rejects = pd.DataFrame([r.__dict__ for r in report.rejects], columns=list(REJECT_COLUMNS))
     if old_rejects is not None and len(old_rejects):
@@ -161,6 +161,7 @@ def _ingest_into(
             "layout": layout.name,
             "joint_names": list(layout.joints),
             "classes": report.classes,
+            "classes_fixed": fixed_classes is not None,
             "n_clips": len(table),
             "content_hash": content_hash,
             "ingest": _ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
@@ -192,28 +193,28 @@ def _check(
     return result
 
 
-def _fixed_classes(fmt: str, options: ReadOptions, existing: list[str] | None) -> list[str] | None:
-    """The class list when it is known before reading (a dataset's own, a --classes file, the store appended
-    to); None means: collect the names from the data and sort them."""
-    if existing is not None:
-        return list(existing)
+def _fixed_classes(fmt: str, options: ReadOptions, old_attrs: dict) -> list[str] | None:
+    """The class list when it is known before reading (a dataset's own, a --classes file, or that of the store
+    appended to when it was fixed); None means: take the names from the data (appending keeps the old order
+    and adds new names at the end)."""
+    if old_attrs.get("classes_fixed"):
+        return list(old_attrs["classes"])
     if options.classes_file is not None:
         return load_classes(Path(options.classes_file))
     return dataset_classes(fmt)
 
 
-def _assign_labels(table: pd.DataFrame, fixed_classes: list[str] | None) -> list[str]:
+def _assign_labels(table: pd.DataFrame, fixed_classes: list[str] | None, known: list[str]) -> list[str]:
     """Integer labels = position in the class list, so they agree across appends and with the dataset."""
-    if fixed_classes is None:
-        numeric = table["label"].notna().all() if "label" in table else False
-        if numeric:  # e.g. pyskl without --classes: keep the file's integers, names are derived from them
-            classes = [f"class_{i}" for i in range(int(table["label"].max()) + 1)]
-            for lab, name in zip(table["label"], table["label_name"], strict=True):
-                classes[int(lab)] = name
-        else:
-            classes = sorted(table["label_name"].unique())
-    else:
+    if fixed_classes is not None:
         classes = list(fixed_classes)
+    elif "label" in table and table["label"].notna().all():
+        # e.g. pyskl without --classes: keep the file's integers, names are derived from them
+        classes = [f"class_{i}" for i in range(int(table["label"].max()) + 1)]
+        for lab, name in zip(table["label"], table["label_name"], strict=True):
+            classes[int(lab)] = name
+    else:
+        classes = list(known) + sorted(set(table["label_name"]) - set(known))
     index = {name: i for i, name in enumerate(classes)}
     table["label"] = table["label_name"].map(index).astype("int64")
     return classes

@@ -40,3 +40,46 @@ def anchor_dump():
 
     path = SHARED / "anchor" / "anchor_dump.npz"
     return np.load(path)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """A small synthetic demo dataset (COCO keypoint-result JSON + manifest): 8 actions x 2 subjects x 2 reps."""
+    from etl.demo_data import generate_demo_data
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    generate_demo_data(out, n_subjects=2, reps=2, seed=3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def keypoint_store(demo_dir, tmp_path_factory) -> Path:
+    from etl.ingest import ingest
+    from etl.readers import ReadOptions
+    from etl.skeleton import get_layout
+
+    out = tmp_path_factory.mktemp("kp") / "keypoints.zarr"
+    ingest(
+        [demo_dir / "clips"],
+        out=out,
+        fmt="coco-json",
+        options=ReadOptions(layout=get_layout("coco17"), labels_csv=demo_dir / "clips.csv"),
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_render():
+    """joints+limbs at 32 px with small chunks and shards, so a tiny dataset still has several partitions."""
+    from etl.render import RenderParams
+
+    return RenderParams(size=32, frames_per_chunk=8, chunks_per_shard=4)
+
+
+@pytest.fixture(scope="session")
+def heatmap_store(keypoint_store, small_render, tmp_path_factory) -> Path:
+    from etl.render import render
+
+    out = tmp_path_factory.mktemp("hm") / "heatmaps.zarr"
+    render(keypoint_store, out, small_render, threads=2)
+    return out

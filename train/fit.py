@@ -155,7 +155,7 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
         scheduler.load_state_dict(ckpt["scheduler"])
         restore_rng_states(ckpt["rng"])
         start_epoch, best = int(ckpt["epoch"]) + 1, float(ckpt["best_metric"])
-        history = [row for row in ckpt["history"] if row["epoch"] < start_epoch]
+        history = list(ckpt["history"])  # rows of epochs 1..start_epoch (1-based)
         log(f"resuming {out / 'last.pt'} at epoch {start_epoch + 1}/{cfg.epochs} (best {best:.3f})")
     if main:
         n_params = sum(p.numel() for p in model.parameters())

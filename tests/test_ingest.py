@@ -1,0 +1,234 @@
+"""Ingest end to end: pose files -> keypoint store + clip table, with rejects, modes and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import etl
+from etl.cli import app
+from etl.errors import ActrecError
+from etl.ingest import ingest
+from etl.keypoint_store import KeypointStore
+from etl.readers import ReadOptions, read_source
+from etl.skeleton import get_layout
+from etl.validate import validate_clip
+
+runner = CliRunner()
+COCO = get_layout("coco17")
+
+
+def _options(demo_dir, **kw):
+    return ReadOptions(layout=COCO, labels_csv=demo_dir / "clips.csv", **kw)
+
+
+def test_store_round_trips_every_clip(demo_dir, keypoint_store):
+    store = KeypointStore.open(keypoint_store)
+    clips = [
+        validate_clip(c, COCO) for c in read_source([demo_dir / "clips"], "coco-json", _options(demo_dir))
+    ]
+    assert len(store) == len(clips) == 32
+    for i, clip in enumerate(clips):
+        kps, scores = store.read_clip(i)
+        assert store.table.clip_id.iat[i] == clip.clip_id
+        np.testing.assert_array_equal(kps, clip.keypoints)  # NaN == NaN for assert_array_equal
+        np.testing.assert_array_equal(scores, clip.scores)
+        assert kps.shape[:2] == (store.table.n_persons.iat[i], store.table.n_frames.iat[i])
+
+
+def test_clip_table_columns_labels_and_api(keypoint_store):
+    df = etl.read_clips(keypoint_store)
+    for col in (
+        "clip_id",
+        "label",
+        "label_name",
+        "split",
+        "n_frames",
+        "n_persons",
+        "img_h",
+        "img_w",
+        "layout",
+        "source",
+        "source_format",
+        "subject",
+        "camera",
+    ):
+        assert col in df.columns, col
+    store = KeypointStore.open(keypoint_store)
+    assert store.classes == sorted(df.label_name.unique())
+    assert (df.label_name == [store.classes[i] for i in df.label]).all()
+    assert df.clip_id.is_unique and set(df.split) == {"train", "test"}
+    assert store.attrs["format_version"] == 1 and store.attrs["layout"] == "coco17"
+    assert store.attrs["ingest"]["format"] == "coco-json"
+
+
+def _messy_input(demo_dir, tmp_path):
+    """The demo clips plus: a truncated JSON, a duplicate id (same stem in a second folder), a clip whose
+    manifest label is not in the class list, and a clip missing from the manifest."""
+    src = tmp_path / "src"
+    shutil.copytree(demo_dir / "clips", src / "a")
+    (src / "b").mkdir()
+    first = sorted((src / "a").glob("*.json"))[0]
+    shutil.copy(first, src / "b" / first.name)  # duplicate id
+    (src / "a" / "zz_truncated.json").write_text(first.read_text()[:200])
+    shutil.copy(first, src / "a" / "zz_unlisted.json")  # not in the manifest -> missing label
+    manifest = pd.read_csv(demo_dir / "clips.csv")
+    odd = manifest.iloc[[0]].assign(clip_id="zz_odd", label_name="juggle")
+    shutil.copy(first, src / "a" / "zz_odd.json")
+    pd.concat([manifest, odd]).to_csv(tmp_path / "clips.csv", index=False)
+    classes = tmp_path / "classes.txt"
+    classes.write_text("\n".join(sorted(manifest.label_name.unique())) + "\n")
+    return src, tmp_path / "clips.csv", classes
+
+
+def test_every_clip_is_kept_or_rejected_with_a_reason(demo_dir, tmp_path):
+    src, manifest, classes = _messy_input(demo_dir, tmp_path)
+    opts = ReadOptions(layout=COCO, labels_csv=manifest, classes_file=classes)
+    report = ingest([src / "a", src / "b"], out=tmp_path / "kp.zarr", fmt="coco-json", options=opts)
+    assert report.n_read == 32 + 4
+    assert report.n_kept + report.n_rejected == report.n_read
+    reasons = {r.clip_id: r.reason for r in report.rejects}
+    duplicate = sorted((demo_dir / "clips").glob("*.json"))[0].stem
+    assert set(reasons) == {"zz_truncated", "zz_unlisted", "zz_odd", duplicate}
+    assert "not valid JSON" in reasons["zz_truncated"]
+    assert "missing label" in reasons["zz_unlisted"]
+    assert "unknown label 'juggle'" in reasons["zz_odd"]
+    assert "duplicate clip_id" in reasons[duplicate]
+    stored = etl.read_clips(tmp_path / "kp.zarr")
+    rejects = pd.read_parquet(tmp_path / "kp.zarr" / "rejects.parquet")
+    assert len(stored) == report.n_kept and len(rejects) == report.n_rejected
+    assert set(rejects.columns) == {"clip_id", "source", "reason"}
+
+
+def test_strict_and_unusable_input_write_nothing(demo_dir, tmp_path):
+    src, manifest, classes = _messy_input(demo_dir, tmp_path)
+    opts = ReadOptions(layout=COCO, labels_csv=manifest, classes_file=classes)
+    with pytest.raises(ActrecError, match="--strict: 4 clip"):
+        ingest([src / "a", src / "b"], out=tmp_path / "kp.zarr", fmt="coco-json", options=opts, strict=True)
+    assert not (tmp_path / "kp.zarr").exists() and not (tmp_path / "kp.zarr.partial").exists()
+    with pytest.raises(ActrecError, match="no usable clips"):
+        ingest([src / "a"], out=tmp_path / "kp.zarr", fmt="coco-json", options=ReadOptions(layout=COCO))
+    assert not (tmp_path / "kp.zarr").exists()
+
+
+def test_existing_store_needs_overwrite_and_append_adds_only_new_ids(demo_dir, tmp_path):
+    out = tmp_path / "kp.zarr"
+    half = tmp_path / "half"
+    half.mkdir()
+    files = sorted((demo_dir / "clips").glob("*.json"))
+    for f in files[:10]:
+        shutil.copy(f, half / f.name)
+    ingest([half], out=out, fmt="coco-json", options=_options(demo_dir))
+    with pytest.raises(ActrecError, match="--overwrite"):
+        ingest([half], out=out, fmt="coco-json", options=_options(demo_dir))
+    report = ingest([demo_dir / "clips"], out=out, fmt="coco-json", options=_options(demo_dir), mode="append")
+    assert (report.n_read, report.n_kept, report.n_rejected, report.n_total) == (32, 22, 10, 32)
+    appended = KeypointStore.open(out)
+    fresh_out = tmp_path / "fresh.zarr"
+    ingest([demo_dir / "clips"], out=fresh_out, fmt="coco-json", options=_options(demo_dir))
+    fresh = KeypointStore.open(fresh_out)
+    by_id = dict(zip(fresh.table.clip_id, range(len(fresh)), strict=True))
+    for i, cid in enumerate(appended.table.clip_id):
+        np.testing.assert_array_equal(appended.read_clip(i)[0], fresh.read_clip(by_id[cid])[0])
+    assert appended.classes == fresh.classes
+    report = ingest([half], out=out, fmt="coco-json", options=_options(demo_dir), mode="overwrite")
+    assert KeypointStore.open(out).table.shape[0] == 10
+
+
+def test_failed_ingest_leaves_the_old_store_and_no_partial(demo_dir, tmp_path, monkeypatch):
+    out = tmp_path / "kp.zarr"
+    ingest([demo_dir / "clips"], out=out, fmt="coco-json", options=_options(demo_dir))
+    before = etl.read_clips(out)
+
+    def explode(self, clip):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("etl.keypoint_store.KeypointWriter.add", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingest([demo_dir / "clips"], out=out, fmt="coco-json", options=_options(demo_dir), mode="overwrite")
+    assert not (tmp_path / "kp.zarr.partial").exists()
+    pd.testing.assert_frame_equal(etl.read_clips(out), before)
+
+
+def test_ingest_is_deterministic(demo_dir, tmp_path):
+    for name in ("a.zarr", "b.zarr"):
+        ingest([demo_dir / "clips"], out=tmp_path / name, fmt="coco-json", options=_options(demo_dir))
+    a, b = KeypointStore.open(tmp_path / "a.zarr"), KeypointStore.open(tmp_path / "b.zarr")
+    assert a.attrs["content_hash"] == b.attrs["content_hash"]
+    files_a = sorted(
+        p.relative_to(tmp_path / "a.zarr") for p in (tmp_path / "a.zarr").rglob("*") if p.is_file()
+    )
+    for rel in files_a:
+        assert (tmp_path / "a.zarr" / rel).read_bytes() == (tmp_path / "b.zarr" / rel).read_bytes(), rel
+
+
+def test_cli_ingest_query_info(demo_dir, tmp_path):
+    out = tmp_path / "kp.zarr"
+    args = ["ingest", str(demo_dir / "clips"), "--labels", str(demo_dir / "clips.csv"), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "32 read, 32 kept, 0 rejected" in result.output
+    assert "format coco-json" in result.output  # --format auto says what it picked
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    count = runner.invoke(app, ["query", str(out), "split == 'test'", "--count"])
+    assert count.exit_code == 0 and count.output.strip() == str((etl.read_clips(out).split == "test").sum())
+    rows = runner.invoke(app, ["query", str(out), "label_name == 'wave'", "--columns", "clip_id,subject"])
+    assert rows.exit_code == 0 and "s01_wave_r1" in rows.output
+    bad = runner.invoke(app, ["query", str(out), "nosuchcolumn > 3"])
+    assert bad.exit_code == 1 and "bad clip query" in bad.output
+    info = runner.invoke(app, ["info", str(out)])
+    assert info.exit_code == 0 and "wave" in info.output and "32 clips" in info.output
+
+
+def test_cli_exit_code_when_every_clip_is_rejected(demo_dir, tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            str(demo_dir / "clips"),
+            "--format",
+            "coco-json",
+            "--layout",
+            "penn13",
+            "--labels",
+            str(demo_dir / "clips.csv"),
+            "--out",
+            str(tmp_path / "kp.zarr"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "no usable clips" in result.output and "penn13" in result.output
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    ("fmt", "folder", "layout", "n_clips", "n_classes", "n_test"),
+    [
+        ("penn-action", "penn_action/labels", "penn13", 2326, 15, 1068),
+        ("jhmdb-ddnet", "jhmdb_ddnet14", "jhmdb15", 609, 14, 176),
+        ("utd-mhad", "utd_mhad_skeleton/Skeleton", "kinect20", 861, 27, 430),
+    ],
+)
+def test_public_datasets_via_cli(shared_dir, tmp_path, fmt, folder, layout, n_clips, n_classes, n_test):
+    out = tmp_path / "kp.zarr"
+    result = runner.invoke(
+        app,
+        ["ingest", str(shared_dir / "data" / folder), "--format", fmt, "--layout", layout, "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{n_clips} read, {n_clips} kept, 0 rejected" in result.output
+    count = runner.invoke(app, ["query", str(out), "split == 'test'", "--count"])
+    assert count.output.strip() == str(n_test)
+    df = etl.read_clips(out)
+    assert df.label.nunique() == n_classes and len(df) == n_clips
+
+
+def test_store_attrs_are_json(keypoint_store):
+    attrs = json.loads((keypoint_store / "zarr.json").read_text())["attributes"]
+    assert attrs["kind"] == "actrec.keypoints" and len(attrs["joint_names"]) == 17

@@ -1,0 +1,309 @@
+"""The trainer end to end on tiny configs: sampling, augmentation, fit, determinism, SIGKILL + resume,
+evaluate, predict and DDP (gloo, 2 processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from etl.heatmap_store import HeatmapStore
+from train.augment import hflip, random_resized_crop_flip
+from train.checkpoint import load_checkpoint
+from train.cli import app
+from train.data import EpochSampler, HeatmapClips
+from train.fit import FitConfig, fit
+from train.sampling import sample_test, sample_train
+
+runner = CliRunner()
+
+
+def tiny(store: Path, out: Path, **kw) -> FitConfig:
+    base = dict(
+        store=str(store),
+        out=str(out),
+        model="c3d",
+        preset="tiny",
+        epochs=2,
+        clip_len=8,
+        batch_size=4,
+        lr=1e-3,
+        workers=0,
+        seed=1,
+    )
+    return FitConfig(**{**base, **kw})
+
+
+def _quiet(*_):
+    pass
+
+
+# ------------------------------------------------------------------------------------------- sampling
+
+
+@pytest.mark.shared
+def test_test_sampling_matches_posec3d(anchor_dump):
+    for k in range(4):
+        n = anchor_dump[f"s{k}_raw_keypoint"].shape[1]
+        np.testing.assert_array_equal(sample_test(n, 48, 1)[0], anchor_dump[f"s{k}_val_frame_inds"])
+
+
+def test_train_sampling_covers_the_clip_in_order():
+    rng = np.random.RandomState(0)
+    for n in (5, 40, 63, 200):
+        idx = sample_train(n, 32, rng)
+        assert idx.shape == (32,) and idx.min() >= 0 and idx.max() < n
+        if n >= 32:
+            assert (np.diff(idx) > 0).all()  # one frame per segment, in time order
+            assert idx[0] < n / 32 + 1 and idx[-1] >= n - n / 32 - 1
+    views = sample_test(100, 16, 10)
+    assert views.shape == (10, 16)
+    np.testing.assert_array_equal(views, sample_test(100, 16, 10))  # fixed
+
+
+def test_dataset_returns_uint8_views_of_the_store(heatmap_store):
+    store = HeatmapStore.open(heatmap_store)
+    ds = HeatmapClips(
+        heatmap_store,
+        np.arange(len(store)),
+        store.table.label.to_numpy(),
+        clip_len=8,
+        train=False,
+        num_clips=3,
+    )
+    views, label = ds[(2, 0)]
+    assert views.dtype == torch.uint8 and views.shape == (3, 8, 34, 32, 32)
+    frames = sample_test(int(store.n_frames[2]), 8, 3)
+    np.testing.assert_array_equal(views.numpy(), store.read_clip(2)[frames])
+    assert label == store.table.label.iat[2]
+    train = HeatmapClips(
+        heatmap_store, np.arange(len(store)), store.table.label.to_numpy(), clip_len=8, train=True
+    )
+    a, b, c = train[(2, 0)][0], train[(2, 0)][0], train[(2, 1)][0]
+    assert torch.equal(a, b) and not torch.equal(a, c)  # a function of (seed, epoch, clip)
+
+
+def test_epoch_sampler_shards_ranks_and_reshuffles():
+    parts = [list(EpochSampler(10, shuffle=True, seed=3, rank=r, world_size=3)) for r in range(3)]
+    assert all(len(p) == 4 for p in parts)
+    assert set().union(*[{i for i, _ in p} for p in parts]) == set(range(10))
+    s = EpochSampler(10, shuffle=True, seed=3)
+    first = list(s)
+    s.set_epoch(1)
+    assert first != list(s) and all(e == 1 for _, e in s)
+
+
+# ------------------------------------------------------------------------------------------- augment
+
+
+def test_full_crop_with_flip_equals_a_mirror_with_channel_swap():
+    x = torch.rand(2, 4, 3, 8, 8)
+    perm = [1, 0, 3, 2]
+    g = torch.Generator().manual_seed(0)
+    out = random_resized_crop_flip(
+        x, size=8, flip_permutation=perm, generator=g, area=(1, 1), ratio=(1, 1), flip_prob=1.0
+    )
+    torch.testing.assert_close(out, hflip(x, perm))
+    torch.testing.assert_close(hflip(hflip(x, perm), perm), x)
+    kept = random_resized_crop_flip(
+        x, size=8, flip_permutation=perm, generator=g, area=(1, 1), ratio=(1, 1), flip_prob=0.0
+    )
+    torch.testing.assert_close(kept, x)
+    crop = random_resized_crop_flip(x, size=5, flip_permutation=perm, generator=g)
+    assert crop.shape == (2, 4, 3, 5, 5)
+
+
+# ------------------------------------------------------------------------------------------- fit
+
+
+def test_fit_writes_checkpoints_metrics_and_plots(heatmap_store, tmp_path):
+    result = fit(tiny(heatmap_store, tmp_path / "run", model="cnn_lstm_attn", workers=2), log=_quiet)
+    run = tmp_path / "run"
+    for name in (
+        "last.pt",
+        "best.pt",
+        "metrics.csv",
+        "metrics.json",
+        "curves.png",
+        "confusion.png",
+        "attention.png",
+    ):
+        assert (run / name).exists(), name
+    history = pd.read_csv(run / "metrics.csv")
+    assert list(history.epoch) == [1, 2]
+    assert set(json.loads((run / "metrics.json").read_text())) >= {"val_top1", "val_mean_class_acc"}
+    assert 0 <= result["val_top1"] <= 1
+    ckpt = load_checkpoint(run / "last.pt")  # weights_only=True
+    assert ckpt["epoch"] == 1 and ckpt["model_name"] == "cnn_lstm_attn"
+    assert ckpt["model_config"]["in_channels"] == 34 and ckpt["model_config"]["num_classes"] == 8
+    assert {"optimizer", "scheduler", "best_metric", "rng", "fit_config", "classes", "render"} <= set(ckpt)
+
+
+def _weights(path: Path) -> dict:
+    return load_checkpoint(path)["model"]
+
+
+def test_cpu_training_is_deterministic(heatmap_store, tmp_path):
+    fit(tiny(heatmap_store, tmp_path / "a", model="cnn_lstm"), log=_quiet)
+    fit(tiny(heatmap_store, tmp_path / "b", model="cnn_lstm"), log=_quiet)
+    a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    fit(tiny(heatmap_store, tmp_path / "c", model="cnn_lstm", seed=2), log=_quiet)
+    c = _weights(tmp_path / "c" / "last.pt")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_continues_exactly(heatmap_store, tmp_path):
+    ref = tmp_path / "ref"
+    fit(tiny(heatmap_store, ref, epochs=3), log=_quiet)
+
+    run = tmp_path / "run"
+    args = [
+        "fit",
+        str(heatmap_store),
+        "--model",
+        "c3d",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "3",
+        "--clip-len",
+        "8",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--workers",
+        "0",
+        "--seed",
+        "1",
+        "--out",
+        str(run),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "train", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "last.pt").exists() and load_checkpoint(run / "last.pt")["epoch"] == 0:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert load_checkpoint(run / "last.pt")["epoch"] < 2, "killed too late to test resuming"
+
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output
+    a, b = _weights(ref / "last.pt"), _weights(run / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(pd.read_csv(run / "metrics.csv")) == 3
+
+
+def test_resume_with_other_settings_starts_over(heatmap_store, tmp_path):
+    fit(tiny(heatmap_store, tmp_path / "run", epochs=1), log=_quiet)
+    lines = []
+    fit(replace(tiny(heatmap_store, tmp_path / "run", epochs=1, lr=5e-4), resume=True), log=lines.append)
+    assert any("different settings (lr)" in line for line in lines)
+
+
+# ------------------------------------------------------------------------------------------- evaluate, predict
+
+
+@pytest.fixture(scope="module")
+def trained(heatmap_store, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("trained")
+    fit(tiny(heatmap_store, run, model="cnn_lstm_attn", epochs=1), log=_quiet)
+    return run / "best.pt"
+
+
+def test_evaluate_writes_metrics_json(trained, heatmap_store, tmp_path):
+    out = tmp_path / "eval.json"
+    result = runner.invoke(
+        app,
+        ["evaluate", str(trained), str(heatmap_store), "--clips", "3", "--workers", "0", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    m = json.loads(out.read_text())
+    for key in ("top1", "top5", "mean_class_acc"):
+        assert 0.0 <= m[key] <= 1.0
+    assert m["top5"] >= m["top1"]
+    n_test = int((HeatmapStore.open(heatmap_store).table.split == "test").sum())
+    assert m["n_clips"] == n_test and sum(map(sum, m["confusion_matrix"])) == n_test
+    assert set(m["per_class"]) <= set(HeatmapStore.open(heatmap_store).classes)
+
+
+def test_evaluate_refuses_a_store_rendered_differently(trained, keypoint_store, tmp_path):
+    from etl.render import RenderParams, render
+
+    other = tmp_path / "joints.zarr"
+    render(keypoint_store, other, RenderParams(channels="joints", size=32))
+    result = runner.invoke(app, ["evaluate", str(trained), str(other), "--workers", "0"])
+    assert result.exit_code == 1 and "does not match" in result.output
+
+
+def test_predict_prints_top_k_labels(trained, demo_dir):
+    clip = sorted((demo_dir / "clips").glob("*.json"))[0]
+    result = runner.invoke(app, ["predict", str(trained), str(clip), "--top-k", "3"])
+    assert result.exit_code == 0, result.output
+    classes = load_checkpoint(trained)["classes"]
+    shown = [name for name in classes if name in result.output]
+    assert len(shown) >= 3 and clip.stem in result.output
+
+
+# ------------------------------------------------------------------------------------------- DDP
+
+
+@pytest.mark.slow
+def test_ddp_with_gloo_on_two_processes(heatmap_store, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "train",
+        "fit",
+        str(heatmap_store),
+        "--model",
+        "c3d",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--clip-len",
+        "8",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--workers",
+        "0",
+        "--out",
+        str(run),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["epoch"] == 0
+    history = pd.read_csv(run / "metrics.csv")
+    n_train = int((HeatmapStore.open(heatmap_store).table.split == "train").sum())
+    assert len(history) == 1 and "x2" in proc.stdout + proc.stderr
+    assert n_train > 0
