@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -25,7 +24,16 @@ import zarr
 
 from etl.cliptable import CLIPS_FILE, REJECTS_FILE, read_rejects, write_table
 from etl.errors import ActrecError
-from etl.heatmap_store import DTYPES, FORMAT_VERSION, KIND, UINT8_SCALE, Partition, compressors, plan_layout
+from etl.heatmap_store import (
+    DTYPES,
+    FORMAT_VERSION,
+    KIND,
+    UINT8_SCALE,
+    Partition,
+    clip_checksum,
+    compressors,
+    plan_layout,
+)
 from etl.keypoint_store import KeypointStore
 from etl.skeleton import Layout
 from etl.storeio import check_output, exclusive_lock, partial_path, publish
@@ -41,7 +49,7 @@ class RenderParams:
     padding: float = 0.25
     eps: float = 1e-4
     dtype: str = "uint8"
-    codec: str = "lz4"
+    codec: str = "zstd"
     level: int = 5
     frames_per_chunk: int = 16
     chunks_per_shard: int = 16
@@ -274,7 +282,7 @@ def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: Rend
         view = buf[a : a + kps.shape[1]]  # (T, C, S, S)
         _, box = render_clip(kps, scores, img_hw, params, layout, out=view)
         boxes.append([float(x) for x in box])
-        sums.append(zlib.crc32(view.tobytes()))
+        sums.append(clip_checksum(view))
     heatmaps[part.frame_lo : part.frame_hi] = buf
     _write_marker(
         hm_path / PROGRESS_DIR / f"{part.index}.json",

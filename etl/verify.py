@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etl.heatmap_store import HeatmapStore
+from etl.heatmap_store import HeatmapStore, clip_checksum
 
 
 @dataclass
@@ -55,7 +54,7 @@ def verify_store(
                     report.bad.append((ids[k], f"cannot decode: {type(exc).__name__}: {exc}"))
                     continue
             report.n_frames += len(data)
-            if zlib.crc32(data.tobytes()) != int(sums[k]):
+            if clip_checksum(data) != int(sums[k]):
                 report.bad.append((ids[k], "checksum mismatch: decoded values differ from what was rendered"))
         i = j
         if on_progress:
