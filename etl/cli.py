@@ -206,7 +206,7 @@ def render(
     eps: Annotated[float, typer.Option(help="joints with a score below this are not drawn")] = 1e-4,
     dtype: Annotated[str, typer.Option(help="uint8 (quantised, error <= 1/510) | float16")] = "uint8",
     codec: Annotated[str, typer.Option(help="blosc codec: zstd | lz4 | none")] = "zstd",
-    level: Annotated[int, typer.Option(min=0, max=9, help="compression level")] = 5,
+    level: Annotated[int, typer.Option(min=0, max=9, help="compression level")] = 1,
     frames_per_chunk: Annotated[int, typer.Option(min=1, help="frames per zarr chunk")] = 16,
     chunks_per_shard: Annotated[int, typer.Option(min=1, help="chunks per shard file")] = 16,
     threads: Annotated[

@@ -50,7 +50,7 @@ class RenderParams:
     eps: float = 1e-4
     dtype: str = "uint8"
     codec: str = "zstd"
-    level: int = 5
+    level: int = 1
     frames_per_chunk: int = 16
     chunks_per_shard: int = 16
 

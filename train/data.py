@@ -69,10 +69,9 @@ class HeatmapClips(Dataset):
             frames = sample_train(n_frames, self.clip_len, rng)[None]  # (1, T)
         else:
             frames = sample_test(n_frames, self.clip_len, self.num_clips)  # (V, T)
-        unique, inverse = np.unique(frames, return_inverse=True)
-        data = self.store.read_clip(row, unique)  # (U, C, S, S), only the chunks holding these frames
-        views = data[inverse.reshape(frames.shape)]  # (V, T, C, S, S)
-        return torch.from_numpy(np.ascontiguousarray(views)), int(self.labels[i])
+        data = self.store.read_clip(row, frames.ravel())  # (V*T, C, S, S): only the chunks holding them
+        views = data.reshape(*frames.shape, *data.shape[1:])  # (V, T, C, S, S)
+        return torch.from_numpy(views), int(self.labels[i])
 
 
 class EpochSampler(Sampler):

@@ -1,0 +1,159 @@
+#!/usr/bin/env python
+"""Loader throughput: one training sample from our heatmap store vs the anchor's on-the-fly PoseC3D pipeline.
+
+    .venv/bin/python bench/bench_loader.py            # prints a markdown table, writes docs/bench_loader.md
+
+Same inputs, same machine, one run: the anchor's synthetic samples (`synth_sample` of
+../shared/anchor/anchor_heatmaps.py: 100-frame 1080p clips, 1 person, COCO-17, seed 0). The anchor times its
+NTU60-XSub train pipeline (UniformSampleFrames 48 -> PoseCompact -> Resize -> RandomResizedCrop -> Resize 56 ->
+Flip -> GeneratePoseTarget) per sample in one process with math threads pinned to 1. We write the same clips as
+a PYSKL pickle, ingest and render them once (64 px, as the anchor's PoseCompact + Resize(-1, 64)), then time what
+a DataLoader worker does per sample: UniformSampleFrames(48) + read + decode (`HeatmapClips.__getitem__`), one
+thread. Random resized crop + flip run batched on the device in our trainer; their CPU cost is reported too (for
+a CPU-only machine), per sample in a batch of 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(SHARED / "anchor"))
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_kernels import anchor_python  # noqa: E402
+
+ANCHOR_DRIVER = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import anchor_heatmaps as A
+import numpy as np
+n, runs, seed = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+P = A.build_pipelines()
+rng = np.random.default_rng(seed)
+annos = [A.synth_sample(rng, 100, 1, 1080, 1920, i % 60, 0.0, f"synth_{i:04d}") for i in range(n)]
+infos = [A.as_data_info(x) for x in annos]
+res = {v: A.time_variant(P["variants"][v], infos, runs, seed) for v in ("train_joint", "train_limb")}
+print(json.dumps({v: r["ms_per_sample_median"] for v, r in res.items()}))
+"""
+
+
+def run_anchor(samples: int, runs: int, seed: int) -> dict:
+    cmd = [str(anchor_python()), "-c", ANCHOR_DRIVER, str(SHARED / "anchor"), str(samples), str(runs), str(seed)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def build_stores(tmp: Path, samples: int, seed: int) -> dict[str, Path]:
+    import anchor_heatmaps as A  # numpy-only at import time
+
+    from etl.ingest import ingest
+    from etl.readers import ReadOptions
+    from etl.render import RenderParams, render
+    from etl.skeleton import get_layout
+
+    rng = np.random.default_rng(seed)
+    annos = [A.synth_sample(rng, 100, 1, 1080, 1920, i % 60, 0.0, f"synth_{i:04d}") for i in range(samples)]
+    pkl = tmp / "anchor_synth.pkl"
+    names = [a["frame_dir"] for a in annos]
+    with open(pkl, "wb") as f:
+        pickle.dump({"split": {"xsub_train": names}, "annotations": annos}, f)
+    kp = tmp / "kp.zarr"
+    ingest([pkl], out=kp, fmt="pyskl", options=ReadOptions(layout=get_layout("coco17")))
+    stores = {}
+    for variant, channels in (("joints", "joints"), ("limbs", "limbs")):
+        stores[variant] = tmp / f"{variant}.zarr"
+        render(kp, stores[variant], RenderParams(channels=channels, size=64), threads=1)
+    return stores
+
+
+def time_ours(store: Path, runs: int) -> dict:
+    from etl.heatmap_store import HeatmapStore
+    from train.augment import random_resized_crop_flip, to_model_input
+    from train.data import HeatmapClips
+
+    hm = HeatmapStore.open(store)
+    ds = HeatmapClips(store, np.arange(len(hm)), hm.table.label.to_numpy(), clip_len=48, train=True)
+    for i in range(2):
+        ds[(i, 0)]  # warm-up: open the store
+    times = []
+    for epoch in range(runs):
+        for i in range(len(ds)):
+            t0 = time.perf_counter()
+            ds[(i, epoch)]
+            times.append(time.perf_counter() - t0)
+    batch = torch.stack([ds[(i, 0)][0][0] for i in range(8)])  # (8, T, C, 64, 64) uint8
+    g = torch.Generator().manual_seed(0)
+    aug = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        x = to_model_input(batch, 255.0)
+        random_resized_crop_flip(x, size=56, flip_permutation=hm.flip_permutation, generator=g)
+        aug.append((time.perf_counter() - t0) / len(batch))
+    return {"ms": statistics.median(times) * 1e3, "aug_ms": statistics.median(aug) * 1e3,
+            "stored_bytes_per_clip": sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / len(hm)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--write-doc", default=str(ROOT / "docs" / "bench_loader.md"), help="'' to skip")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    load = [os.getloadavg()[0]]
+    anchor = run_anchor(a.samples, a.runs, a.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = build_stores(Path(tmp), a.samples, a.seed)
+        ours = {v: time_ours(stores[v], a.runs) for v in stores}
+    load.append(os.getloadavg()[0])
+    cmd = " ".join([".venv/bin/python", "bench/bench_loader.py", *(argv if argv is not None else sys.argv[1:])])
+    lines = [
+        "## Loader: a training sample from the store vs the anchor's on-the-fly pipeline",
+        "",
+        f"Command: `{cmd}`  ",
+        f"{a.samples} synthetic 100-frame 1080p COCO-17 clips (the anchor's `synth_sample`, seed {a.seed}), "
+        f"{a.runs} passes, medians, one thread/process each; 1-min load average {load[0]:.2f} before, "
+        f"{load[1]:.2f} after; {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| variant | anchor train pipeline ms/sample | ours: sample + read + decode ms/sample | speed-up per core "
+        "| ours samples/s per worker | + crop/flip on CPU ms/sample | speed-up incl. CPU crop/flip "
+        "| stored KB/clip (100 frames) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v, key in (("joints", "train_joint"), ("limbs", "train_limb")):
+        o, an = ours[v], anchor[key]
+        lines.append(
+            f"| {v} (17 ch, 48 frames) | {an:.2f} | {o['ms']:.3f} | {an / o['ms']:.0f}x | {1e3 / o['ms']:,.0f} "
+            f"| {o['aug_ms']:.3f} | {an / (o['ms'] + o['aug_ms']):.0f}x | {o['stored_bytes_per_clip'] / 1e3:.1f} |"
+        )
+    lines += [
+        "",
+        "Ours returns 48 x 17 x 64 x 64 uint8 (crop and flip to 56 px happen batched on the GPU); the anchor "
+        "returns 17 x 48 x 56 x 56 float32 after its CPU crop/flip.",
+    ]
+    md = "\n".join(lines) + "\n"
+    print(md)
+    if a.write_doc:
+        Path(a.write_doc).write_text(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
