@@ -13,6 +13,8 @@ from rich.table import Table
 
 from etl.cli_progress import progress_bar
 from etl.errors import ActrecError
+from etl.readers import FORMATS
+from etl.skeleton import LAYOUTS
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -66,9 +68,11 @@ def demo_data(
 def ingest(
     src: Annotated[list[Path], typer.Argument(exists=True, help="pose files or folders")],
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="keypoint store to create")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="input format, or auto")] = "auto",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help=f"input format: auto, {', '.join(FORMATS)}")
+    ] = "auto",
     layout: Annotated[
-        str, typer.Option(help="skeleton layout of the input (coco17, penn13, ...)")
+        str, typer.Option(help=f"skeleton layout of the input: {', '.join(LAYOUTS)}")
     ] = "coco17",
     labels: Annotated[
         Path | None,
