@@ -13,8 +13,10 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+import etl.numba_setup  # noqa: F401  (sets the threading layer read below, before numba loads)
 from etl.cliptable import CLIPS_FILE, REJECTS_FILE, read_rejects, write_table
 from etl.errors import ActrecError
 from etl.heatmap_store import (
@@ -39,6 +42,8 @@ from etl.skeleton import Layout
 from etl.storeio import check_output, exclusive_lock, partial_path, publish
 
 PROGRESS_DIR = "_progress"  # done markers of finished partitions, inside the temporary store
+# Without TBB (a broken install), numba's fallback layer aborts when two threads run kernels at once: serialise.
+_KERNEL_LOCK = threading.Lock() if os.environ.get("NUMBA_THREADING_LAYER") != "tbb" else nullcontext()
 
 
 @dataclass(frozen=True)
@@ -300,8 +305,8 @@ def render_clip(
     out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One clip's heatmaps, exactly as stored: PoseCompact box -> canvas -> kernels. keypoints (M, T, V, 2)
-    in source pixels, scores (M, T, V). Fills `out` (T, C, S, S) of params.dtype (allocated when None) and
-    returns the crop box [x0, y0, x1, y1]; `predict` uses it to render new poses like the training data."""
+    in source pixels, scores (M, T, V). Fills `out` (T, C, S, S) of params.dtype (allocated when None);
+    returns (out, crop box [x0, y0, x1, y1]). `predict` uses it to render new poses like the training data."""
     from etl.compact import compact_box, to_canvas
     from etl.kernels import render_heatmaps
 
@@ -312,9 +317,10 @@ def render_clip(
     canvas = to_canvas(keypoints, box, params.size)  # (M, T, V, 2) in output pixels
     with_joints = params.channels in ("joints", "joints+limbs")
     limbs = np.asarray(layout.limbs, np.int64) if params.channels in ("limbs", "joints+limbs") else None
-    render_heatmaps(
-        canvas, scores, out, with_joints=with_joints, limbs=limbs, sigma=params.sigma, eps=params.eps
-    )
+    with _KERNEL_LOCK:
+        render_heatmaps(
+            canvas, scores, out, with_joints=with_joints, limbs=limbs, sigma=params.sigma, eps=params.eps
+        )
     return out, box
 
 
