@@ -10,7 +10,7 @@ Layout (format_version 1):
     clips.parquet               the keypoint store's clip table, same rows in the same order
 Chunks are (frames_per_chunk, C, S, S); shards group chunks_per_shard chunks so a dataset is a few hundred files.
 Render partitions own whole shards (two writers never touch one shard: zarr would lose data), and chunks
-padded past a clip's end stay empty, which costs nothing on disk.
+padded past a clip's end hold zeros, which compress to a few bytes.
 """
 
 from __future__ import annotations
