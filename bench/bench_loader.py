@@ -38,6 +38,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_kernels import anchor_python  # noqa: E402
 
+LEVEL = {"zstd": 1, "lz4": 5, "none": 0}
 ANCHOR_DRIVER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -54,12 +55,20 @@ print(json.dumps({v: r["ms_per_sample_median"] for v, r in res.items()}))
 
 
 def run_anchor(samples: int, runs: int, seed: int) -> dict:
-    cmd = [str(anchor_python()), "-c", ANCHOR_DRIVER, str(SHARED / "anchor"), str(samples), str(runs), str(seed)]
+    cmd = [
+        str(anchor_python()),
+        "-c",
+        ANCHOR_DRIVER,
+        str(SHARED / "anchor"),
+        str(samples),
+        str(runs),
+        str(seed),
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def build_stores(tmp: Path, samples: int, seed: int) -> dict[str, Path]:
+def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Path]:
     import anchor_heatmaps as A  # numpy-only at import time
 
     from etl.ingest import ingest
@@ -78,7 +87,12 @@ def build_stores(tmp: Path, samples: int, seed: int) -> dict[str, Path]:
     stores = {}
     for variant, channels in (("joints", "joints"), ("limbs", "limbs")):
         stores[variant] = tmp / f"{variant}.zarr"
-        render(kp, stores[variant], RenderParams(channels=channels, size=64), threads=1)
+        render(
+            kp,
+            stores[variant],
+            RenderParams(channels=channels, size=64, codec=codec, level=LEVEL[codec]),
+            threads=1,
+        )
     return stores
 
 
@@ -105,8 +119,11 @@ def time_ours(store: Path, runs: int) -> dict:
         x = to_model_input(batch, 255.0)
         random_resized_crop_flip(x, size=56, flip_permutation=hm.flip_permutation, generator=g)
         aug.append((time.perf_counter() - t0) / len(batch))
-    return {"ms": statistics.median(times) * 1e3, "aug_ms": statistics.median(aug) * 1e3,
-            "stored_bytes_per_clip": sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / len(hm)}
+    return {
+        "ms": statistics.median(times) * 1e3,
+        "aug_ms": statistics.median(aug) * 1e3,
+        "stored_bytes_per_clip": sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / len(hm),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,16 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--codec", default="zstd", choices=sorted(LEVEL), help="codec of the heatmap store")
     ap.add_argument("--write-doc", default=str(ROOT / "docs" / "bench_loader.md"), help="'' to skip")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     load = [os.getloadavg()[0]]
     anchor = run_anchor(a.samples, a.runs, a.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        stores = build_stores(Path(tmp), a.samples, a.seed)
+        stores = build_stores(Path(tmp), a.samples, a.seed, a.codec)
         ours = {v: time_ours(stores[v], a.runs) for v in stores}
     load.append(os.getloadavg()[0])
-    cmd = " ".join([".venv/bin/python", "bench/bench_loader.py", *(argv if argv is not None else sys.argv[1:])])
+    cmd = " ".join(
+        [".venv/bin/python", "bench/bench_loader.py", *(argv if argv is not None else sys.argv[1:])]
+    )
     lines = [
         "## Loader: a training sample from the store vs the anchor's on-the-fly pipeline",
         "",

@@ -209,8 +209,10 @@ def render(
     padding: Annotated[float, typer.Option(help="PoseCompact padding around the clip's keypoint box")] = 0.25,
     eps: Annotated[float, typer.Option(help="joints with a score below this are not drawn")] = 1e-4,
     dtype: Annotated[str, typer.Option(help="uint8 (quantised, error <= 1/510) | float16")] = "uint8",
-    codec: Annotated[str, typer.Option(help="blosc codec: zstd | lz4 | none")] = "zstd",
-    level: Annotated[int, typer.Option(min=0, max=9, help="compression level")] = 1,
+    codec: Annotated[str, typer.Option(help="lz4 (fastest to read) | zstd (smallest) | none")] = "lz4",
+    level: Annotated[
+        int | None, typer.Option(min=0, max=9, help="compression level (default: lz4 5, zstd 1)")
+    ] = None,
     frames_per_chunk: Annotated[int, typer.Option(min=1, help="frames per zarr chunk")] = 16,
     chunks_per_shard: Annotated[int, typer.Option(min=1, help="chunks per shard file")] = 16,
     threads: Annotated[

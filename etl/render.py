@@ -28,6 +28,7 @@ import etl.numba_setup  # noqa: F401  (sets the threading layer read below, befo
 from etl.cliptable import CLIPS_FILE, REJECTS_FILE, read_rejects, write_table
 from etl.errors import ActrecError
 from etl.heatmap_store import (
+    DEFAULT_LEVEL,
     DTYPES,
     FORMAT_VERSION,
     KIND,
@@ -54,10 +55,14 @@ class RenderParams:
     padding: float = 0.25
     eps: float = 1e-4
     dtype: str = "uint8"
-    codec: str = "zstd"
-    level: int = 1
+    codec: str = "lz4"  # fastest to decode (the loader's cost); zstd stores ~2.4x less, decodes ~1.6x slower
+    level: int | None = None  # None: the codec's default (DEFAULT_LEVEL)
     frames_per_chunk: int = 16
     chunks_per_shard: int = 16
+
+    def __post_init__(self) -> None:
+        if self.level is None:
+            object.__setattr__(self, "level", DEFAULT_LEVEL.get(self.codec, 0))
 
     def check(self) -> None:
         if self.dtype not in DTYPES:

@@ -135,7 +135,14 @@ class ShardedFrameReader:
         for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(frames)], strict=True):
             chunk = int(chunk_of[a])
             self._load_chunk(chunk)
-            np.take(self._scratch, sorted_frames[a:b] - chunk * self.chunk_frames, axis=0, out=out[a:b])
+            # mode="clip": with the default mode numpy buffers `out` (an extra copy); indices are in range here
+            np.take(
+                self._scratch,
+                sorted_frames[a:b] - chunk * self.chunk_frames,
+                axis=0,
+                out=out[a:b],
+                mode="clip",
+            )
         if in_order:
             return out
         result = np.empty_like(out)
