@@ -4,6 +4,7 @@ ActrecError into an exit code."""
 from __future__ import annotations
 
 import functools
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -293,6 +294,94 @@ def show(
 
     path = save_filmstrip(store, clip_id, out, n_frames=frames)
     console.print(f"wrote {path}")
+
+
+@app.command()
+@cli_errors
+def download(
+    name: Annotated[str | None, typer.Argument(help="dataset name from the registry (see --list)")] = None,
+    dest: Annotated[
+        Path | None,
+        typer.Option(
+            "--dest", "-d", file_okay=False, help="folder to install into (default data/downloads/NAME)"
+        ),
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="any http(s) URL instead of a registry dataset")] = None,
+    sha256: Annotated[str | None, typer.Option(help="the file's expected sha256 (64 hex digits)")] = None,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option("--allow-unverified", help="install without a known checksum (prints the one computed)"),
+    ] = False,
+    archive: Annotated[
+        str, typer.Option(help="with --url: auto (from the name) | zip | tar | none")
+    ] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="download again even if already installed")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="list the registry and exit")] = False,
+):
+    """Download a public pose dataset (or any --url) with sha256 verification, resume and safe unpacking."""
+    from etl.download import install_dataset, install_url, list_datasets
+
+    if list_:
+        for row in list_datasets():
+            size = f", {row['bytes'] / 1e6:.1f} MB" if row["bytes"] else ""
+            check = "sha256 pinned" if row["verified"] else "NO sha256: needs --sha256 or --allow-unverified"
+            console.print(f"[bold]{row['name']}[/] ({row['files']} file(s){size}; {check})", highlight=False)
+            for key in ("description", "ingest", "licence", "citation", "checksum_note"):
+                console.print(f"  {key}: {row[key]}", highlight=False, soft_wrap=True)
+        return
+    if (name is None) == (url is None):
+        raise ActrecError("give a dataset NAME or --url URL (see --list)")
+    with ExitStack() as stack:
+        bars = {}
+
+        def progress(file_name: str, done: int, total: int | None) -> None:
+            if "bar" not in bars:  # opened at the first byte: errors before it print no empty bar
+                bars["bar"] = stack.enter_context(progress_bar("download", unit="bytes"))
+            bars["bar"].describe(file_name)
+            bars["bar"].update_to(done, total)
+
+        if url is not None:
+            report = install_url(
+                url,
+                dest,
+                sha256=sha256,
+                allow_unverified=allow_unverified,
+                archive=archive,
+                progress=progress,
+                force=force,
+            )
+        else:
+            report = install_dataset(
+                name, dest, sha256=sha256, allow_unverified=allow_unverified, progress=progress, force=force
+            )
+    if report.skipped:
+        console.print(f"{report.name}: already installed in {report.dest} (--force downloads again)")
+        return
+    extracted = f", {report.extracted} files unpacked" if report.extracted else ""
+    console.print(f"{report.name}: {len(report.files)} file(s) installed in {report.dest}{extracted}")
+    for f in report.files:
+        if not f["verified"]:
+            err_console.print(
+                f"[yellow]not verified:[/] {f['name']} has sha256 {f['sha256']}; pass --sha256 {f['sha256']} "
+                "next time to pin it",
+                highlight=False,
+            )
+
+
+@app.command()
+@cli_errors
+def report(
+    root: Annotated[Path, typer.Option(file_okay=False, help="the repository with dvc.yaml")] = Path("."),
+    html: Annotated[
+        bool, typer.Option("--html", help="also write dvc_plots/index.html (dvc plots show)")
+    ] = False,
+):
+    """Summarise the DVC pipeline's results: test accuracy per model and where the plots are."""
+    from etl.pipeline_report import format_table, summary_rows, write_html
+
+    if html and write_html(root) is None:
+        err_console.print("[yellow]warning:[/] `dvc plots show` failed; the PNGs are still there")
+    print(format_table(summary_rows(root), root))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Train and test all three models on Penn Action (official split) with CPU-sized configs; the numbers and curves
+# in docs/results.md come from this script. Usage: bench/train_penn.sh [OUT_DIR] (default runs/penn).
+# Takes ~1-2 hours on 2 CPU cores. Set EPOCHS, PRESET, SIZE, CLIP_LEN, DEVICE to change the recipe.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/penn}
+PENN=${PENN:-../shared/data/penn_action/labels}
+EPOCHS=${EPOCHS:-15}
+PRESET=${PRESET:-small}
+SIZE=${SIZE:-48}
+CLIP_LEN=${CLIP_LEN:-24}
+DEVICE=${DEVICE:-auto}
+BIN=.venv/bin
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.cache/numba}
+mkdir -p "$OUT"
+
+[ -d "$OUT/keypoints.zarr" ] || $BIN/actrec-etl ingest "$PENN" --format penn-action --layout penn13 \
+    --out "$OUT/keypoints.zarr"
+[ -d "$OUT/heatmaps.zarr" ] || $BIN/actrec-etl render "$OUT/keypoints.zarr" --out "$OUT/heatmaps.zarr" \
+    --channels joints+limbs --size "$SIZE"
+for model in c3d cnn_lstm cnn_lstm_attn; do
+    start=$(date +%s)
+    $BIN/actrec-train fit "$OUT/heatmaps.zarr" --model $model --preset "$PRESET" --out "$OUT/$model" \
+        --epochs "$EPOCHS" --clip-len "$CLIP_LEN" --batch-size 16 --lr 1e-3 --weight-decay 0.01 \
+        --schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --workers 1 --device "$DEVICE" --resume
+    echo "$(( $(date +%s) - start ))" > "$OUT/$model/fit_wall_s.txt"
+    # last.pt, not best.pt: best.pt is picked on the test split (Penn Action has no validation split)
+    $BIN/actrec-train evaluate "$OUT/$model/last.pt" "$OUT/heatmaps.zarr" --where "split == 'test'" \
+        --clips 10 --workers 1 --device "$DEVICE" --out "$OUT/$model/eval.json"
+done
