@@ -103,8 +103,6 @@ def ingest(
 
     if overwrite and append:
         raise ActrecError("--overwrite and --append exclude each other")
-    if nan_policy not in ("missing", "reject"):
-        raise ActrecError(f"--nan-policy must be missing or reject, not {nan_policy!r}")
     options = ReadOptions(
         layout=get_layout(layout),
         labels_csv=labels,

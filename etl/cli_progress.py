@@ -24,16 +24,13 @@ class Bar:
     def update_to(self, done: int, total: int | None = None, **fields) -> None:
         self._progress.update(self._task, completed=done, total=total, **fields)
 
-    def advance(self, n: int = 1) -> None:
-        self._progress.advance(self._task, n)
-
     def describe(self, text: str) -> None:
         self._progress.update(self._task, description=text)
 
 
-@contextmanager
-def progress_bar(description: str, *, unit: str = "items", total: int | None = None, extra: str = ""):
-    """A progress bar on stderr; `extra` is a rich format string over task fields (e.g. "loss {task.fields[loss]}")."""
+def progress_columns(unit: str, extra: str = "") -> list:
+    """The columns of every actrec progress bar; `extra` is a rich format string over task fields
+    (e.g. "loss {task.fields[loss]:.3f}")."""
     columns = [
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -47,6 +44,12 @@ def progress_bar(description: str, *, unit: str = "items", total: int | None = N
     ]
     if extra:
         columns.append(TextColumn(extra))
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    return columns
+
+
+@contextmanager
+def progress_bar(description: str, *, unit: str = "items", total: int | None = None):
+    """A progress bar on stderr for one task; `Bar.update_to(done, total)` moves it."""
+    with Progress(*progress_columns(unit), console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield Bar(progress, task)

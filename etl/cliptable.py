@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from etl.errors import ActrecError
 
@@ -51,7 +52,13 @@ def read_rejects(store: str | Path) -> pd.DataFrame:
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
     # Written into a store's temporary folder, which is renamed as a whole: no partial file is ever visible.
-    df.to_parquet(path, index=False)
+    try:
+        df.to_parquet(path, index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise ActrecError(
+            f"cannot write the clip table {path.name}: {exc} (a column with mixed or unusual "
+            "values; check the manifest's extra columns)"
+        ) from exc
 
 
 def order_columns(df: pd.DataFrame) -> pd.DataFrame:

@@ -364,7 +364,16 @@ def safe_extract(
 ) -> list[Path]:
     """Unpack the members of `archive` matching `members` into `dest`, after checking ALL members: one with an
     absolute path, a `..` component, a link or a device makes the archive refused and nothing is written."""
-    dest = Path(dest)
+    try:
+        return _extract(Path(archive), Path(dest), kind=kind, members=members, strip=strip)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        raise ActrecError(
+            f"{Path(archive).name} is not a readable {kind} archive ({exc}): wrong --archive, or "
+            "the server sent something else (an HTML error page?)"
+        ) from exc
+
+
+def _extract(archive: Path, dest: Path, *, kind: str, members: tuple[str, ...], strip: int) -> list[Path]:
     if kind == "zip":
         with zipfile.ZipFile(archive) as zf:
             plan = []

@@ -87,6 +87,11 @@ def compressors(codec: str, level: int) -> tuple:
     raise ActrecError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
 
 
+def value_scale(dtype: str) -> float:
+    """Divide stored values by this to get heatmap values in [0, 1]."""
+    return float(UINT8_SCALE) if np.dtype(dtype) == np.uint8 else 1.0
+
+
 def clip_checksum(frames: np.ndarray) -> int:
     """crc32c (hardware-accelerated) of a clip's decoded frames (T, C, S, S), stored at render, checked by verify."""
     return crc32c.crc32c(np.ascontiguousarray(frames))

@@ -15,6 +15,7 @@ import pandas as pd
 
 from etl.cliptable import (
     CLIPS_FILE,
+    CORE_COLUMNS,
     REJECT_COLUMNS,
     REJECTS_FILE,
     order_columns,
@@ -24,10 +25,11 @@ from etl.cliptable import (
 )
 from etl.errors import ActrecError
 from etl.keypoint_store import FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
+from etl.labels import FIXED, LabelBook
 from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, dataset_classes, detect_format, read_source
 from etl.readers.manifest import load_classes
-from etl.storeio import check_output, exclusive_lock, partial_path, publish
+from etl.storeio import check_output, exclusive_lock, partial_path, publish, recover_publish
 from etl.validate import validate_clip
 
 MODES = ("create", "overwrite", "append")
@@ -72,13 +74,14 @@ def ingest(
     if fmt == "auto":
         fmt = detect_format(paths)
     out = Path(out)
-    if mode == "append":
-        if not out.exists():
-            raise ActrecError(f"--append needs an existing store, but {out} does not exist")
-    else:
-        check_output(out, overwrite=mode == "overwrite", hint=" or --append to add new clips")
-
+    _check_not_inside(out, paths)
     with exclusive_lock(out, "ingest"):
+        recover_publish(out)
+        if mode == "append":
+            if not out.exists():
+                raise ActrecError(f"--append needs an existing store, but {out} does not exist")
+        else:
+            check_output(out, overwrite=mode == "overwrite", hint=" or --append to add new clips")
         tmp = partial_path(out)
         if tmp.exists():
             shutil.rmtree(tmp)  # a leftover of an interrupted ingest: ingest restarts from scratch
@@ -101,6 +104,15 @@ def ingest(
     return report
 
 
+def _check_not_inside(out: Path, paths) -> None:
+    """A store written inside a source folder would be read back as input on the next run."""
+    target = out.resolve()
+    for p in paths:
+        src = Path(p).resolve()
+        if src.is_dir() and (target == src or src in target.parents):
+            raise ActrecError(f"the output {out} is inside the input folder {p}: write the store elsewhere")
+
+
 def _ingest_into(
     tmp: Path, paths, *, out, fmt, options, mode, nan_policy, strict, on_progress
 ) -> IngestReport:
@@ -113,14 +125,16 @@ def _ingest_into(
             raise ActrecError(f"cannot append {layout.name} clips to {out}, which holds {old.layout.name}")
         old_table, old_rejects, old_attrs = read_clip_table(out), read_rejects(out), old.attrs
         shutil.copytree(out, tmp)
-    fixed_classes = _fixed_classes(fmt, options, old_attrs)
+    labels = LabelBook(
+        _fixed_classes(fmt, options, old_attrs), old_attrs.get("classes"), old_attrs.get("label_mode")
+    )
     writer = KeypointWriter(tmp, layout, append=mode == "append")
     seen: dict[str, str] = {} if old_table is None else dict.fromkeys(old_table.clip_id, str(out))
     rows: list[dict] = []
 
     for item in read_source(paths, fmt, options):
         report.n_read += 1
-        result = item if isinstance(item, Reject) else _check(item, layout, nan_policy, seen, fixed_classes)
+        result = item if isinstance(item, Reject) else _check(item, layout, nan_policy, seen, labels)
         if isinstance(result, Reject):
             report.rejects.append(result)
         else:
@@ -145,7 +159,10 @@ def _ingest_into(
     table = pd.DataFrame(rows)
     if old_table is not None:
         table = pd.concat([old_table, table], ignore_index=True) if rows else old_table
-    report.classes = _assign_labels(table, fixed_classes, old_attrs.get("classes", []))
+    report.classes = labels.classes(table["label_name"])
+    index = {name: i for i, name in enumerate(report.classes)}
+    table["label"] = table["label_name"].map(index).astype("int64")
+    table = _uniform_meta_types(table)
     table = order_columns(table)
     rejects = pd.DataFrame([r.__dict__ for r in report.rejects], columns=list(REJECT_COLUMNS))
     if old_rejects is not None and len(old_rejects):
@@ -161,7 +178,7 @@ def _ingest_into(
             "layout": layout.name,
             "joint_names": list(layout.joints),
             "classes": report.classes,
-            "classes_fixed": fixed_classes is not None,
+            "label_mode": labels.mode,
             "n_clips": len(table),
             "content_hash": content_hash,
             "ingest": _ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
@@ -171,7 +188,7 @@ def _ingest_into(
 
 
 def _check(
-    clip: PoseClip, layout, nan_policy: str, seen: dict[str, str], fixed_classes: list[str] | None
+    clip: PoseClip, layout, nan_policy: str, seen: dict[str, str], labels: LabelBook
 ) -> PoseClip | Reject:
     result = validate_clip(clip, layout, nan_policy=nan_policy)
     if isinstance(result, Reject):
@@ -182,42 +199,31 @@ def _check(
             result.source,
             f"duplicate clip_id {result.clip_id!r} (first seen in {seen[result.clip_id]})",
         )
-    if fixed_classes is not None:
-        if result.label is not None and result.label_name is None and 0 <= result.label < len(fixed_classes):
-            result.label_name = fixed_classes[result.label]
-        if result.label_name not in fixed_classes:
-            shown = ", ".join(fixed_classes[:8]) + (", ..." if len(fixed_classes) > 8 else "")
-            return Reject(
-                result.clip_id, result.source, f"unknown label {result.label_name!r} (known: {shown})"
-            )
-    return result
+    problem = labels.resolve(result)
+    return Reject(result.clip_id, result.source, problem) if problem else result
 
 
 def _fixed_classes(fmt: str, options: ReadOptions, old_attrs: dict) -> list[str] | None:
     """The class list when it is known before reading (a dataset's own, a --classes file, or that of the store
     appended to when it was fixed); None means: take the names from the data (appending keeps the old order
     and adds new names at the end)."""
-    if old_attrs.get("classes_fixed"):
+    if old_attrs.get("label_mode") == FIXED:
         return list(old_attrs["classes"])
     if options.classes_file is not None:
         return load_classes(Path(options.classes_file))
     return dataset_classes(fmt)
 
 
-def _assign_labels(table: pd.DataFrame, fixed_classes: list[str] | None, known: list[str]) -> list[str]:
-    """Integer labels = position in the class list, so they agree across appends and with the dataset."""
-    if fixed_classes is not None:
-        classes = list(fixed_classes)
-    elif "label" in table and table["label"].notna().all():
-        # e.g. pyskl without --classes: keep the file's integers, names are derived from them
-        classes = [f"class_{i}" for i in range(int(table["label"].max()) + 1)]
-        for lab, name in zip(table["label"], table["label_name"], strict=True):
-            classes[int(lab)] = name
-    else:
-        classes = list(known) + sorted(set(table["label_name"]) - set(known))
-    index = {name: i for i, name in enumerate(classes)}
-    table["label"] = table["label_name"].map(index).astype("int64")
-    return classes
+def _uniform_meta_types(table: pd.DataFrame) -> pd.DataFrame:
+    """A dataset column mixing numbers and text (e.g. fps 30.0 from files, "30" from a manifest) becomes text:
+    parquet needs one type per column."""
+    for col in table.columns:
+        if col in CORE_COLUMNS or table[col].dtype != object:
+            continue
+        kinds = {type(v) for v in table[col] if v is not None and v == v}
+        if len(kinds) > 1:
+            table[col] = [None if v is None or v != v else str(v) for v in table[col]]
+    return table
 
 
 def _row(clip: PoseClip, layout_name: str) -> dict:

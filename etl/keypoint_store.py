@@ -92,7 +92,8 @@ class KeypointWriter:
             return
         coords = np.concatenate(self._coords_buf)
         scores = np.concatenate(self._scores_buf)
-        # Writing only whole chunks keeps every append chunk-aligned: no chunk is encoded twice.
+        # Whole chunks only: in a new store every append stays chunk-aligned, so no chunk is encoded twice
+        # (appending to an existing store re-encodes its last, partial chunk once).
         n = (len(coords) // self.rows_per_chunk) * self.rows_per_chunk if whole_chunks_only else len(coords)
         self.coords.append(coords[:n])
         self.scores.append(scores[:n])

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_MODELS = ("c3d", "cnn_lstm", "cnn_lstm_attn")
-PICTURES = ("curves.png", "confusion.png", "attention.png")
+PICTURES = ("plots/curves.png", "plots/confusion.png", "plots/attention.png")
 HTML = Path("dvc_plots") / "index.html"
 
 
@@ -81,7 +81,7 @@ def _pct(x: float | None) -> str:
 
 def format_table(rows: list[dict], root: Path = Path(".")) -> str:
     """A plain-text table (fixed width, no colour) plus where the plots are."""
-    header = ("model", "top1 %", "top5 %", "mean class %", "test clips", "views", "best epoch", "train s")
+    header = ("model", "top1 %", "top5 %", "mean class %", "test clips", "views", "epoch", "train s")
     body = [
         (
             r["model"],

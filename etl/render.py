@@ -40,7 +40,7 @@ from etl.heatmap_store import (
 )
 from etl.keypoint_store import KeypointStore
 from etl.skeleton import Layout
-from etl.storeio import check_output, exclusive_lock, partial_path, publish
+from etl.storeio import check_output, exclusive_lock, partial_path, publish, recover_publish
 
 PROGRESS_DIR = "_progress"  # done markers of finished partitions, inside the temporary store
 # Without TBB (a broken install), numba's fallback layer aborts when two threads run kernels at once: serialise.
@@ -110,7 +110,6 @@ def render(
     params.check()
     keypoints, out = Path(keypoints), Path(out)
     kp = KeypointStore.open(keypoints)
-    check_output(out, overwrite=overwrite)
     layout = kp.layout
     channel_names = layout.channel_names(params.channels)
     starts, parts, total = plan_layout(
@@ -119,6 +118,8 @@ def render(
     fingerprint = params.fingerprint(kp.attrs["content_hash"])
 
     with exclusive_lock(out, "render"):
+        recover_publish(out)
+        check_output(out, overwrite=overwrite)  # under the lock: a render that just finished counts
         tmp = partial_path(out)
         resumable = _is_resumable(tmp, fingerprint)
         if not resumable:
@@ -265,8 +266,13 @@ def _run_distributed(todo, kp_path, hm_path, params, address: str, advance) -> N
 
 
 @lru_cache(maxsize=4)
-def _open_keypoints(path: Path) -> KeypointStore:
-    return KeypointStore.open(path)
+def _open_keypoints(path: Path, content_hash: str) -> KeypointStore:
+    """Cached per process (dask workers live long): keyed by content, so a store re-ingested at the same path
+    is opened afresh."""
+    kp = KeypointStore.open(path)
+    if kp.attrs["content_hash"] != content_hash:
+        raise ActrecError(f"{path} changed while rendering from it (re-ingested?): run the render again")
+    return kp
 
 
 def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: RenderParams) -> int:
@@ -275,9 +281,9 @@ def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: Rend
     from etl.kernels import set_threads
 
     set_threads(1)  # one level of parallelism: partitions are the parallel unit
-    kp = _open_keypoints(kp_path)
-    layout = kp.layout
     group = zarr.open_group(str(hm_path), mode="r+")
+    kp = _open_keypoints(kp_path, group.attrs["keypoints"]["content_hash"])
+    layout = kp.layout
     starts = group["clip_start"][part.clip_lo : part.clip_hi]
     c, s = group["heatmaps"].shape[1], group["heatmaps"].shape[2]
     # Gaps between clips (chunk padding) must be zero; render_clip overwrites each clip's frames entirely.
@@ -292,10 +298,10 @@ def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: Rend
         _, box = render_clip(kps, scores, img_hw, params, layout, out=view)
         boxes.append([float(x) for x in box])
         sums.append(clip_checksum(view))
-    # zarr's scan for all-zero chunks costs 3x the zstd encode here; empty chunks compress to a few bytes.
-    # (zarr 3.1 ignores open_array(config=...) for this; the global config read at open time works.)
-    with zarr.config.set({"array.write_empty_chunks": True}):
-        zarr.open_array(str(hm_path / "heatmaps"), mode="r+")[part.frame_lo : part.frame_hi] = buf
+    # zarr's scan for all-zero chunks costs 3x the encode here; empty chunks compress to a few bytes. Per-array
+    # config, not zarr.config.set: that is process-global and partitions run in parallel threads.
+    heatmaps = group["heatmaps"].with_config({"write_empty_chunks": True})
+    heatmaps[part.frame_lo : part.frame_hi] = buf
     _write_marker(
         hm_path / PROGRESS_DIR / f"{part.index}.json",
         {"clip_lo": part.clip_lo, "clip_hi": part.clip_hi, "boxes": boxes, "checksums": sums},

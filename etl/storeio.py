@@ -56,6 +56,13 @@ def check_output(out: Path, *, overwrite: bool, hint: str = "") -> None:
         raise ActrecError(f"{out} already exists: pass --overwrite to replace it{hint}")
 
 
+def recover_publish(out: Path) -> None:
+    """Undo a publish killed between its two renames: the previous store is still whole in `<out>.old`."""
+    old = out.with_name(out.name + ".old")
+    if old.exists() and not out.exists():
+        os.replace(old, out)
+
+
 def publish(tmp: Path, out: Path) -> None:
     """Make `tmp` the store at `out`: an old store is moved aside first and removed only after the rename."""
     old = out.with_name(out.name + ".old")

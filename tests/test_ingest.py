@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -232,3 +233,80 @@ def test_public_datasets_via_cli(shared_dir, tmp_path, fmt, folder, layout, n_cl
 def test_store_attrs_are_json(keypoint_store):
     attrs = json.loads((keypoint_store / "zarr.json").read_text())["attributes"]
     assert attrs["kind"] == "actrec.keypoints" and len(attrs["joint_names"]) == 17
+
+
+# ------------------------------------------------------------------------------------------- labels
+
+
+def _clip(cid, label=None, name=None):
+    from etl.poseclip import PoseClip
+
+    return PoseClip(
+        cid,
+        np.zeros((1, 2, 17, 2), np.float32),
+        np.ones((1, 2, 17), np.float32),
+        name,
+        "train",
+        10,
+        10,
+        cid,
+        "npz",
+        label=label,
+    )
+
+
+def test_numeric_labels_keep_their_integers_and_never_get_two_names():
+    from etl.labels import NUMERIC, LabelBook
+
+    book = LabelBook(None)
+    clips = [_clip("a", 2), _clip("b", 0, "run"), _clip("c", 2)]
+    assert [book.resolve(c) for c in clips] == [None, None, None]
+    assert [c.label_name for c in clips] == ["class_2", "run", "class_2"]
+    assert "is 'run' for earlier clips" in book.resolve(_clip("d", 0, "walk"))
+    assert "is label 0 for earlier clips" in book.resolve(_clip("e", 1, "run"))
+    assert book.mode == NUMERIC and book.classes(["class_2", "run"]) == ["run", "class_1", "class_2"]
+
+
+def test_fixed_class_lists_check_numbers_and_names():
+    from etl.labels import LabelBook
+
+    book = LabelBook(["run", "walk"])
+    ok = _clip("a", 1)
+    assert book.resolve(ok) is None and ok.label_name == "walk"
+    assert "out of range" in book.resolve(_clip("b", 5))
+    assert "unknown label 'jump'" in book.resolve(_clip("c", None, "jump"))
+    assert "is 'run' in the class list but 'walk'" in book.resolve(_clip("d", 0, "walk"))
+
+
+def test_manifest_with_numbers_only_and_mixed_meta_types(demo_dir, tmp_path):
+    manifest = pd.read_csv(demo_dir / "clips.csv")
+    codes = {name: i for i, name in enumerate(sorted(manifest.label_name.unique(), reverse=True))}
+    numeric = manifest.assign(label=manifest.label_name.map(codes), label_name="")
+    numeric.to_csv(tmp_path / "numeric.csv", index=False)
+    opts = ReadOptions(layout=COCO, labels_csv=tmp_path / "numeric.csv")
+    report = ingest([demo_dir / "clips"], out=tmp_path / "kp.zarr", fmt="coco-json", options=opts)
+    assert report.n_kept == len(manifest)
+    df = etl.read_clips(tmp_path / "kp.zarr")
+    expected = df.clip_id.map(dict(zip(manifest.clip_id, manifest.label_name.map(codes), strict=True)))
+    assert (df.label == expected).all()  # the file's integers are kept
+    assert (df.label_name == "class_" + df.label.astype(str)).all()
+
+    from etl.ingest import _uniform_meta_types
+
+    mixed = _uniform_meta_types(pd.DataFrame({"clip_id": ["a", "b", "c"], "fps": [30.0, "30", None]}))
+    assert list(mixed.fps[:2]) == ["30.0", "30"] and pd.isna(mixed.fps[2])
+
+
+def test_output_inside_an_input_folder_is_refused(demo_dir, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(demo_dir / "clips", src)
+    with pytest.raises(ActrecError, match="inside the input folder"):
+        ingest([src], out=src / "kp.zarr", fmt="coco-json", options=_options(demo_dir))
+
+
+def test_a_publish_killed_between_its_renames_is_recovered(demo_dir, tmp_path):
+    out = tmp_path / "kp.zarr"
+    ingest([demo_dir / "clips"], out=out, fmt="coco-json", options=_options(demo_dir))
+    os.replace(out, tmp_path / "kp.zarr.old")  # the state right after publish's first rename
+    report = ingest([demo_dir / "clips"], out=out, fmt="coco-json", options=_options(demo_dir), mode="append")
+    assert report.n_total == 32 and report.n_kept == 0 and not (tmp_path / "kp.zarr.old").exists()

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from etl.errors import ActrecError
-from train.models import MODELS, PRESETS, build_model, count_parameters, model_from_config, predict_proba
+from train.models import MODELS, PRESETS, build_model, count_parameters, model_from_config
 from train.resnet import ResNet
 from train.resnet3d import ResNet3dSlowOnly
 
@@ -39,7 +39,7 @@ def test_output_shape_and_probabilities(name):
     model.eval()
     x = _clip()
     assert model(x).shape == (B, K)
-    p = predict_proba(model, x)
+    p = model(x).softmax(dim=1)
     assert p.shape == (B, K)
     torch.testing.assert_close(p.sum(dim=1), torch.ones(B))
 

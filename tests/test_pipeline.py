@@ -184,7 +184,8 @@ def test_pipeline_report_table(tmp_path):
         )
     )
     (run_dir / "metrics.json").write_text(json.dumps({"epochs": 20, "train_time_s": 81.2}))
-    (run_dir / "curves.png").write_bytes(b"png")
+    (run_dir / "plots").mkdir()
+    (run_dir / "plots" / "curves.png").write_bytes(b"png")
     rows = pipeline_report.summary_rows(tmp_path)
     assert [r["model"] for r in rows] == list(MODELS)
     assert rows[0]["top1"] == 0.8125 and rows[1]["top1"] is None
@@ -233,14 +234,14 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
             "best.pt",
             "metrics.csv",
             "metrics.json",
-            "curves.png",
-            "confusion.png",
+            "plots/curves.png",
+            "plots/confusion.png",
             "eval.json",
         ):
             assert (repo / "runs" / m / f).is_file(), f"runs/{m}/{f}"
         ev = json.loads((repo / "runs" / m / "eval.json").read_text())
         assert ev["model"] == m and ev["clips"] == 1 and ev["flip"] is False  # --no-flip reached the command
-    assert (repo / "runs" / "cnn_lstm_attn" / "attention.png").is_file()
+    assert (repo / "runs" / "cnn_lstm_attn" / "plots" / "attention.png").is_file()
     # DVC keeps its index inside the test's folder, not in /var/tmp/dvc
     assert (repo.parent / "dvc-site-cache").is_dir()
 
@@ -318,8 +319,9 @@ def test_push_and_pull_restore_the_stores(repo, tmp_path):
     for path in ("data/demo", "data/keypoints.zarr", "data/heatmaps.zarr"):
         shutil.rmtree(repo / path)
     for m in MODELS:
-        for f in ("last.pt", "best.pt", "curves.png", "confusion.png"):
+        for f in ("last.pt", "best.pt"):
             (repo / "runs" / m / f).unlink()
+        shutil.rmtree(repo / "runs" / m / "plots")
     assert "deleted" in dvc("status", cwd=repo).stdout
     dvc("pull", cwd=repo)
     assert tree_sha(repo / "data" / "heatmaps.zarr") == before

@@ -162,10 +162,22 @@ def test_coco_results_by_score_rank(tmp_path):
     path = write_coco_results(tmp_path / "clip_01.json", keypoints[::-1], scores[::-1], skip_frames=(2,))
     (clip,) = clips_only(read_all([path], "coco-json"))
     assert_poseclip_convention(clip)
-    # a results list names only images with a detection: frame 2 is unknown to it, so the clip has 5 frames
-    assert clip.clip_id == "clip_01" and clip.keypoints.shape == (2, 5, 17, 2)
+    # consecutive image ids (1000..1005) are frame numbers: the missed frame 2 is kept, with every joint missing
+    assert clip.clip_id == "clip_01" and clip.keypoints.shape == (2, 6, 17, 2)
+    assert (clip.scores[:, 2] == 0).all() and np.isnan(clip.keypoints[:, 2]).all()
     np.testing.assert_allclose(clip.keypoints[0, 0], keypoints[0, 0], atol=1e-3)
-    np.testing.assert_allclose(clip.scores[1, 3], scores[1, 4], atol=1e-3)
+    np.testing.assert_allclose(clip.scores[1, 4], scores[1, 4], atol=1e-3)
+
+
+def test_coco_results_with_image_numbers_keep_only_detected_images(tmp_path):
+    keypoints = moving_poses(1, 4, 17, seed=3)
+    path = write_coco_results(tmp_path / "c.json", keypoints, confidences((1, 4, 17)), first_image_id=397133)
+    data = json.loads(path.read_text())
+    for i, det in enumerate(data):  # COCO-style image numbers, far apart
+        det["image_id"] = 397133 + 1000 * i
+    path.write_text(json.dumps(data))
+    (clip,) = clips_only(read_all([path], "coco-json"))
+    assert clip.keypoints.shape == (1, 4, 17, 2)
     # no images: size = rounded-up extent of the keypoints
     assert clip.img_w == int(np.floor(np.nanmax(clip.keypoints[..., 0]))) + 1
     assert clip.label_name is None and clip.label is None

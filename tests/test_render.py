@@ -246,3 +246,25 @@ def test_penn_action_renders_27_channels(shared_dir, tmp_path):
     # the first clips' heatmaps are not empty: every frame has some joint drawn
     clip = hm.read_clip(0)
     assert (clip.reshape(len(clip), -1).max(axis=1) > 200).all()
+
+
+def test_rerender_after_reingest_in_the_same_process(demo_dir, keypoint_store, small_render, tmp_path):
+    """Open keypoint stores are cached per process (dask workers live long): a store re-ingested at the same
+    path must not be served from the cache."""
+    import shutil
+
+    from etl.ingest import ingest
+    from etl.readers import ReadOptions
+    from etl.skeleton import get_layout
+
+    kp = tmp_path / "kp.zarr"
+    shutil.copytree(keypoint_store, kp)
+    render(kp, tmp_path / "a.zarr", small_render)
+    fewer = tmp_path / "fewer"
+    fewer.mkdir()
+    for f in sorted((demo_dir / "clips").glob("*.json"))[5:12]:
+        shutil.copy(f, fewer / f.name)
+    opts = ReadOptions(layout=get_layout("coco17"), labels_csv=demo_dir / "clips.csv")
+    ingest([fewer], out=kp, fmt="coco-json", options=opts, mode="overwrite")
+    render(kp, tmp_path / "b.zarr", small_render)
+    assert len(HeatmapStore.open(tmp_path / "b.zarr")) == 7 and verify_store(tmp_path / "b.zarr").ok

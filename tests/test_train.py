@@ -135,9 +135,9 @@ def test_fit_writes_checkpoints_metrics_and_plots(heatmap_store, tmp_path):
         "best.pt",
         "metrics.csv",
         "metrics.json",
-        "curves.png",
-        "confusion.png",
-        "attention.png",
+        "plots/curves.png",
+        "plots/confusion.png",
+        "plots/attention.png",
     ):
         assert (run / name).exists(), name
     history = pd.read_csv(run / "metrics.csv")

@@ -10,18 +10,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
 from etl.cli import cli_errors
-from etl.cli_progress import progress_bar
+from etl.cli_progress import progress_bar, progress_columns
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -99,17 +93,7 @@ def fit(
         device=device,
         resume=resume,
     )
-    columns = [
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("clips"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-    ]
+    columns = progress_columns("clips", extra="loss {task.fields[loss]:.3f}")
     with Progress(*columns, console=Console(stderr=True), disable=not _is_main_rank()) as progress:
 
         def epoch_bar(description: str, total: int):

@@ -63,14 +63,13 @@ def evaluate_checkpoint(
 ) -> dict:
     """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged."""
     from etl.errors import ActrecError
-    from etl.heatmap_store import HeatmapStore
+    from etl.heatmap_store import HeatmapStore, value_scale
     from train.checkpoint import load_checkpoint
     from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
+    from train.fit import pick_device
     from train.models import model_from_config
 
-    dev = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
-    )
+    dev = pick_device(device)
     ckpt = load_checkpoint(checkpoint, map_location=dev)
     store = HeatmapStore.open(store_path)
     render = ckpt["render"]
@@ -105,7 +104,7 @@ def evaluate_checkpoint(
         workers=workers,
         device=dev,
     )
-    scale = 255.0 if store.attrs["dtype"] == "uint8" else 1.0
+    scale = value_scale(store.attrs["dtype"])
     probs, labels, loss = predict_loader(
         model,
         loader,

@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore
+from etl.heatmap_store import HeatmapStore, value_scale
 from train.augment import random_resized_crop_flip, resize, to_model_input
 from train.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
@@ -35,7 +35,7 @@ from train.plots import plot_attention, plot_confusion, plot_curves
 
 SCHEDULES = ("cosine", "step", "constant")
 # Fields that may differ between a run and its resumption (they do not change what is learned).
-RESUME_FREE = {"epochs", "resume", "workers", "device", "out"}
+RESUME_FREE = {"epochs", "resume", "workers", "device", "out", "store"}  # the store is compared by content
 
 
 @dataclass
@@ -83,7 +83,7 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
 
     # ---- set-up: device, distributed, determinism
     rank, world = _init_distributed()
-    device = _pick_device(cfg.device, rank)
+    device = pick_device(cfg.device, rank)
     main = rank == 0
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
@@ -91,14 +91,15 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
+    plots = out / "plots"  # curves.png, confusion.png, attention.png (cnn_lstm_attn)
     if main:
-        out.mkdir(parents=True, exist_ok=True)
+        plots.mkdir(parents=True, exist_ok=True)
 
     # ---- data: clips chosen by pandas queries on the clip table; the store gives channels, size, classes
     store = HeatmapStore.open(cfg.store)
     attrs = store.attrs
     classes, flip_perm = store.classes, store.flip_permutation
-    scale = 255.0 if attrs["dtype"] == "uint8" else 1.0
+    scale = value_scale(attrs["dtype"])
     input_size = cfg.input_size or int(attrs["size"])
     train_rows = select_clips(cfg.store, cfg.train_where)
     val_rows = select_clips(cfg.store, cfg.val_where)
@@ -131,7 +132,8 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
     )
 
     # ---- resume: only from a run with the same settings (else start over, saying so)
-    ckpt = _resumable_checkpoint(out / "last.pt", cfg, log) if cfg.resume else None
+    data_id = _store_identity(attrs)
+    ckpt = _resumable_checkpoint(out / "last.pt", cfg, data_id, log) if cfg.resume else None
 
     # ---- model
     if ckpt is not None:
@@ -155,6 +157,11 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
         scheduler.load_state_dict(ckpt["scheduler"])
         restore_rng_states(ckpt["rng"])
         start_epoch, best = int(ckpt["epoch"]) + 1, float(ckpt["best_metric"])
+        # The saved optimizer holds the lr of the last finished epoch; set this epoch's from the schedule. With
+        # the same --epochs this is what an uninterrupted run uses; with more, the schedule is stretched to the
+        # new length from here on (for cosine: a warm restart at the stretched curve's value).
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+            group["lr"] = base * _lr_factor(cfg)(start_epoch)
         history = list(ckpt["history"])  # rows of epochs 1..start_epoch (1-based)
         log(f"resuming {out / 'last.pt'} at epoch {start_epoch + 1}/{cfg.epochs} (best {best:.3f})")
     if main:
@@ -242,19 +249,21 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
                 "history": history,
                 "classes": classes,
                 "render": _render_settings(attrs, input_size),
+                "data": data_id,
                 "val_metrics": {k: v for k, v in m.items() if k != "confusion_matrix"},
             }
-            save_checkpoint(out / "last.pt", state)
+            # last.pt goes last: whatever a resume from it implies (best.pt, metrics, plots) is on disk first
+            pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
+            plot_curves(pd.DataFrame(history), plots / "curves.png", f"{cfg.model} ({cfg.preset})")
             if is_best:
-                save_checkpoint(out / "best.pt", state)
                 plot_confusion(
                     np.asarray(m["confusion_matrix"]),
                     classes,
-                    out / "confusion.png",
+                    plots / "confusion.png",
                     f"{cfg.model}: validation, epoch {epoch + 1}",
                 )
-            pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
-            plot_curves(pd.DataFrame(history), out / "curves.png", f"{cfg.model} ({cfg.preset})")
+                save_checkpoint(out / "best.pt", state)
+            save_checkpoint(out / "last.pt", state)
         if world > 1:
             dist.barrier()
 
@@ -263,7 +272,7 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
     if main:
         result = _final_metrics(out, history, cfg)
         if cfg.model == "cnn_lstm_attn" and history:
-            _plot_attention(model, val_set, val_rows, device, scale, input_size, out / "attention.png")
+            _plot_attention(model, val_set, val_rows, device, scale, input_size, plots / "attention.png")
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -280,16 +289,23 @@ def _init_distributed() -> tuple[int, int]:
     return dist.get_rank(), world
 
 
-def _pick_device(name: str, rank: int) -> torch.device:
+def pick_device(name: str, rank: int = 0) -> torch.device:
+    """auto | cpu | cuda | cuda:N, checked: a clear error instead of a torch traceback."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ActrecError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ActrecError("--device cuda, but this torch has no CUDA device (see README, 'GPU')")
-        local = int(os.environ.get("LOCAL_RANK", rank))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device(name)
+            raise ActrecError(f"--device {name}, but this torch has no CUDA device (see README, 'GPU')")
+        index = device.index if device.index is not None else int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    if device.type != "cpu":
+        raise ActrecError(f"--device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def _lr_factor(cfg: FitConfig) -> Callable[[int], float]:
@@ -306,13 +322,20 @@ def _lr_factor(cfg: FitConfig) -> Callable[[int], float]:
     return factor
 
 
-def _resumable_checkpoint(path: Path, cfg: FitConfig, log) -> dict | None:
+def _store_identity(attrs: dict) -> dict:
+    """What the model learns from: the render settings and the keypoints they were rendered from."""
+    return {"render": attrs["fingerprint"], "keypoints": attrs["keypoints"]["content_hash"]}
+
+
+def _resumable_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict | None:
     if not path.exists():
         log(f"--resume: no {path} yet, starting a new run")
         return None
     ckpt = load_checkpoint(path)
     saved = ckpt["fit_config"]
     changed = sorted(k for k, v in asdict(cfg).items() if k not in RESUME_FREE and saved.get(k) != v)
+    if ckpt.get("data") != data_id:
+        changed.append("the heatmap store's contents")
     if changed or ckpt["model_name"] != cfg.model:
         log(f"--resume: {path} was trained with different settings ({', '.join(changed)}); starting over")
         return None

@@ -317,10 +317,5 @@ def model_from_config(name: str, config_dict: dict[str, Any]) -> nn.Module:
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Class probabilities (B, K). The caller chooses the mode: call `model.eval()` first for inference."""
-    return model(x).softmax(dim=1)
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from etl.errors import ActrecError
+from etl.heatmap_store import value_scale
 from etl.poseclip import Reject
 from etl.readers import ReadOptions, read_source
 from etl.render import RenderParams, render_clip
@@ -16,6 +17,7 @@ from etl.skeleton import get_layout
 from etl.validate import validate_clip
 from train.augment import hflip, resize, to_model_input
 from train.checkpoint import load_checkpoint
+from train.fit import pick_device
 from train.models import model_from_config
 from train.sampling import sample_test
 
@@ -36,6 +38,7 @@ def predict_file(
     flip: bool = True,
     device: str = "cpu",
 ) -> list[Prediction]:
+    device = pick_device(device)
     ckpt = load_checkpoint(checkpoint, map_location=device)
     render = ckpt["render"]
     layout = get_layout(render["layout"])
@@ -52,7 +55,7 @@ def predict_file(
     model.to(device).eval()
     classes = list(ckpt["classes"])
     clip_len = int(ckpt["fit_config"]["clip_len"])
-    scale = 255.0 if params.dtype == "uint8" else 1.0
+    scale = value_scale(params.dtype)
     results = []
     for item in read_source([Path(pose_file)], fmt, ReadOptions(layout=layout)):
         clip = item if isinstance(item, Reject) else validate_clip(item, layout, require_label=False)

@@ -52,7 +52,7 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
     except ClipError as exc:
         return file_reject(path, str(exc))
     result = guarded(lambda: _clip(path, data), fallback_clip_id(path.stem), str(path))
-    return ctx.labelled(result) if isinstance(result, PoseClip) else result
+    return ctx.labelled(result)
 
 
 def _clip(path: Path, data) -> PoseClip:
@@ -151,8 +151,9 @@ def _frame_order(images: list | None, detections: list) -> list:
     if images is None:
         ids = {det["image_id"] for det in detections}
         if _looks_like_frame_indices(ids):
-            # per-video results number images by frame: a frame nobody was detected in is a real, empty frame
-            return list(range(max(ids) + 1))
+            # per-video results number images by frame (from 0 or 1): a frame between the first and the last
+            # image nobody was detected in is a real, empty frame
+            return list(range(min(ids), max(ids) + 1))
         return _id_order(ids)
     if any("id" not in image or isinstance(image["id"], list | dict) for image in images):
         raise ClipError("every entry of 'images' needs an 'id' (a number or a string)")
@@ -169,10 +170,10 @@ def _frame_order(images: list | None, detections: list) -> list:
 
 
 def _looks_like_frame_indices(ids: set) -> bool:
-    """Integer image ids 0..N-1 with gaps (missed frames), not COCO-style image numbers like 397133."""
+    """Integer frame numbers with a few gaps (missed frames), not COCO-style image numbers like 397133."""
     if not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         return False
-    return min(ids) >= 0 and max(ids) + 1 <= 2 * len(ids) + 8
+    return min(ids) >= 0 and max(ids) - min(ids) + 1 <= 2 * len(ids) + 8
 
 
 def _assign_persons(detections: list, frame_of: dict) -> list[int]:

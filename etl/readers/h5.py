@@ -49,7 +49,7 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
             yield file_reject(path, f"cannot read the HDF5 structure (corrupt?): {describe_error(exc)}")
             return
         if kind == "sleap":
-            yield _labelled(ctx, guarded(lambda: _sleap_clip(path, f), _sleap_id(path), str(path)))
+            yield ctx.labelled(guarded(lambda: _sleap_clip(path, f), _sleap_id(path), str(path)))
         elif kind == "many":
             root_attrs = dict(f.attrs)  # file-level attrs are defaults for every clip (e.g. fps)
             for name in names:
@@ -58,11 +58,11 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
                 def build(name: str = name, source: str = source) -> PoseClip:
                     return _group_clip(f["clips"][name], name, source, root_attrs, ctx)
 
-                yield _labelled(ctx, guarded(build, fallback_clip_id(name), source))
+                yield ctx.labelled(guarded(build, fallback_clip_id(name), source))
         elif kind == "one":
             clip_id = _stem_id(path)
-            yield _labelled(
-                ctx, guarded(lambda: _group_clip(f, clip_id, str(path), {}, ctx), clip_id, str(path))
+            yield ctx.labelled(
+                guarded(lambda: _group_clip(f, clip_id, str(path), {}, ctx), clip_id, str(path))
             )
         else:
             yield file_reject(
@@ -81,10 +81,6 @@ def _layout_of(f: h5py.File) -> tuple[str, list[str]]:
     if "keypoints" in f:
         return "one", []
     return "unknown", sorted(f.keys())
-
-
-def _labelled(ctx: ReadContext, result: PoseClip | Reject) -> PoseClip | Reject:
-    return ctx.labelled(result) if isinstance(result, PoseClip) else result
 
 
 def _stem_id(path: Path) -> str:

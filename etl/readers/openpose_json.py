@@ -62,7 +62,7 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
             clip_id,
             str(folder),
         )
-        yield ctx.labelled(result) if isinstance(result, PoseClip) else result
+        yield ctx.labelled(result)
 
 
 def _clip(folder: Path, frames: list[Path], layout: Layout) -> PoseClip:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from etl.poseclip import PoseClip
+from etl.poseclip import PoseClip, Reject
 from etl.readers.manifest import ManifestRow, apply_manifest
 from etl.skeleton import Layout
 
@@ -28,8 +28,8 @@ class ReadContext:
     manifest: dict[str, ManifestRow] | None = None  # labels_csv rows by clip id
     classes: list[str] | None = None  # classes_file names by numeric label
 
-    def labelled(self, clip: PoseClip) -> PoseClip:
-        """The clip with its manifest row applied (the manifest wins where it has a value)."""
-        if self.manifest is None:
+    def labelled(self, clip: PoseClip | Reject) -> PoseClip | Reject:
+        """The clip with its manifest row applied (the manifest wins where it has a value); rejects pass."""
+        if self.manifest is None or isinstance(clip, Reject):
             return clip
         return apply_manifest(clip, self.manifest.get(clip.clip_id))

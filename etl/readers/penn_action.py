@@ -67,7 +67,7 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
     result = guarded(
         lambda: _clip(path, mat, ctx.options.occluded_score), fallback_clip_id(path.stem), str(path)
     )
-    return ctx.labelled(result) if isinstance(result, PoseClip) else result
+    return ctx.labelled(result)
 
 
 def _clip(path: Path, mat: dict, occluded_score: float) -> PoseClip:

@@ -77,7 +77,7 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
             return _clip(annotation, index, source, membership, split_names, protocol, ctx)
 
         result = guarded(build, clip_id, source)
-        yield ctx.labelled(result) if isinstance(result, PoseClip) else result
+        yield ctx.labelled(result)
 
 
 def _describe(value) -> str:

@@ -92,7 +92,7 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         fallback_clip_id(path.stem),
         str(path),
     )
-    return ctx.labelled(result) if isinstance(result, PoseClip) else result
+    return ctx.labelled(result)
 
 
 def project(joints: np.ndarray, method: str) -> np.ndarray:
