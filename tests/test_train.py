@@ -219,6 +219,26 @@ def test_resume_with_other_settings_starts_over(heatmap_store, tmp_path):
     assert any("different settings (lr)" in line for line in lines)
 
 
+def test_resume_notices_a_re_rendered_store_at_the_same_path(
+    heatmap_store, keypoint_store, small_render, tmp_path
+):
+    import shutil
+
+    from etl.render import render
+
+    store = tmp_path / "hm.zarr"
+    shutil.copytree(heatmap_store, store)
+    fit(tiny(store, tmp_path / "run", epochs=1), log=_quiet)
+    render(keypoint_store, store, replace(small_render, sigma=1.0), overwrite=True)
+    lines = []
+    fit(replace(tiny(store, tmp_path / "run", epochs=1), resume=True), log=lines.append)
+    assert any("the heatmap store's contents" in line for line in lines)
+    assert (
+        load_checkpoint(tmp_path / "run" / "last.pt")["data"]["render"]
+        == HeatmapStore.open(store).attrs["fingerprint"]
+    )
+
+
 # ------------------------------------------------------------------------------------------- evaluate, predict
 
 

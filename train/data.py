@@ -20,12 +20,11 @@ from etl.heatmap_store import HeatmapStore
 from train.sampling import sample_test, sample_train
 
 
-def select_clips(store_path: str | Path, where: str | None) -> pd.DataFrame:
+def select_clips(store: HeatmapStore, where: str | None) -> pd.DataFrame:
     """The clip-table rows matching a pandas query; the index is the clip's row in the store."""
-    table = HeatmapStore.open(store_path).table
-    rows = query_clips(table, where)
+    rows = query_clips(store.table, where)
     if not len(rows):
-        raise ActrecError(f"no clip in {store_path} matches {where!r}")
+        raise ActrecError(f"no clip in {store.path} matches {where!r}")
     return rows
 
 

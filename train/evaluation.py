@@ -87,7 +87,7 @@ def evaluate_checkpoint(
     model = model_from_config(ckpt["model_name"], ckpt["model_config"])
     model.load_state_dict(ckpt["model"])
     model.to(dev)
-    rows = select_clips(store_path, where)
+    rows = select_clips(store, where)
     fit_cfg = ckpt["fit_config"]
     dataset = HeatmapClips(
         store_path,

@@ -101,8 +101,8 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
     classes, flip_perm = store.classes, store.flip_permutation
     scale = value_scale(attrs["dtype"])
     input_size = cfg.input_size or int(attrs["size"])
-    train_rows = select_clips(cfg.store, cfg.train_where)
-    val_rows = select_clips(cfg.store, cfg.val_where)
+    train_rows = select_clips(store, cfg.train_where)
+    val_rows = select_clips(store, cfg.val_where)
     train_set = HeatmapClips(
         cfg.store,
         train_rows.index.to_numpy(),
