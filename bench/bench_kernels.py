@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Heatmap kernel benchmark: etl.kernels vs the anchor's GeneratePoseTarget, same inputs, same machine, one run.
 
-    .venv/bin/python bench/bench_kernels.py                 # writes docs/bench_kernels.md
-    .venv/bin/python bench/bench_kernels.py --no-anchor --write-doc ''   # ours only, print the table
+    .venv/bin/python bench/bench_kernels.py                 # prints the markdown table (bench/run_all.sh)
+    .venv/bin/python bench/bench_kernels.py --no-anchor      # ours only, no ratios
 
 The anchor side runs in the anchor venv (`bench/anchor_env.sh` creates it if missing) as a subprocess: it builds
 the synthetic samples of `../shared/anchor/anchor_heatmaps.py` (100-frame 1080p clips, 1 person, seed 0), runs
@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ANCHOR_DIR = SHARED / "anchor"
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "bench"))
+from common import command_line  # noqa: E402
 
 from etl.kernels import render_heatmaps, set_threads  # noqa: E402
 from etl.skeleton import COCO17  # noqa: E402
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=20, help="passes of ours over the samples")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-anchor", action="store_true", help="skip the anchor (synthetic inputs, no ratios)")
-    ap.add_argument("--write-doc", default=str(ROOT / "docs" / "bench_kernels.md"), help="'' to skip")
+    ap.add_argument("--write-doc", default="", help="also write the markdown table to this file")
     ap.add_argument("--json-out", help="also write the raw numbers here")
     a = ap.parse_args(argv)
 
@@ -280,9 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "load": (load_before, os.getloadavg()[0]),  # other processes on the host skew the 2-thread rows
     }
-    cmd = " ".join(
-        [".venv/bin/python", "bench/bench_kernels.py", *(argv if argv is not None else sys.argv[1:])]
-    )
+    cmd = command_line("bench_kernels.py", argv)
     md = markdown(r, cmd)
     print(md)
     if a.write_doc:

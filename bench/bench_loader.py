@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Loader throughput: one training sample from our heatmap store vs the anchor's on-the-fly PoseC3D pipeline.
 
-    .venv/bin/python bench/bench_loader.py            # prints a markdown table, writes docs/bench_loader.md
+    .venv/bin/python bench/bench_loader.py            # prints a markdown table (bench/run_all.sh collects it)
 
 Same inputs, same machine, one run: the anchor's synthetic samples (`synth_sample` of
 ../shared/anchor/anchor_heatmaps.py: 100-frame 1080p clips, 1 person, COCO-17, seed 0). The anchor times its
@@ -37,6 +37,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_kernels import anchor_python  # noqa: E402
+from common import command_line  # noqa: E402
 
 LEVEL = {"zstd": 1, "lz4": 5, "none": 0}
 ANCHOR_DRIVER = r"""
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--codec", default="zstd", choices=sorted(LEVEL), help="codec of the heatmap store")
-    ap.add_argument("--write-doc", default=str(ROOT / "docs" / "bench_loader.md"), help="'' to skip")
+    ap.add_argument("--write-doc", default="", help="also write the markdown table to this file")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     load = [os.getloadavg()[0]]
@@ -141,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         stores = build_stores(Path(tmp), a.samples, a.seed, a.codec)
         ours = {v: time_ours(stores[v], a.runs) for v in stores}
     load.append(os.getloadavg()[0])
-    cmd = " ".join(
-        [".venv/bin/python", "bench/bench_loader.py", *(argv if argv is not None else sys.argv[1:])]
-    )
+    cmd = command_line("bench_loader.py", argv)
     lines = [
         "## Loader: a training sample from the store vs the anchor's on-the-fly pipeline",
         "",

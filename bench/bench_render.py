@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """End-to-end render benchmark on Penn Action: keypoint store -> heatmap store, per codec and thread count.
 
-    .venv/bin/python bench/bench_render.py            # prints a markdown table, writes docs/bench_render.md
+    .venv/bin/python bench/bench_render.py            # prints a markdown table (bench/run_all.sh collects it)
 
 Measured in one run: wall-clock clips/s and frames/s of `etl.render.render` (27 channels, joints+limbs, 64 px,
 uint8) with zstd, lz4 and no compression, 1 and 2 threads; stored bytes per clip against raw float32 (what the
@@ -28,6 +28,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from common import command_line  # noqa: E402
 
 from etl.heatmap_store import HeatmapStore  # noqa: E402
 from etl.ingest import ingest  # noqa: E402
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N clips (0 = all 2326)")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--samples", type=int, default=300, help="samples for the decode-vs-render timing")
-    ap.add_argument("--write-doc", default=str(ROOT / "docs" / "bench_render.md"), help="'' to skip")
+    ap.add_argument("--write-doc", default="", help="also write the markdown table to this file")
     a = ap.parse_args(argv)
     load = [os.getloadavg()[0]]
     rows = []
@@ -107,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     c = 27
     raw_f32 = n_frames * c * a.size * a.size * 4
     raw_u8 = raw_f32 // 4
-    cmd = " ".join(
-        [".venv/bin/python", "bench/bench_render.py", *(argv if argv is not None else sys.argv[1:])]
-    )
+    cmd = command_line("bench_render.py", argv)
     lines = [
         "## Rendering Penn Action into the heatmap store",
         "",

@@ -1,0 +1,14 @@
+"""Shared bits of the benchmark scripts."""
+
+from __future__ import annotations
+
+import sys
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """The command that reproduces a table, without the --write-doc output path."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--write-doc" in args:
+        i = args.index("--write-doc")
+        del args[i : i + 2]
+    return " ".join([".venv/bin/python", f"bench/{script}", *args])

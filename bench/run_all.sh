@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run every benchmark in one go on a quiet machine and assemble docs/benchmarks.md from their tables.
+# Creates the MMAction2 anchor venv (bench/anchor_env.sh) on first use. About 5 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.cache/numba}
+PY=.venv/bin/python
+tmp=$(mktemp -d)
+$PY bench/bench_kernels.py --write-doc "$tmp/kernels.md"
+$PY bench/bench_loader.py --write-doc "$tmp/loader.md"
+$PY bench/bench_loader.py --codec zstd --write-doc "$tmp/loader_zstd.md"
+$PY bench/bench_render.py --write-doc "$tmp/render.md"
+{
+    cat docs/benchmarks_intro.md
+    echo
+    cat "$tmp/kernels.md"
+    echo
+    cat "$tmp/render.md"
+    echo
+    cat "$tmp/loader.md"
+    echo
+    echo "The same loader benchmark with the zstd store (\`--codec zstd\`):"
+    echo
+    grep '^|' "$tmp/loader_zstd.md"
+} > docs/benchmarks.md
+rm -r "$tmp"
+echo "wrote docs/benchmarks.md"
