@@ -82,20 +82,35 @@ def lock_path(out: Path) -> Path:
 @contextmanager
 def exclusive_lock(out: Path, what: str):
     """Hold an exclusive, non-blocking flock on `<out>.lock` (a sibling, so it outlives the temporary folder).
-    The kernel drops it when the process dies, so a SIGKILLed run never leaves a stale lock."""
+    The kernel drops the lock when the process dies, so a SIGKILLed run never leaves a stale lock (only an
+    unlocked file, reused next time). The file is removed on the way out, while still locked; a waiter that
+    opened it before the removal sees that its file is gone and starts over."""
     out.parent.mkdir(parents=True, exist_ok=True)
     path = lock_path(out)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _lock_file(path, out, what)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ActrecError(
-                f"another {what} is writing {out} right now (lock {path} is held); "
-                "wait for it to finish or stop it first"
-            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
+        path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def _lock_file(path: Path, out: Path, what: str) -> int:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ActrecError(
+                f"another {what} is writing {out} right now (lock {path} is held); "
+                "wait for it to finish or stop it first"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # we locked a file its previous holder had just removed: take the new one

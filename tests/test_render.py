@@ -86,6 +86,8 @@ def test_existing_store_and_concurrent_render_are_refused(
     with exclusive_lock(out, "render"), pytest.raises(ActrecError, match="another render is writing"):
         render(keypoint_store, out, small_render)
     assert not out.exists()
+    render(keypoint_store, out, small_render)
+    assert out.exists() and not (tmp_path / "hm.zarr.lock").exists()  # the lock file goes with the lock
 
 
 def _start_cli_render(kp: Path, out: Path, *extra: str) -> subprocess.Popen:
