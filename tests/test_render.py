@@ -186,8 +186,17 @@ def test_dask_distributed_render_is_bitwise_equal_to_local(
 ):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        render(keypoint_store, tmp_path / "dist.zarr", small_render, scheduler=cluster.scheduler_address)
+    # LocalCluster writes OMP_NUM_THREADS=1 (and more) into os.environ; put it back so that subprocesses
+    # started by later tests (the resume test compares float sums) see the usual thread count.
+    environ = dict(os.environ)
+    try:
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            render(keypoint_store, tmp_path / "dist.zarr", small_render, scheduler=cluster.scheduler_address)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
     dist, local = _files(tmp_path / "dist.zarr"), _files(heatmap_store)
     assert dist.keys() == local.keys() and all(dist[k] == local[k] for k in dist)
 

@@ -192,8 +192,10 @@ def test_sigkill_then_resume_continues_exactly(heatmap_store, tmp_path):
         "--out",
         str(run),
     ]
+    # Float sums depend on the thread count: the child must use as many threads as this process.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "train", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "train", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
