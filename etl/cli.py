@@ -23,8 +23,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="actrec ETL: pose files -> keypoint store + clip table -> heatmap store (zarr).",
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
+err_console = Console(stderr=True, soft_wrap=True)
 
 StorePath = Annotated[
     Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="a store folder")

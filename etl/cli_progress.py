@@ -50,6 +50,8 @@ def progress_columns(unit: str, extra: str = "") -> list:
 @contextmanager
 def progress_bar(description: str, *, unit: str = "items", total: int | None = None):
     """A progress bar on stderr for one task; `Bar.update_to(done, total)` moves it."""
-    with Progress(*progress_columns(unit), console=Console(stderr=True), transient=False) as progress:
+    with Progress(
+        *progress_columns(unit), console=Console(stderr=True, soft_wrap=True), transient=False
+    ) as progress:
         task = progress.add_task(description, total=total)
         yield Bar(progress, task)

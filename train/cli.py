@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="actrec trainer: fit, evaluate and predict with the three models, streaming from zarr.",
 )
-console = Console()
+console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
 
 StorePath = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="heatmap store")]
 CheckpointPath = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .pt checkpoint")]
@@ -94,7 +94,9 @@ def fit(
         resume=resume,
     )
     columns = progress_columns("clips", extra="loss {task.fields[loss]:.3f}")
-    with Progress(*columns, console=Console(stderr=True), disable=not _is_main_rank()) as progress:
+    with Progress(
+        *columns, console=Console(stderr=True, soft_wrap=True), disable=not _is_main_rank()
+    ) as progress:
 
         def epoch_bar(description: str, total: int):
             task = progress.add_task(description, total=total, loss=float("nan"))

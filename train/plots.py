@@ -29,7 +29,10 @@ def plot_curves(history: pd.DataFrame, path: Path, title: str) -> None:
     ax_acc.plot(ep, history["val_top1"], "o-", ms=3, label="validation top-1")
     ax_acc.plot(ep, history["val_mean_class_acc"], "s--", ms=3, label="validation mean class acc.")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
