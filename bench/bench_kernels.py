@@ -32,7 +32,7 @@ ANCHOR_DIR = SHARED / "anchor"
 sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "bench"))
-from common import command_line  # noqa: E402
+from common import command_line, ratio  # noqa: E402
 
 from etl.kernels import render_heatmaps, set_threads  # noqa: E402
 from etl.skeleton import COCO17  # noqa: E402
@@ -212,7 +212,7 @@ def markdown(r: dict, cmd: str) -> str:
         a = anchor.get(v)
         cells = [fmt(ours[(v, d, n)]) for d in ("float32", "uint8") for n in th]
         f1, u1 = ours[(v, "float32", 1)], ours[(v, "uint8", 1)]
-        speed = f"{a / f1:.0f}x / {a / u1:.0f}x" if a else "-"
+        speed = f"{ratio(a / f1)} / {ratio(a / u1)}" if a else "-"
         fps = f"{T / f1 * 1e3:,.0f} / {T / u1 * 1e3:,.0f}"
         lines.append(f"| {v} | {fmt(a, 2) if a else '-'} | " + " | ".join(cells) + f" | {speed} | {fps} |")
     lines += [

@@ -12,3 +12,8 @@ def command_line(script: str, argv: list[str] | None) -> str:
         i = args.index("--write-doc")
         del args[i : i + 2]
     return " ".join([".venv/bin/python", f"bench/{script}", *args])
+
+
+def ratio(x: float) -> str:
+    """A speed-up for a table: '107x', '4.2x', '0.31x' (a slow-down stays visible instead of rounding to 0x)."""
+    return f"{x:.0f}x" if x >= 10 else f"{x:.2g}x"
