@@ -19,7 +19,7 @@ import torch
 from typer.testing import CliRunner
 
 from etl.heatmap_store import HeatmapStore
-from train.augment import hflip, random_resized_crop_flip
+from train.augment import hflip, random_resized_crop_flip, to_model_input
 from train.checkpoint import load_checkpoint
 from train.cli import app
 from train.data import EpochSampler, HeatmapClips
@@ -122,6 +122,15 @@ def test_full_crop_with_flip_equals_a_mirror_with_channel_swap():
     torch.testing.assert_close(kept, x)
     crop = random_resized_crop_flip(x, size=5, flip_permutation=perm, generator=g)
     assert crop.shape == (2, 4, 3, 5, 5)
+
+
+@pytest.mark.parametrize("dtype, scale", [(torch.uint8, 255.0), (torch.float16, 1.0)])
+def test_model_input_is_the_scaled_views_channels_first(dtype, scale):
+    views = (torch.rand(2, 5, 3, 4, 4) * 255).to(dtype)  # (B, T, C, S, S)
+    x = to_model_input(views, scale)
+    assert x.shape == (2, 3, 5, 4, 4) and x.dtype == torch.float32 and x.is_contiguous()
+    assert torch.equal(x, (views.float() / scale).permute(0, 2, 1, 3, 4))
+    assert views.dtype == dtype  # the input is left alone
 
 
 # ------------------------------------------------------------------------------------------- fit

@@ -15,10 +15,11 @@ import torch.nn.functional as F
 
 def to_model_input(views: torch.Tensor, scale: float) -> torch.Tensor:
     """(B, T, C, S, S) uint8/float16 -> (B, C, T, S, S) float32 in [0, 1], the layout every model takes."""
-    x = views.float()
-    if scale != 1:
-        x = x / scale
-    return x.permute(0, 2, 1, 3, 4)
+    # Permute while still 1-2 bytes per value, then convert once and scale in place: one float buffer instead
+    # of three (on a CPU the fresh float buffers' page faults cost more than the arithmetic: 16 -> 6 ms for a
+    # 48 x 17 x 64 x 64 sample). Values are bitwise those of (views.float() / scale).permute(...).
+    x = views.permute(0, 2, 1, 3, 4).contiguous().float()
+    return x.div_(scale) if scale != 1 else x
 
 
 def _warp(x: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
