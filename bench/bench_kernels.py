@@ -32,7 +32,7 @@ ANCHOR_DIR = SHARED / "anchor"
 sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "bench"))
-from common import command_line, ratio  # noqa: E402
+from common import command_line, emit, ratio  # noqa: E402
 
 from etl.kernels import render_heatmaps, set_threads  # noqa: E402
 from etl.skeleton import COCO17  # noqa: E402
@@ -284,10 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "load": (load_before, os.getloadavg()[0]),  # other processes on the host skew the 2-thread rows
     }
     cmd = command_line("bench_kernels.py", argv)
-    md = markdown(r, cmd)
-    print(md)
-    if a.write_doc:
-        Path(a.write_doc).write_text(md)
+    emit(markdown(r, cmd), a.write_doc)
     if a.json_out:
         flat = dict(r, ours={"/".join(map(str, k)): v for k, v in r["ours"].items()})
         Path(a.json_out).write_text(json.dumps(flat, indent=1) + "\n")

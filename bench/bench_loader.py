@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_kernels import anchor_python  # noqa: E402
-from common import command_line, ratio  # noqa: E402
+from common import command_line, emit, ratio  # noqa: E402
 
 LEVEL = {"zstd": 1, "lz4": 5, "none": 0}
 ANCHOR_DRIVER = r"""
@@ -170,10 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "is cheap on a GPU but on one CPU core costs more than the anchor's whole pipeline: without a GPU, "
         "augmentation, not reading the store, is the data cost.",
     ]
-    md = "\n".join(lines) + "\n"
-    print(md)
-    if a.write_doc:
-        Path(a.write_doc).write_text(md)
+    emit("\n".join(lines) + "\n", a.write_doc)
     return 0
 
 

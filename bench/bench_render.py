@@ -30,7 +30,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from common import command_line, ratio  # noqa: E402
+from common import command_line, emit, ratio  # noqa: E402
 
 from etl.heatmap_store import HeatmapStore  # noqa: E402
 from etl.ingest import ingest  # noqa: E402
@@ -142,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "still earns its place as a versioned, verified artifact that needs no keypoint preprocessing per sample "
         "and no numba in the loader, but its speed-up is over the anchor's numpy rendering, not over ours.",
     ]
-    md = "\n".join(lines) + "\n"
-    print(md)
-    if a.write_doc:
-        Path(a.write_doc).write_text(md)
+    emit("\n".join(lines) + "\n", a.write_doc)
     return 0
 
 
