@@ -126,7 +126,11 @@ def evaluate(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
 ):
     """Multi-clip testing of a checkpoint (10 views + flip, averaged, as PoseC3D); writes metrics JSON."""
+    from train.checkpoint import load_model
     from train.evaluation import evaluate_checkpoint
+    from train.fit import pick_device
+
+    loaded = load_model(checkpoint, pick_device(device))  # checked before the progress bar starts
 
     with progress_bar("evaluate", unit="clips") as bar:
         seen = [0]
@@ -136,7 +140,7 @@ def evaluate(
             bar.update_to(seen[0])
 
         metrics = evaluate_checkpoint(
-            str(checkpoint),
+            loaded,
             str(store),
             where=where,
             clips=clips,

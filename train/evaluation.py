@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from train.augment import hflip, resize, to_model_input
+from train.checkpoint import LoadedModel
 
 
 @torch.no_grad()
@@ -50,7 +51,7 @@ def _softmax(model, x, autocast: bool) -> torch.Tensor:
 
 
 def evaluate_checkpoint(
-    checkpoint: str,
+    checkpoint: str | LoadedModel,
     store_path: str,
     *,
     where: str | None,
@@ -61,39 +62,38 @@ def evaluate_checkpoint(
     device: str = "auto",
     on_batch=None,
 ) -> dict:
-    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged."""
+    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged.
+
+    `checkpoint` is a path or what `load_model` made of one (the CLI checks it before drawing progress)."""
     from etl.errors import ActrecError
     from etl.heatmap_store import HeatmapStore, value_scale
-    from train.checkpoint import load_checkpoint
+    from train.checkpoint import load_model
     from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
     from train.fit import pick_device
-    from train.models import model_from_config
 
     dev = pick_device(device)
-    ckpt = load_checkpoint(checkpoint, map_location=dev)
+    loaded = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, dev)
+    loaded.model.to(dev)
+    checkpoint = loaded.path
+    model, render = loaded.model, loaded.render
     store = HeatmapStore.open(store_path)
-    render = ckpt["render"]
     if store.channels != list(render["channels"]) or int(store.attrs["size"]) != int(render["size"]):
         raise ActrecError(
             f"{store_path} ({len(store.channels)} channels, {store.attrs['size']} px) does not match "
             f"what {checkpoint} was trained on ({len(render['channels'])} channels, "
             f"{render['size']} px)"
         )
-    if store.classes != list(ckpt["classes"]):
+    if store.classes != loaded.classes:
         raise ActrecError(
             f"{store_path} has classes {store.classes[:5]}..., the checkpoint "
-            f"{list(ckpt['classes'])[:5]}...: not the same label set"
+            f"{loaded.classes[:5]}...: not the same label set"
         )
-    model = model_from_config(ckpt["model_name"], ckpt["model_config"])
-    model.load_state_dict(ckpt["model"])
-    model.to(dev)
     rows = select_clips(store, where)
-    fit_cfg = ckpt["fit_config"]
     dataset = HeatmapClips(
         store_path,
         rows.index.to_numpy(),
         rows["label"].to_numpy(),
-        clip_len=int(fit_cfg["clip_len"]),
+        clip_len=loaded.clip_len,
         train=False,
         num_clips=clips,
     )
@@ -121,14 +121,14 @@ def evaluate_checkpoint(
     metrics.update(
         {
             "loss": loss,
-            "model": ckpt["model_name"],
+            "model": loaded.model_name,
             "checkpoint": str(checkpoint),
-            "checkpoint_epoch": int(ckpt["epoch"]) + 1,
+            "checkpoint_epoch": loaded.epoch,
             "store": str(store_path),
             "where": where,
             "clips": clips,
             "flip": flip,
-            "clip_len": int(fit_cfg["clip_len"]),
+            "clip_len": loaded.clip_len,
         }
     )
     return metrics

@@ -26,11 +26,18 @@ import torch.nn.functional as F
 from etl.errors import ActrecError
 from etl.heatmap_store import HeatmapStore, value_scale
 from train.augment import random_resized_crop_flip, resize, to_model_input
-from train.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from train.checkpoint import (
+    check_checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_checkpoint,
+)
 from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
 from train.evaluation import predict_loader
 from train.metrics import classification_metrics
-from train.models import build_model, model_from_config
+from train.models import build_model
 from train.plots import plot_attention, plot_confusion, plot_curves
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -137,8 +144,7 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
 
     # ---- model
     if ckpt is not None:
-        model = model_from_config(cfg.model, ckpt["model_config"])
-        model.load_state_dict(ckpt["model"])
+        model = model_from_checkpoint(ckpt, out / "last.pt")
     else:
         overrides = {} if cfg.dropout is None else {"dropout": cfg.dropout}
         model, _ = build_model(cfg.model, cfg.preset, len(store.channels), len(classes), **overrides)
@@ -332,6 +338,7 @@ def _resumable_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dic
         log(f"--resume: no {path} yet, starting a new run")
         return None
     ckpt = load_checkpoint(path)
+    check_checkpoint(ckpt, path, resume=True)
     saved = ckpt["fit_config"]
     changed = sorted(k for k, v in asdict(cfg).items() if k not in RESUME_FREE and saved.get(k) != v)
     if ckpt.get("data") != data_id:

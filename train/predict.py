@@ -1,7 +1,11 @@
-"""`actrec-train predict`: pose file -> in-memory heatmaps (the checkpoint's render settings) -> top-k labels."""
+"""`actrec-train predict`: pose file -> in-memory heatmaps (the checkpoint's render settings) -> top-k labels.
+
+One label per clip by default; `--window W --stride S` labels windows over time instead (train/windows.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,15 +14,14 @@ import torch
 
 from etl.errors import ActrecError
 from etl.heatmap_store import value_scale
-from etl.poseclip import Reject
+from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, read_source
 from etl.render import RenderParams, render_clip
-from etl.skeleton import get_layout
+from etl.skeleton import Layout, get_layout
 from etl.validate import validate_clip
 from train.augment import hflip, resize, to_model_input
-from train.checkpoint import load_checkpoint
+from train.checkpoint import LoadedModel, load_model
 from train.fit import pick_device
-from train.models import model_from_config
 from train.sampling import sample_test
 
 
@@ -26,6 +29,49 @@ from train.sampling import sample_test
 class Prediction:
     clip_id: str
     top: list[tuple[str, float]]  # (label name, probability), most likely first
+
+
+def render_params(render: dict) -> RenderParams:
+    """The RenderParams of a checkpoint's (already checked) render settings."""
+    return RenderParams(
+        channels=render["channel_preset"],
+        size=int(render["size"]),
+        sigma=float(render["sigma"]),
+        padding=float(render["padding"]),
+        eps=float(render["eps"]),
+        dtype=render["dtype"],
+    )
+
+
+def read_clips(pose_file: Path, fmt: str, layout: Layout) -> Iterator[PoseClip]:
+    """Validated clips of a pose file; the first unusable clip is an error (predict has nothing to skip to)."""
+    found = False
+    for item in read_source([Path(pose_file)], fmt, ReadOptions(layout=layout)):
+        clip = item if isinstance(item, Reject) else validate_clip(item, layout, require_label=False)
+        if isinstance(clip, Reject):
+            raise ActrecError(f"cannot predict {clip.clip_id} ({clip.source}): {clip.reason}")
+        found = True
+        yield clip
+    if not found:
+        raise ActrecError(f"no clip found in {pose_file} (format {fmt})")
+
+
+@torch.no_grad()
+def view_probabilities(
+    loaded: LoadedModel, views: np.ndarray, device: torch.device, *, flip: bool, batch: int = 16
+) -> torch.Tensor:
+    """(V, T, C, S, S) heatmap views -> softmax (V, K), averaged with the mirrored views when flip."""
+    render = loaded.render
+    scale = value_scale(render["dtype"])
+    out = []
+    for part in torch.from_numpy(views).split(batch):
+        x = resize(to_model_input(part.to(device), scale), int(render["input_size"]))  # (b, C, T, S', S')
+        probs = torch.softmax(loaded.model(x).float(), dim=1)
+        if flip:
+            mirrored = loaded.model(hflip(x, render["flip_permutation"]))
+            probs = (probs + torch.softmax(mirrored.float(), dim=1)) / 2
+        out.append(probs.cpu())
+    return torch.cat(out)
 
 
 def predict_file(
@@ -38,42 +84,16 @@ def predict_file(
     flip: bool = True,
     device: str = "cpu",
 ) -> list[Prediction]:
-    device = pick_device(device)
-    ckpt = load_checkpoint(checkpoint, map_location=device)
-    render = ckpt["render"]
-    layout = get_layout(render["layout"])
-    params = RenderParams(
-        channels=render["channel_preset"],
-        size=int(render["size"]),
-        sigma=float(render["sigma"]),
-        padding=float(render["padding"]),
-        eps=float(render["eps"]),
-        dtype=render["dtype"],
-    )
-    model = model_from_config(ckpt["model_name"], ckpt["model_config"])
-    model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
-    classes = list(ckpt["classes"])
-    clip_len = int(ckpt["fit_config"]["clip_len"])
-    scale = value_scale(params.dtype)
+    dev = pick_device(device)
+    loaded = load_model(checkpoint, dev)
+    layout = get_layout(loaded.render["layout"])
+    params = render_params(loaded.render)
+    classes = loaded.classes
     results = []
-    for item in read_source([Path(pose_file)], fmt, ReadOptions(layout=layout)):
-        clip = item if isinstance(item, Reject) else validate_clip(item, layout, require_label=False)
-        if isinstance(clip, Reject):
-            raise ActrecError(f"cannot predict {clip.clip_id} ({clip.source}): {clip.reason}")
+    for clip in read_clips(pose_file, fmt, layout):
         heatmaps, _ = render_clip(clip.keypoints, clip.scores, (clip.img_h, clip.img_w), params, layout)
-        frames = sample_test(len(heatmaps), clip_len, clips)  # (V, T)
-        views = torch.from_numpy(heatmaps[frames])  # (V, T, C, S, S)
-        with torch.no_grad():
-            x = resize(to_model_input(views.to(device), scale), int(render["input_size"]))
-            probs = torch.softmax(model(x).float(), dim=1)
-            if flip:
-                probs = (
-                    probs + torch.softmax(model(hflip(x, render["flip_permutation"])).float(), dim=1)
-                ) / 2
-        mean = probs.mean(dim=0).cpu().numpy()
+        frames = sample_test(len(heatmaps), loaded.clip_len, clips)  # (V, T)
+        mean = view_probabilities(loaded, heatmaps[frames], dev, flip=flip).mean(dim=0).numpy()
         order = np.argsort(-mean)[: min(top_k, len(classes))]
         results.append(Prediction(clip.clip_id, [(classes[i], float(mean[i])) for i in order]))
-    if not results:
-        raise ActrecError(f"no clip found in {pose_file} (format {fmt})")
     return results
