@@ -16,6 +16,7 @@ from rich.table import Table
 
 from etl.cli import cli_errors
 from etl.cli_progress import progress_bar, progress_columns
+from etl.errors import ActrecError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -64,6 +65,21 @@ def fit(
     resume: Annotated[
         bool, typer.Option(help="continue from RUN_DIR/last.pt if it matches these settings")
     ] = False,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="start from these weights: an actrec checkpoint, a MMAction2/PYSKL PoseC3D checkpoint (c3d) "
+            "or a torchvision ResNet state dict (cnn_lstm, cnn_lstm_attn); see docs/pretrained.md",
+        ),
+    ] = None,
+    backbone_lr_scale: Annotated[
+        float, typer.Option(min=0.0, help="backbone lr = lr x this (fine-tuning: e.g. 0.1)")
+    ] = 1.0,
+    freeze_backbone_epochs: Annotated[
+        int, typer.Option(min=0, help="train only the head for the first N epochs")
+    ] = 0,
 ):
     """Train a model on a heatmap store; writes last.pt, best.pt, metrics.csv, metrics.json and plots to --out."""
     from train.fit import FitConfig
@@ -92,6 +108,9 @@ def fit(
         seed=seed,
         device=device,
         resume=resume,
+        init_from=None if init_from is None else str(init_from),
+        backbone_lr_scale=backbone_lr_scale,
+        freeze_backbone_epochs=freeze_backbone_epochs,
     )
     columns = progress_columns("clips", extra="loss {task.fields[loss]:.3f}")
     with Progress(
@@ -170,17 +189,130 @@ def predict(
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="input format, or auto")] = "auto",
     top_k: Annotated[int, typer.Option(min=1)] = 5,
-    clips: Annotated[int, typer.Option(min=1, help="views per clip")] = 10,
+    clips: Annotated[
+        int | None, typer.Option(min=1, help="views per clip (per window with --window) [default: 10 (1)]")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    window: Annotated[
+        int, typer.Option(min=0, help="label windows of this many frames over time (0 = one label per clip)")
+    ] = 0,
+    stride: Annotated[
+        int | None, typer.Option(min=1, help="frames between window starts [default: window / 2]")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", dir_okay=False, help="windows as .csv or .json (+ .png)")
+    ] = None,
+    timeline: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="timeline PNG [default: --out with .png]")
+    ] = None,
 ):
-    """Render a pose file in memory with the checkpoint's settings and print the top-k labels."""
-    from train.predict import predict_file
+    """Render a pose file in memory with the checkpoint's settings and print the top-k labels (per clip, or per
+    window over time with --window)."""
+    if window == 0:
+        if out is not None or timeline is not None or stride is not None:
+            raise ActrecError("--out, --timeline and --stride need --window (windowed prediction)")
+        from train.predict import predict_file
 
-    for pred in predict_file(checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips, device=device):
-        table = Table("label", "probability", title=pred.clip_id)
-        for name, p in pred.top:
-            table.add_row(name, f"{p:.3f}")
+        preds = predict_file(checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips or 10, device=device)
+        for pred in preds:
+            table = Table("label", "probability", title=pred.clip_id)
+            for name, p in pred.top:
+                table.add_row(name, f"{p:.3f}")
+            console.print(table)
+        return
+    from train.windows import plot_timeline, predict_windows, write_windows
+
+    stride = stride or max(1, window // 2)
+    results = predict_windows(
+        checkpoint, pose_file, window=window, stride=stride, fmt=fmt, clips=clips or 1, device=device
+    )
+    for r in results:
+        table = Table(
+            "frames", "label", "probability", title=f"{r.clip_id} (window {window}, stride {stride})"
+        )
+        for i in range(len(r.starts)):
+            name, p = r.top(i, 1)[0]
+            table.add_row(f"{r.starts[i]}-{r.ends[i] - 1}", name, f"{p:.3f}")
         console.print(table)
+    if out is not None:
+        meta = {
+            "checkpoint": str(checkpoint),
+            "pose_file": str(pose_file),
+            "window": window,
+            "stride": stride,
+        }
+        write_windows(results, out, top_k, meta)
+        console.print(f"wrote {out}")
+    png = timeline or (out.with_suffix(".png") if out is not None else None)
+    if png is not None:
+        for r in results:
+            path = png if len(results) == 1 else png.with_name(f"{png.stem}_{r.clip_id}{png.suffix}")
+            plot_timeline(r, path)
+            console.print(f"wrote {path}")
+
+
+@app.command()
+@cli_errors
+def convert(
+    src: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="a PoseC3D .pth from the model zoo")
+    ],
+    source: Annotated[str, typer.Option("--from", help="mmaction2 | pyskl")],
+    classes: Annotated[str, typer.Option(help="number of classes, or a text file with one name per line")],
+    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="actrec checkpoint to write")],
+    layout: Annotated[str, typer.Option(help="skeleton layout the model was trained on")] = "coco17",
+    channels: Annotated[str, typer.Option(help="joints | limbs (PoseC3D's joint or limb model)")] = "joints",
+    sigma: Annotated[
+        float | None, typer.Option(help="heatmap sigma [default: from the file's config, or 0.6]")
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option(help="heatmap size [default: from the file's config, or 64]")
+    ] = None,
+    clip_len: Annotated[
+        int | None, typer.Option(help="frames per view [default: from the config, or 48]")
+    ] = None,
+):
+    """Turn a PoseC3D checkpoint (MMAction2 1.x/0.x, PYSKL) into an actrec checkpoint for evaluate/predict/fit."""
+    from train.convert import convert as run_convert
+
+    report = run_convert(
+        src,
+        source=source,
+        layout=layout,
+        channels=channels,
+        classes=classes,
+        out=out,
+        sigma=sigma,
+        size=size,
+        clip_len=clip_len,
+    )
+    settings = ", ".join(f"{k} {v}" for k, v in report.settings.items())
+    console.print(
+        f"wrote {report.out}: c3d, {report.in_channels} channels, {report.num_classes} classes, "
+        f"{report.n_tensors} tensors; {settings}"
+    )
+    for note in report.notes:
+        console.print(f"note: {note}")
+
+
+@app.command()
+@cli_errors
+def export(
+    checkpoint: CheckpointPath,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="torchscript | onnx")] = "torchscript",
+    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="model file to write")] = Path(
+        "model.pt"
+    ),
+):
+    """Export a checkpoint as TorchScript or ONNX: input (B, C, T, H, W) float in [0, 1], output logits; class
+    names and render settings inside the file and in FILE.json."""
+    from train.export import export_model
+
+    report = export_model(checkpoint, out, fmt)
+    console.print(
+        f"wrote {report.out} ({report.fmt}) and {report.sidecar}; max |logit difference| vs PyTorch "
+        f"{report.max_abs_diff:.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from train.evaluation import predict_loader
 from train.metrics import classification_metrics
 from train.models import build_model
 from train.plots import plot_attention, plot_confusion, plot_curves
+from train.pretrained import freeze_backbone_statistics, init_from, optimizer_groups
 
 SCHEDULES = ("cosine", "step", "constant")
 # Fields that may differ between a run and its resumption (they do not change what is learned).
@@ -70,6 +71,10 @@ class FitConfig:
     seed: int = 0
     device: str = "auto"
     resume: bool = False
+    # fine-tuning (train/pretrained.py): weights to start from, backbone lr factor, epochs with a frozen backbone
+    init_from: str | None = None
+    backbone_lr_scale: float = 1.0
+    freeze_backbone_epochs: int = 0
 
     def check(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -79,6 +84,8 @@ class FitConfig:
                 raise ActrecError(f"--{name.replace('_', '-')} must be >= 1")
         if self.lr <= 0:
             raise ActrecError("--lr must be positive")
+        if self.backbone_lr_scale < 0 or self.freeze_backbone_epochs < 0:
+            raise ActrecError("--backbone-lr-scale and --freeze-backbone-epochs must be >= 0")
 
 
 def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> dict:
@@ -148,6 +155,12 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
     else:
         overrides = {} if cfg.dropout is None else {"dropout": cfg.dropout}
         model, _ = build_model(cfg.model, cfg.preset, len(store.channels), len(classes), **overrides)
+    init_record = ckpt.get("init_from") if ckpt is not None else None
+    if ckpt is None and cfg.init_from:
+        report = init_from(model, cfg.model, cfg.init_from)
+        init_record = report.as_dict()  # the source's sha256 travels with every checkpoint of the run
+        for line in report.lines() if main else ():
+            log(line)
     model_config = asdict(model.config)
     model.to(device)
     if cuda:
@@ -155,8 +168,11 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
     train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     # ---- optimizer and schedule (stepped per epoch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg))
+    groups, factors = optimizer_groups(
+        model, cfg.model, cfg.lr, cfg.backbone_lr_scale, cfg.freeze_backbone_epochs, _lr_factor(cfg)
+    )
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
     start_epoch, best, history = 0, -1.0, []
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -166,8 +182,8 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
         # The saved optimizer holds the lr of the last finished epoch; set this epoch's from the schedule. With
         # the same --epochs this is what an uninterrupted run uses; with more, the schedule is stretched to the
         # new length from here on (for cosine: a warm restart at the stretched curve's value).
-        for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
-            group["lr"] = base * _lr_factor(cfg)(start_epoch)
+        for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, factors, strict=True):
+            group["lr"] = base * factor(start_epoch)
         history = list(ckpt["history"])  # rows of epochs 1..start_epoch (1-based)
         log(f"resuming {out / 'last.pt'} at epoch {start_epoch + 1}/{cfg.epochs} (best {best:.3f})")
     if main:
@@ -185,6 +201,7 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
         aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch + rank * 7919)
         train_sampler.set_epoch(epoch)
         train_model.train()
+        freeze_backbone_statistics(model, cfg.model, epoch, cfg.freeze_backbone_epochs)
         advance = (
             progress(f"epoch {epoch + 1}/{cfg.epochs}", len(train_sampler)) if progress and main else None
         )
@@ -211,7 +228,7 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
             seen += len(labels)
             if advance:
                 advance(len(labels), loss=loss_sum / seen)
-        lr = optimizer.param_groups[0]["lr"]
+        lr = optimizer.param_groups[-1]["lr"]  # the head's (the only group unless fine-tuning)
         scheduler.step()
         train_time = time.perf_counter() - t0
         train_loss, train_top1 = _reduce(loss_sum, correct, seen, device, world)
@@ -257,6 +274,7 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
                 "render": _render_settings(attrs, input_size),
                 "data": data_id,
                 "val_metrics": {k: v for k, v in m.items() if k != "confusion_matrix"},
+                "init_from": init_record,
             }
             # last.pt goes last: whatever a resume from it implies (best.pt, metrics, plots) is on disk first
             pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
