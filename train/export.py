@@ -100,18 +100,24 @@ def _torchscript(module: nn.Module, x: torch.Tensor, out: Path, text: str) -> No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about python values that are constants here
         traced = torch.jit.trace(module, (x,))
-    torch.jit.save(traced, str(out), _extra_files={f"{METADATA_KEY}.json": text})
+        torch.jit.save(traced, str(out), _extra_files={f"{METADATA_KEY}.json": text})  # (deprecation warning)
+
+
+def _jit_load(path: str | Path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript still loads in torch 2.x
+        return torch.jit.load(str(path), map_location="cpu", **kw)
 
 
 def run_torchscript(path: Path, x: torch.Tensor) -> torch.Tensor:
-    model = torch.jit.load(str(path), map_location="cpu")
+    model = _jit_load(path)
     with torch.no_grad():
         return model(x)
 
 
 def read_torchscript_metadata(path: str | Path) -> dict:
     extra = {f"{METADATA_KEY}.json": ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    _jit_load(path, _extra_files=extra)
     return json.loads(extra[f"{METADATA_KEY}.json"])
 
 
