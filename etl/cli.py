@@ -75,6 +75,10 @@ def ingest(
     layout: Annotated[
         str, typer.Option(help=f"skeleton layout of the input: {', '.join(LAYOUTS)}")
     ] = "coco17",
+    to_layout: Annotated[
+        str | None,
+        typer.Option(help="store the clips in this layout, mapping joints by name from --layout"),
+    ] = None,
     labels: Annotated[
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="manifest CSV: clip_id,label_name[,split,...]"),
@@ -121,6 +125,7 @@ def ingest(
             mode=mode,
             nan_policy=nan_policy,
             strict=strict,
+            to_layout=None if to_layout is None else get_layout(to_layout),
             on_progress=lambda r: bar.update_to(r.n_read),
         )
     console.print(

@@ -21,7 +21,9 @@ from etl.readers.common import (
     mark_missing,
     natural_key,
 )
+from etl.readers.joint_order import coco_category_names, order_for_layout
 from etl.readers.options import ReadContext
+from etl.skeleton import Layout
 
 FORMAT = "coco-json"
 PATTERNS = ("*.json",)
@@ -51,11 +53,11 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         data = load_json(path)
     except ClipError as exc:
         return file_reject(path, str(exc))
-    result = guarded(lambda: _clip(path, data), fallback_clip_id(path.stem), str(path))
+    result = guarded(lambda: _clip(path, data, ctx.options.layout), fallback_clip_id(path.stem), str(path))
     return ctx.labelled(result)
 
 
-def _clip(path: Path, data) -> PoseClip:
+def _clip(path: Path, data, layout: Layout) -> PoseClip:
     if isinstance(data, list):
         detections, images = data, None
     elif isinstance(data, Mapping) and isinstance(data.get("annotations"), list):
@@ -101,6 +103,10 @@ def _clip(path: Path, data) -> PoseClip:
         else:
             scores[person, t] = joints[:, 2]
     mark_missing(keypoints, scores, ~(scores > 0))
+    names = coco_category_names(data, detections, n_joints)
+    order = None if names is None else order_for_layout(names, layout, "categories[].keypoints")
+    if order is not None:  # the file's joints, read in the layout's order by name
+        keypoints, scores = keypoints[:, :, order], scores[:, :, order]
 
     img_h, img_w = _image_size(images) or extent_size(keypoints)
     return PoseClip(

@@ -24,6 +24,7 @@ from etl.readers.common import (
 )
 from etl.readers.generic import clip_from_arrays
 from etl.readers.options import ReadContext
+from etl.readers.sleap_axes import sleap_arrays
 
 FORMAT = "h5"
 PATTERNS = ("*.h5", "*.hdf5")
@@ -118,25 +119,9 @@ def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx
 
 
 def _sleap_clip(path: Path, f: h5py.File) -> PoseClip:
-    # SLEAP writes its matrices column-major for MATLAB: h5py sees them transposed from the documented order.
-    tracks = np.asarray(_dataset(f, "tracks", "/"), dtype=np.float32)  # (n_tracks, 2, n_nodes, n_frames)
-    if tracks.ndim != 4 or tracks.shape[1] != 2:
-        raise ClipError(
-            f"SLEAP 'tracks' must be (n_tracks, 2, n_nodes, n_frames), found shape {tracks.shape}"
-        )
-    keypoints = np.ascontiguousarray(tracks.transpose(0, 3, 2, 1))  # (M, T, V, 2)
+    keypoints, scores = sleap_arrays(f)  # (M, T, V, 2), (M, T, V) or None: axis order as the file says
     present = np.isfinite(keypoints).all(axis=-1)  # (M, T, V)
-    if "point_scores" in f:
-        point_scores = np.asarray(
-            _dataset(f, "point_scores", "/"), dtype=np.float32
-        )  # (n_tracks, n_nodes, n_frames)
-        expected = (tracks.shape[0], tracks.shape[2], tracks.shape[3])
-        if point_scores.shape != expected:
-            raise ClipError(
-                f"SLEAP 'point_scores' must be (n_tracks, n_nodes, n_frames) = {expected} to match 'tracks' "
-                f"{tracks.shape}, found {point_scores.shape}"
-            )
-        scores = np.ascontiguousarray(point_scores.transpose(0, 2, 1))  # (M, T, V)
+    if scores is not None:
         # user-labelled points carry no score: NaN where the point exists means "certain"
         scores[present & np.isnan(scores)] = 1.0
     else:
