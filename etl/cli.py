@@ -93,6 +93,9 @@ def ingest(
     split_protocol: Annotated[
         str | None, typer.Option(help="which split family names the split column")
     ] = None,
+    coords: Annotated[
+        str, typer.Option(help="ntu-skeleton 2D coordinates: color | depth | 3d (projected with --project)")
+    ] = "color",
     nan_policy: Annotated[
         str, typer.Option(help="non-finite coordinates: missing (drop the joint) | reject")
     ] = ("missing"),
@@ -114,6 +117,7 @@ def ingest(
         project=project,
         occluded_score=occluded_score,
         split_protocol=split_protocol,
+        coords=coords,
     )
     mode = "append" if append else "overwrite" if overwrite else "create"
     with progress_bar("ingest", unit="clips") as bar:

@@ -70,6 +70,7 @@ def test_formats_are_the_documented_ones():
         "penn-action",
         "jhmdb-ddnet",
         "utd-mhad",
+        "ntu-skeleton",
     )
 
 

@@ -13,7 +13,17 @@ from pathlib import Path
 
 from etl.errors import ActrecError
 from etl.poseclip import PoseClip, Reject
-from etl.readers import coco_json, h5, jhmdb_ddnet, npz, openpose_json, penn_action, pyskl, utd_mhad
+from etl.readers import (
+    coco_json,
+    h5,
+    jhmdb_ddnet,
+    npz,
+    ntu_skeleton,
+    openpose_json,
+    penn_action,
+    pyskl,
+    utd_mhad,
+)
 from etl.readers.common import fallback_clip_id
 from etl.readers.detect import detect_format
 from etl.readers.manifest import load_classes, load_manifest
@@ -31,6 +41,7 @@ _READERS: dict[str, _Reader] = {
     "penn-action": penn_action.read,
     "jhmdb-ddnet": jhmdb_ddnet.read,
     "utd-mhad": utd_mhad.read,
+    "ntu-skeleton": ntu_skeleton.read,
 }
 FORMATS: tuple[str, ...] = tuple(_READERS)
 
@@ -100,3 +111,5 @@ def _check_options(fmt: str, options: ReadOptions) -> None:
         raise ActrecError(f"occluded_score must be in [0, 1], found {options.occluded_score}")
     if fmt == "jhmdb-ddnet":
         jhmdb_ddnet.chosen_split(options.split_protocol)
+    if fmt == "ntu-skeleton":
+        ntu_skeleton.check_options(options.coords, options.split_protocol)

@@ -18,6 +18,7 @@ class ReadOptions:
     project: str = "pinhole"  # utd-mhad 3D -> 2D: "pinhole" | "ortho"
     occluded_score: float = 0.5  # penn-action: score of joints annotated as not visible (visible = 1.0)
     split_protocol: str | None = None  # pyskl: split family (e.g. "xsub"); jhmdb-ddnet: "1" | "2" | "3"
+    coords: str = "color"  # ntu-skeleton 2D coordinates: "color" | "depth" | "3d" (projected with `project`)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,27 @@
+"""`--format auto` for the formats added beside the first eight: told from the suffix, the file name or a cheap
+look at the first bytes. None means "not one of these": `detect` goes on with the older rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PEEK_BYTES = 64 * 1024
+
+
+def detect_new_format(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix == ".skeleton":
+        return "ntu-skeleton"
+    if suffix == ".txt" and "missing_skeleton" in path.name.lower():
+        return "ntu-skeleton"
+    return None
+
+
+def peek_text(path: Path, n_bytes: int = _PEEK_BYTES) -> str:
+    """The first `n_bytes` of a file as text ('' when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n_bytes).decode("utf-8-sig", errors="replace")
+    except OSError:
+        return ""
