@@ -44,3 +44,16 @@ def write_ntu_skeleton(
                 lines.append(" ".join(f"{x:.7g}" for x in v[:11]) + f" {int(v[11])}")
     path.write_text("\r\n".join(lines) + "\r\n")  # the release has Windows line ends
     return path
+
+
+def stgcn_kinetics_arrays(n_clips: int, lengths: list[int], *, t_max: int = 300, seed: int = 0) -> np.ndarray:
+    """(N, 3, T, 18, 2) like ST-GCN's Kinetics gendata: x, y - 0.5 (normalised, centred), score; zero padded,
+    and 0 where the score is 0. Clip i has lengths[i] frames and one person; person 1 is empty padding."""
+    rng = np.random.default_rng(seed)
+    data = np.zeros((n_clips, 3, t_max, 18, 2), np.float32)
+    for i, n in enumerate(lengths):
+        xy = rng.uniform(0.2, 0.8, (2, 1, 18)) + np.linspace(0, 0.05, n)[None, :, None]
+        data[i, :2, :n, :, 0] = xy - 0.5
+        data[i, 2, :n, :, 0] = rng.uniform(0.2, 1.0, (n, 18))
+        data[i, :, :n, 3, 0] = 0  # an undetected joint
+    return data

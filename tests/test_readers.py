@@ -71,6 +71,7 @@ def test_formats_are_the_documented_ones():
         "jhmdb-ddnet",
         "utd-mhad",
         "ntu-skeleton",
+        "stgcn-npy",
     )
 
 

@@ -22,6 +22,7 @@ from etl.readers import (
     openpose_json,
     penn_action,
     pyskl,
+    stgcn_npy,
     utd_mhad,
 )
 from etl.readers.common import fallback_clip_id
@@ -42,6 +43,7 @@ _READERS: dict[str, _Reader] = {
     "jhmdb-ddnet": jhmdb_ddnet.read,
     "utd-mhad": utd_mhad.read,
     "ntu-skeleton": ntu_skeleton.read,
+    "stgcn-npy": stgcn_npy.read,
 }
 FORMATS: tuple[str, ...] = tuple(_READERS)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from etl.readers.stgcn_npy import is_ctrgcn_npz
+
 _PEEK_BYTES = 64 * 1024
 
 
@@ -15,6 +17,10 @@ def detect_new_format(path: Path) -> str | None:
         return "ntu-skeleton"
     if suffix == ".txt" and "missing_skeleton" in path.name.lower():
         return "ntu-skeleton"
+    if suffix == ".npy":
+        return "stgcn-npy"
+    if suffix == ".npz" and is_ctrgcn_npz(path):
+        return "stgcn-npy"
     return None
 
 

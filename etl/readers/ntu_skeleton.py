@@ -189,6 +189,12 @@ def _coordinates(values: np.ndarray, coords: str, project: str) -> tuple[np.ndar
         return values[..., 5:7].copy(), (COLOR_H, COLOR_W)
     if coords == "depth":
         return values[..., 3:5].copy(), (DEPTH_H, DEPTH_W)
+    return project_3d(values, project)
+
+
+def project_3d(values: np.ndarray, project: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """(..., >=3) camera-space x, y, z in metres -> ((..., 2) pixels on the depth frame, (img_h, img_w));
+    pinhole with the Kinect v2 depth intrinsics (NaN where z <= 0), or ortho (depth dropped)."""
     x, y, z = values[..., 0], values[..., 1], values[..., 2]  # metres, y up, z away from the camera
     with np.errstate(divide="ignore", invalid="ignore"):
         if project == "pinhole":
@@ -196,5 +202,6 @@ def _coordinates(values: np.ndarray, coords: str, project: str) -> tuple[np.ndar
         else:  # ortho: depth dropped, the pinhole scale at the typical distance
             u, v = CX + FX / Z_REF * x, CY - FY / Z_REF * y
     pixels = np.stack([u, v], axis=-1)
-    pixels[~(z > 0)] = np.nan
+    if project == "pinhole":
+        pixels[~(z > 0)] = np.nan
     return pixels, (DEPTH_H, DEPTH_W)

@@ -19,6 +19,7 @@ class ReadOptions:
     occluded_score: float = 0.5  # penn-action: score of joints annotated as not visible (visible = 1.0)
     split_protocol: str | None = None  # pyskl: split family (e.g. "xsub"); jhmdb-ddnet: "1" | "2" | "3"
     coords: str = "color"  # ntu-skeleton 2D coordinates: "color" | "depth" | "3d" (projected with `project`)
+    image_size: tuple[int, int] | None = None  # (img_h, img_w) of formats with normalised coordinates
 
 
 @dataclass(frozen=True)
