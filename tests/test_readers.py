@@ -72,6 +72,8 @@ def test_formats_are_the_documented_ones():
         "utd-mhad",
         "ntu-skeleton",
         "stgcn-npy",
+        "kinetics-skeleton",
+        "mmpose-json",
     )
 
 

@@ -17,6 +17,8 @@ from etl.readers import (
     coco_json,
     h5,
     jhmdb_ddnet,
+    kinetics_skeleton,
+    mmpose_json,
     npz,
     ntu_skeleton,
     openpose_json,
@@ -44,6 +46,8 @@ _READERS: dict[str, _Reader] = {
     "utd-mhad": utd_mhad.read,
     "ntu-skeleton": ntu_skeleton.read,
     "stgcn-npy": stgcn_npy.read,
+    "kinetics-skeleton": kinetics_skeleton.read,
+    "mmpose-json": mmpose_json.read,
 }
 FORMATS: tuple[str, ...] = tuple(_READERS)
 

@@ -21,6 +21,20 @@ def detect_new_format(path: Path) -> str | None:
         return "stgcn-npy"
     if suffix == ".npz" and is_ctrgcn_npz(path):
         return "stgcn-npy"
+    if suffix == ".json":
+        return _detect_json(peek_text(path).lstrip())
+    return None
+
+
+def _detect_json(head: str) -> str | None:
+    if head.startswith("{") and '"instance_info"' in head:
+        return "mmpose-json"
+    if head.startswith("[") and (
+        '"instances"' in head and '"frame_id"' in head or '"keypoint_scores"' in head
+    ):
+        return "mmpose-json"
+    if head.startswith("{") and '"data"' in head and ('"skeleton"' in head or '"label_index"' in head):
+        return "kinetics-skeleton"
     return None
 
 
