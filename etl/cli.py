@@ -96,6 +96,12 @@ def ingest(
     coords: Annotated[
         str, typer.Option(help="ntu-skeleton 2D coordinates: color | depth | 3d (projected with --project)")
     ] = "color",
+    image_size: Annotated[
+        str | None,
+        typer.Option(
+            help="WIDTHxHEIGHT of the frames, for normalised coordinates (yolo-pose, mediapipe, ...)"
+        ),
+    ] = None,
     nan_policy: Annotated[
         str, typer.Option(help="non-finite coordinates: missing (drop the joint) | reject")
     ] = ("missing"),
@@ -106,6 +112,7 @@ def ingest(
     """Read pose files, validate them and write a keypoint store with its clip table."""
     from etl.ingest import ingest as run_ingest
     from etl.readers import ReadOptions
+    from etl.readers.options import parse_image_size
     from etl.skeleton import get_layout
 
     if overwrite and append:
@@ -118,6 +125,7 @@ def ingest(
         occluded_score=occluded_score,
         split_protocol=split_protocol,
         coords=coords,
+        image_size=None if image_size is None else parse_image_size(image_size),
     )
     mode = "append" if append else "overwrite" if overwrite else "create"
     with progress_bar("ingest", unit="clips") as bar:

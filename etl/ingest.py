@@ -196,6 +196,7 @@ def _ingest_into(
                 **_ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
                 **({} if to_layout is None else {"mapped_from_layout": options.layout.name}),
                 **({} if options.coords == "color" else {"coords": options.coords}),
+                **({} if options.image_size is None else {"image_size": list(options.image_size)}),
             },
         }
     )

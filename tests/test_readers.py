@@ -74,6 +74,7 @@ def test_formats_are_the_documented_ones():
         "stgcn-npy",
         "kinetics-skeleton",
         "mmpose-json",
+        "yolo-pose",
     )
 
 

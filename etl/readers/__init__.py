@@ -26,6 +26,7 @@ from etl.readers import (
     pyskl,
     stgcn_npy,
     utd_mhad,
+    yolo_pose,
 )
 from etl.readers.common import fallback_clip_id
 from etl.readers.detect import detect_format
@@ -48,6 +49,7 @@ _READERS: dict[str, _Reader] = {
     "stgcn-npy": stgcn_npy.read,
     "kinetics-skeleton": kinetics_skeleton.read,
     "mmpose-json": mmpose_json.read,
+    "yolo-pose": yolo_pose.read,
 }
 FORMATS: tuple[str, ...] = tuple(_READERS)
 
@@ -117,5 +119,11 @@ def _check_options(fmt: str, options: ReadOptions) -> None:
         raise ActrecError(f"occluded_score must be in [0, 1], found {options.occluded_score}")
     if fmt == "jhmdb-ddnet":
         jhmdb_ddnet.chosen_split(options.split_protocol)
+    if options.image_size is not None and not (
+        len(options.image_size) == 2 and all(isinstance(v, int) and v > 0 for v in options.image_size)
+    ):
+        raise ActrecError(
+            f"image size must be two positive integers (height, width), found {options.image_size}"
+        )
     if fmt == "ntu-skeleton":
         ntu_skeleton.check_options(options.coords, options.split_protocol)

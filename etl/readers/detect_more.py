@@ -17,6 +17,8 @@ def detect_new_format(path: Path) -> str | None:
         return "ntu-skeleton"
     if suffix == ".txt" and "missing_skeleton" in path.name.lower():
         return "ntu-skeleton"
+    if suffix == ".txt" and _is_yolo_txt(peek_text(path, 4096)):
+        return "yolo-pose"
     if suffix == ".npy":
         return "stgcn-npy"
     if suffix == ".npz" and is_ctrgcn_npz(path):
@@ -33,6 +35,8 @@ def _detect_json(head: str) -> str | None:
         '"instances"' in head and '"frame_id"' in head or '"keypoint_scores"' in head
     ):
         return "mmpose-json"
+    if head.startswith("[") and '"keypoints"' in head and '"visible"' in head:
+        return "yolo-pose"
     if head.startswith("{") and '"data"' in head and ('"skeleton"' in head or '"label_index"' in head):
         return "kinetics-skeleton"
     return None
@@ -45,3 +49,16 @@ def peek_text(path: Path, n_bytes: int = _PEEK_BYTES) -> str:
             return f.read(n_bytes).decode("utf-8-sig", errors="replace")
     except OSError:
         return ""
+
+
+def _is_yolo_txt(head: str) -> bool:
+    """A line of numbers, an integer class first, at least a box and two keypoints: a YOLO label file."""
+    lines = head.splitlines()
+    first = next((line.split() for line in lines if line.strip()), None)
+    if first is None or len(first) < 11 or not first[0].isdigit():
+        return False
+    try:
+        [float(v) for v in first]
+    except ValueError:
+        return False
+    return True

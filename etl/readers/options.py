@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from etl.errors import ActrecError
 from etl.poseclip import PoseClip, Reject
 from etl.readers.manifest import ManifestRow, apply_manifest
 from etl.skeleton import Layout
@@ -35,3 +37,11 @@ class ReadContext:
         if self.manifest is None or isinstance(clip, Reject):
             return clip
         return apply_manifest(clip, self.manifest.get(clip.clip_id))
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """'1920x1080' (width x height, as video tools write it) -> (img_h, img_w) = (1080, 1920)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None or int(match.group(1)) == 0 or int(match.group(2)) == 0:
+        raise ActrecError(f"--image-size must be WIDTHxHEIGHT in pixels, e.g. 1920x1080, found {text!r}")
+    return int(match.group(2)), int(match.group(1))
