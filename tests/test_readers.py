@@ -75,6 +75,7 @@ def test_formats_are_the_documented_ones():
         "kinetics-skeleton",
         "mmpose-json",
         "yolo-pose",
+        "mediapipe",
     )
 
 

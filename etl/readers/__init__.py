@@ -18,6 +18,7 @@ from etl.readers import (
     h5,
     jhmdb_ddnet,
     kinetics_skeleton,
+    mediapipe,
     mmpose_json,
     npz,
     ntu_skeleton,
@@ -50,6 +51,7 @@ _READERS: dict[str, _Reader] = {
     "kinetics-skeleton": kinetics_skeleton.read,
     "mmpose-json": mmpose_json.read,
     "yolo-pose": yolo_pose.read,
+    "mediapipe": mediapipe.read,
 }
 FORMATS: tuple[str, ...] = tuple(_READERS)
 

@@ -14,7 +14,19 @@ from etl.errors import ActrecError
 from etl.readers.common import natural_key
 from etl.readers.detect_more import detect_new_format
 
-_KNOWN_SUFFIXES = (".pkl", ".pickle", ".json", ".h5", ".hdf5", ".npz", ".mat", ".skeleton", ".txt", ".npy")
+_KNOWN_SUFFIXES = (
+    ".pkl",
+    ".pickle",
+    ".json",
+    ".h5",
+    ".hdf5",
+    ".npz",
+    ".mat",
+    ".skeleton",
+    ".txt",
+    ".npy",
+    ".csv",
+)
 _PEEK_BYTES = 64 * 1024
 _DDNET_NAME = re.compile(r"GT_(train|test)_\d+")
 

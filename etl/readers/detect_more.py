@@ -25,6 +25,19 @@ def detect_new_format(path: Path) -> str | None:
         return "stgcn-npy"
     if suffix == ".json":
         return _detect_json(peek_text(path).lstrip())
+    if suffix == ".csv":
+        return _detect_csv(peek_text(path, 4096))
+    return None
+
+
+def _detect_csv(head: str) -> str | None:
+    lines = head.splitlines()
+    first = lines[0].strip().lower() if lines else ""
+    if first.startswith("scorer,"):
+        return "dlc"  # DeepLabCut: header rows scorer / [individuals] / bodyparts / coords
+    columns = {c.strip() for c in first.split(",")}
+    if "visibility" in first or {"landmark", "x", "y"} <= columns or {"nose_x", "nose_y"} <= columns:
+        return "mediapipe"
     return None
 
 
@@ -37,6 +50,12 @@ def _detect_json(head: str) -> str | None:
         return "mmpose-json"
     if head.startswith("[") and '"keypoints"' in head and '"visible"' in head:
         return "yolo-pose"
+    if (
+        '"landmarks"' in head
+        or '"pose_landmarks"' in head
+        or (head.startswith("[") and '"visibility"' in head)
+    ):
+        return "mediapipe"
     if head.startswith("{") and '"data"' in head and ('"skeleton"' in head or '"label_index"' in head):
         return "kinetics-skeleton"
     return None
