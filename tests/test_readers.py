@@ -76,6 +76,7 @@ def test_formats_are_the_documented_ones():
         "mmpose-json",
         "yolo-pose",
         "mediapipe",
+        "dlc",
     )
 
 

@@ -15,6 +15,7 @@ from etl.errors import ActrecError
 from etl.poseclip import PoseClip, Reject
 from etl.readers import (
     coco_json,
+    dlc,
     h5,
     jhmdb_ddnet,
     kinetics_skeleton,
@@ -52,6 +53,7 @@ _READERS: dict[str, _Reader] = {
     "mmpose-json": mmpose_json.read,
     "yolo-pose": yolo_pose.read,
     "mediapipe": mediapipe.read,
+    "dlc": dlc.read,
 }
 FORMATS: tuple[str, ...] = tuple(_READERS)
 

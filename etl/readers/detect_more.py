@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from etl.readers.dlc import is_dlc_h5
 from etl.readers.stgcn_npy import is_ctrgcn_npz
 
 _PEEK_BYTES = 64 * 1024
@@ -23,6 +24,8 @@ def detect_new_format(path: Path) -> str | None:
         return "stgcn-npy"
     if suffix == ".npz" and is_ctrgcn_npz(path):
         return "stgcn-npy"
+    if suffix in (".h5", ".hdf5") and is_dlc_h5(path):
+        return "dlc"
     if suffix == ".json":
         return _detect_json(peek_text(path).lstrip())
     if suffix == ".csv":

@@ -53,3 +53,12 @@ def coco_category_names(data, detections: list, n_joints: int) -> list[str] | No
             f"categories[].keypoints names {len(names)} joints but the annotations have {n_joints} per person"
         )
     return names
+
+
+def order_if_named(names: Sequence[str], layout: Layout, where: str) -> list[int] | None:
+    """Like `order_for_layout` for files whose joint names are free text (DeepLabCut body parts): names of which
+    none is a joint of the layout (an animal skeleton) keep the file's order."""
+    known = {canonical_joint_name(n) for n in layout.joints}
+    if not any(canonical_joint_name(n) in known for n in names):
+        return None
+    return order_for_layout(names, layout, where)
