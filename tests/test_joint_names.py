@@ -235,3 +235,33 @@ def test_ingest_to_layout_maps_by_name(tmp_path):
     with pytest.raises(ActrecError, match="coco17 has no joint named neck"):
         ingest([folder], out=tmp_path / "kp2", fmt="openpose-json", options=ReadOptions(layout=COCO17),
                to_layout=OPENPOSE18)  # fmt: skip
+
+
+# --- AlphaPose tracks and frame names --------------------------------------------------------------------------
+
+
+def _alphapose(path: Path, kp: np.ndarray, sc: np.ndarray, idx, skip=()) -> Path:
+    results = []
+    for t in range(kp.shape[1]):
+        if t in skip:
+            continue
+        for m in range(kp.shape[0]):
+            flat = np.concatenate([kp[m, t], sc[m, t, :, None]], -1).reshape(-1)
+            results.append({"image_id": f"{t}.jpg", "category_id": 1, "keypoints": [round(float(v), 3) for v in flat],
+                            "score": float(2.5 - m), "box": [1, 2, 30, 60], "idx": idx(m)})  # fmt: skip
+    path.write_text(json.dumps(results))
+    return path
+
+
+def test_alphapose_idx_is_the_track_and_frame_names_keep_gaps(tmp_path):
+    kp, sc = moving_poses(2, 6, 17, seed=8), confidences((2, 6, 17))
+    path = _alphapose(tmp_path / "alphapose-results.json", kp, sc, idx=lambda m: [9 - m], skip=(2,))
+    (clip,) = read_all([path], "coco-json")
+    assert clip.keypoints.shape == (2, 6, 17, 2)  # frame 2 was named by no detection: an empty frame
+    assert np.isnan(clip.keypoints[:, 2]).all()
+    np.testing.assert_allclose(clip.keypoints[0, 0], kp[1, 0], atol=1e-3)  # track 8 (person 1) first
+    untracked = _alphapose(
+        tmp_path / "untracked.json", kp, sc, idx=lambda m: 0
+    )  # AlphaPose without --pose_track
+    (clip,) = read_all([untracked], "coco-json")
+    np.testing.assert_allclose(clip.keypoints[0, 0], kp[0, 0], atol=1e-3)  # by score: person 0 scores higher
