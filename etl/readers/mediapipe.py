@@ -145,49 +145,49 @@ def _csv_rows(path: Path) -> list:
     if lacking:
         raise ClipError(f"no x/y columns for landmark(s) {', '.join(map(str, lacking))} of MediaPipe's 33")
     numeric = table.apply(pd.to_numeric, errors="coerce")
-    out = []
-    for i in range(len(table)):
-        lm = np.full((N_LANDMARKS, 3), np.nan)
-        for (j, c), col in columns.items():
-            lm[j, c] = numeric[col].iloc[i]
-        out.append((_frame(numeric, frame_col, i), _person(table, person_col, i), lm))
-    return out
+    block = np.full((len(table), N_LANDMARKS, 3), np.nan)  # (rows, 33, x y visibility)
+    for (j, c), col in columns.items():
+        block[:, j, c] = numeric[col].to_numpy(dtype=np.float64)
+    return list(zip(_frames(table, frame_col), _persons(table, person_col), block, strict=True))
 
 
 def _long_rows(table: pd.DataFrame, frame_col: str | None, person_col: str | None) -> list:
     if frame_col is None:
         raise ClipError("the long form (one row per landmark) needs a 'frame' column")
-    groups: dict[tuple, np.ndarray] = {}
     vis_col = next((c for c in ("visibility", "vis", "v") if c in table.columns), None)
-    for i in range(len(table)):
-        lm = _landmark(str(table["landmark"].iloc[i]).strip().lower())
-        if lm is None:
-            raise ClipError(
-                f"row {i + 2}: unknown landmark {table['landmark'].iloc[i]!r} (0-32 or a MediaPipe name)"
-            )
-        key = (_frame(table, frame_col, i), _person(table, person_col, i))
-        values = groups.setdefault(key, np.full((N_LANDMARKS, 3), np.nan))
-        values[lm] = [
-            pd.to_numeric(table["x"].iloc[i], errors="coerce"),
-            pd.to_numeric(table["y"].iloc[i], errors="coerce"),
-            pd.to_numeric(table[vis_col].iloc[i], errors="coerce") if vis_col else np.nan,
-        ]
+    landmarks = [_landmark(str(v).strip().lower()) for v in table["landmark"]]
+    bad = next((i for i, lm in enumerate(landmarks) if lm is None), None)
+    if bad is not None:
+        raise ClipError(
+            f"row {bad + 2}: unknown landmark {table['landmark'].iloc[bad]!r} (0-32 or a MediaPipe name)"
+        )
+    columns = ["x", "y"] + ([vis_col] if vis_col else [])
+    xyv = np.full((len(table), 3), np.nan)  # (rows, x y visibility)
+    for c, col in enumerate(columns):
+        xyv[:, c] = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
+    groups: dict[tuple, np.ndarray] = {}
+    rows = zip(_frames(table, frame_col), _persons(table, person_col), landmarks, xyv, strict=True)
+    for frame, person, lm, values in rows:
+        groups.setdefault((frame, person), np.full((N_LANDMARKS, 3), np.nan))[lm] = values
     return [
         (frame, person, values) for (frame, person), values in sorted(groups.items(), key=lambda kv: kv[0])
     ]
 
 
-def _frame(table: pd.DataFrame, col: str | None, i: int) -> int | None:
+def _frames(table: pd.DataFrame, col: str | None) -> list[int | None]:
+    """Frame number of every row (None without a frame column); ClipError naming the first bad row."""
     if col is None:
-        return None
-    value = pd.to_numeric(table[col].iloc[i], errors="coerce")
-    if not np.isfinite(value) or not float(value).is_integer() or value < 0:
+        return [None] * len(table)
+    values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
         raise ClipError(f"row {i + 2}: frame {table[col].iloc[i]!r} is not a frame number")
-    return int(value)
+    return [int(v) for v in values]
 
 
-def _person(table: pd.DataFrame, col: str | None, i: int):
-    return 0 if col is None else str(table[col].iloc[i])
+def _persons(table: pd.DataFrame, col: str | None) -> list:
+    return [0] * len(table) if col is None else [str(v) for v in table[col]]
 
 
 def _json_rows(data) -> list:
