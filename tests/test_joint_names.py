@@ -265,3 +265,16 @@ def test_alphapose_idx_is_the_track_and_frame_names_keep_gaps(tmp_path):
     )  # AlphaPose without --pose_track
     (clip,) = read_all([untracked], "coco-json")
     np.testing.assert_allclose(clip.keypoints[0, 0], kp[0, 0], atol=1e-3)  # by score: person 0 scores higher
+
+
+def test_sleap_human_nodes_are_read_by_name(tmp_path):
+    keypoints, scores = moving_poses(1, 5, 17, seed=3), confidences((1, 5, 17))
+    order = np.random.default_rng(2).permutation(17)
+    names = [COCO17.joints[i] for i in order]
+    path = write_sleap_analysis(
+        tmp_path / "person.analysis.h5", keypoints[:, :, order], scores[:, :, order], names
+    )
+    (clip,) = read_all([path], "h5")
+    np.testing.assert_allclose(clip.keypoints, keypoints, atol=1e-5)
+    (reject,) = read_all([path], "h5", layout=H36M17)
+    assert isinstance(reject, Reject) and "SLEAP node_names" in reject.reason

@@ -17,6 +17,8 @@ import h5py
 import numpy as np
 
 from etl.readers.common import ClipError, as_scalar, as_text
+from etl.readers.joint_order import order_if_named
+from etl.skeleton import Layout
 
 DIMS = ("frame", "track", "node", "xy")
 _AMBIGUOUS = (
@@ -118,3 +120,13 @@ def _check_occupancy(f: h5py.File, size: dict, dims: tuple, known_by: str) -> No
 
 def _is_list(value) -> bool:
     return isinstance(value, list | tuple) or (isinstance(value, np.ndarray) and value.ndim == 1)
+
+
+def sleap_node_order(f: h5py.File, n_nodes: int, layout: Layout) -> list[int] | None:
+    """The layout's joint order of the nodes when `node_names` are joint names of the layout (see
+    `order_if_named`); None for an animal skeleton or a file without node names."""
+    node = f.get("node_names")
+    if not isinstance(node, h5py.Dataset) or node.ndim != 1 or node.shape[0] != n_nodes:
+        return None
+    names = [as_text(n) for n in node[()]]
+    return order_if_named(names, layout, "SLEAP node_names")
