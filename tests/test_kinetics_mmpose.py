@@ -97,3 +97,11 @@ def test_mmpose_single_image_instances(tmp_path):
     assert detect_format([path]) == "mmpose-json"
     (clip,) = read_all([path], "mmpose-json")
     assert clip.keypoints.shape == (3, 1, 17, 2)
+
+
+def test_a_frame_number_far_beyond_the_entries_is_refused(tmp_path):
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps({"data": [{"frame_index": 10**9, "skeleton": [{"pose": [0.5] * 36, "score": [1] * 18}]}],
+                                "label": "x", "label_index": 0}))  # fmt: skip
+    (reject,) = read_all([path], "kinetics-skeleton", layout=OPENPOSE18)
+    assert isinstance(reject, Reject) and "span 1000000000 frames for only 1 entries" in reject.reason

@@ -34,6 +34,7 @@ from etl.readers.common import (
     guarded,
     mark_missing,
 )
+from etl.readers.frame_gaps import check_frame_span
 from etl.readers.joint_order import order_if_named
 from etl.readers.options import ReadContext
 from etl.safe_pickle import SafeUnpickler
@@ -159,6 +160,7 @@ def _clip(
     if len(set(frames.tolist())) != len(frames) or frames.min() < 0:
         raise ClipError("frame numbers must be distinct and >= 0")
     n_frames = int(frames.max()) + 1  # DeepLabCut numbers the video's frames from 0
+    check_frame_span(n_frames, len(frames), "frame numbers")
     keypoints = np.full((len(individuals), n_frames, len(bodyparts), 2), np.nan, np.float32)  # (M, T, V, 2)
     scores = np.zeros((len(individuals), n_frames, len(bodyparts)), np.float32)  # (M, T, V)
     for m, individual in enumerate(individuals):

@@ -9,6 +9,8 @@ import math
 import re
 from pathlib import Path
 
+from etl.readers.common import ClipError
+
 _TRAILING_NUMBER = re.compile(r"(\d+)(?=\D*$)")
 
 
@@ -35,3 +37,10 @@ def frame_slots(frames: list[Path]) -> tuple[list[int], int]:
     if n_frames > 2 * len(frames) + 8:  # mostly gaps: not frame numbers
         return sequential
     return slots, n_frames
+
+
+def check_frame_span(n_frames: int, n_entries: int, what: str) -> None:
+    """Refuse frame numbers that span far more frames than the file has entries for (a corrupt or hostile
+    number would otherwise allocate that many empty frames)."""
+    if n_frames > 10 * n_entries + 1000:
+        raise ClipError(f"{what} span {n_frames} frames for only {n_entries} entries: not frame numbers?")

@@ -18,6 +18,7 @@ import numpy as np
 from etl.poseclip import PoseClip, Reject
 from etl.readers.coco_json import load_json
 from etl.readers.common import ClipError, expand_files, fallback_clip_id, file_reject, guarded, mark_missing
+from etl.readers.frame_gaps import check_frame_span
 from etl.readers.options import ReadContext
 
 FORMAT = "kinetics-skeleton"
@@ -72,6 +73,7 @@ def _clip(path: Path, data, ctx: ReadContext) -> PoseClip:
         raise ClipError("no skeleton in any frame")
     (n_joints,) = n_joints
     n_frames = max(frames) + 1
+    check_frame_span(n_frames, len(frames), "frame_index values")
     n_persons = max(len(people) for people in frames.values())
     img_h, img_w = ctx.options.image_size or DEFAULT_SIZE
     keypoints = np.full((n_persons, n_frames, n_joints, 2), np.nan, np.float32)  # (M, T, V, 2)

@@ -31,6 +31,7 @@ from etl.readers.common import (
     guarded,
     mark_missing,
 )
+from etl.readers.frame_gaps import check_frame_span
 from etl.readers.options import ReadContext
 from etl.skeleton import MEDIAPIPE33
 
@@ -69,6 +70,7 @@ def _clip(path: Path, ctx: ReadContext) -> PoseClip:
     persons = sorted({r[1] for r in rows}, key=str)
     slot = {p: m for m, p in enumerate(persons)}
     n_frames = max(times) + 1
+    check_frame_span(n_frames, len(rows), "frame numbers")
     values = np.full((len(persons), n_frames, N_LANDMARKS, 3), np.nan)  # (M, T, 33, x y vis)
     seen = set()
     for t, (frame, person, lm) in zip(times, rows, strict=True):

@@ -28,6 +28,7 @@ from etl.readers.common import (
     guarded,
     mark_missing,
 )
+from etl.readers.frame_gaps import check_frame_span
 from etl.readers.joint_order import order_for_layout
 from etl.readers.options import ReadContext
 
@@ -82,6 +83,7 @@ def _clip(path: Path, data, ctx: ReadContext) -> PoseClip:
         raise ClipError("a frame_id appears twice")
     start = min(frame_ids, default=0)
     n_frames = max(frame_ids, default=-1) - start + 1
+    check_frame_span(n_frames, len(frame_ids), "frame_id values")
     instances = []  # (t, instance index, (V, 2) keypoints, (V,) scores, track_id, bbox_score)
     for t, frame in zip(frame_ids, frames, strict=True):
         for k, inst in enumerate(frame["instances"]):
