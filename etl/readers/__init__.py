@@ -3,7 +3,8 @@
 `read_source` is the one entry point. Readers stream clip by clip and never raise for one bad file or clip: it
 becomes a `Reject` whose reason says what is wrong and where. Only an unusable call (no path exists, unknown
 format, bad options, unreadable manifest) raises ActrecError. Readers do not check joint counts against the
-layout (except openpose-json, which parses by it): `etl.validate.validate_clip` does.
+layout (except openpose-json, yolo-pose txt and CTR-GCN arrays, which parse by it): `etl.validate.validate_clip`
+does. Files that name their joints are read in the layout's order by name (`etl.readers.joint_order`).
 """
 
 from __future__ import annotations

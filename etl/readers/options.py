@@ -18,8 +18,9 @@ class ReadOptions:
     labels_csv: Path | None = None  # manifest: clip_id,label_name[,split,label,img_h,img_w,...]
     classes_file: Path | None = None  # one class name per line: names for numeric labels (pyskl)
     project: str = "pinhole"  # utd-mhad 3D -> 2D: "pinhole" | "ortho"
-    occluded_score: float = 0.5  # penn-action: score of joints annotated as not visible (visible = 1.0)
-    split_protocol: str | None = None  # pyskl: split family (e.g. "xsub"); jhmdb-ddnet: "1" | "2" | "3"
+    occluded_score: float = 0.5  # penn-action: joints annotated as not visible; ntu-skeleton: inferred joints
+    split_protocol: str | None = None  # pyskl: split family (e.g. "xsub"); jhmdb-ddnet: "1" | "2" | "3";
+    # ntu-skeleton: "xsub" | "xview" | "xset"
     coords: str = "color"  # ntu-skeleton 2D coordinates: "color" | "depth" | "3d" (projected with `project`)
     image_size: tuple[int, int] | None = None  # (img_h, img_w) of formats with normalised coordinates
 
