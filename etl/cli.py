@@ -75,6 +75,10 @@ def ingest(
     layout: Annotated[
         str, typer.Option(help=f"skeleton layout of the input: {', '.join(LAYOUTS)}")
     ] = "coco17",
+    to_layout: Annotated[
+        str | None,
+        typer.Option(help="store the clips in this layout, mapping joints by name from --layout"),
+    ] = None,
     labels: Annotated[
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="manifest CSV: clip_id,label_name[,split,...]"),
@@ -89,6 +93,15 @@ def ingest(
     split_protocol: Annotated[
         str | None, typer.Option(help="which split family names the split column")
     ] = None,
+    coords: Annotated[
+        str, typer.Option(help="ntu-skeleton 2D coordinates: color | depth | 3d (projected with --project)")
+    ] = "color",
+    image_size: Annotated[
+        str | None,
+        typer.Option(
+            help="WIDTHxHEIGHT of the frames, for normalised coordinates (yolo-pose, mediapipe, ...)"
+        ),
+    ] = None,
     nan_policy: Annotated[
         str, typer.Option(help="non-finite coordinates: missing (drop the joint) | reject")
     ] = ("missing"),
@@ -99,6 +112,7 @@ def ingest(
     """Read pose files, validate them and write a keypoint store with its clip table."""
     from etl.ingest import ingest as run_ingest
     from etl.readers import ReadOptions
+    from etl.readers.options import parse_image_size
     from etl.skeleton import get_layout
 
     if overwrite and append:
@@ -110,6 +124,8 @@ def ingest(
         project=project,
         occluded_score=occluded_score,
         split_protocol=split_protocol,
+        coords=coords,
+        image_size=None if image_size is None else parse_image_size(image_size),
     )
     mode = "append" if append else "overwrite" if overwrite else "create"
     with progress_bar("ingest", unit="clips") as bar:
@@ -121,6 +137,7 @@ def ingest(
             mode=mode,
             nan_policy=nan_policy,
             strict=strict,
+            to_layout=None if to_layout is None else get_layout(to_layout),
             on_progress=lambda r: bar.update_to(r.n_read),
         )
     console.print(
