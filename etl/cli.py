@@ -40,7 +40,7 @@ def cli_errors(fn):
             return fn(*args, **kwargs)
         except ActrecError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+            raise typer.Exit(exc.exit_code) from None
 
     return wrapper
 
@@ -253,6 +253,8 @@ def render(
     resumed = (
         f", {report.resumed_partitions} resumed from an earlier run" if report.resumed_partitions else ""
     )
+    if report.redone_partitions:
+        resumed += f", {report.redone_partitions} redone (their done marker or shards did not check out)"
     console.print(
         f"rendered {report.n_clips} clips ({report.n_frames} frames) into {out}: "
         f"{report.bytes_stored / 2**20:.1f} MiB in {report.n_partitions} partitions{resumed}"

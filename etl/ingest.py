@@ -21,15 +21,24 @@ from etl.cliptable import (
     order_columns,
     read_clip_table,
     read_rejects,
+    table_attrs,
     write_table,
 )
 from etl.errors import ActrecError
-from etl.keypoint_store import FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
+from etl.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
 from etl.labels import FIXED, LabelBook
 from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, dataset_classes, detect_format, read_source
 from etl.readers.manifest import load_classes
-from etl.storeio import check_output, exclusive_lock, partial_path, publish, recover_publish
+from etl.storeio import (
+    check_output,
+    disk_errors,
+    exclusive_lock,
+    partial_path,
+    publish,
+    recover_publish,
+    seal,
+)
 from etl.validate import validate_clip
 
 MODES = ("create", "overwrite", "append")
@@ -86,17 +95,20 @@ def ingest(
         if tmp.exists():
             shutil.rmtree(tmp)  # a leftover of an interrupted ingest: ingest restarts from scratch
         try:
-            report = _ingest_into(
-                tmp,
-                paths,
-                out=out,
-                fmt=fmt,
-                options=options,
-                mode=mode,
-                nan_policy=nan_policy,
-                strict=strict,
-                on_progress=on_progress,
-            )
+            with disk_errors(
+                tmp, f"ingest stopped and removed {tmp}; {out} is unchanged. Free space and re-run"
+            ):
+                report = _ingest_into(
+                    tmp,
+                    paths,
+                    out=out,
+                    fmt=fmt,
+                    options=options,
+                    mode=mode,
+                    nan_policy=nan_policy,
+                    strict=strict,
+                    on_progress=on_progress,
+                )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -171,7 +183,9 @@ def _ingest_into(
     write_table(rejects, tmp / REJECTS_FILE)
     content_hash = writer.close()
     report.n_total = len(table)
-    writer.group.attrs.update(
+    seal(
+        tmp,
+        DATA_ARRAYS,
         {
             "kind": KIND,
             "format_version": FORMAT_VERSION,
@@ -179,10 +193,10 @@ def _ingest_into(
             "joint_names": list(layout.joints),
             "classes": report.classes,
             "label_mode": labels.mode,
-            "n_clips": len(table),
+            **table_attrs(table),
             "content_hash": content_hash,
             "ingest": _ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
-        }
+        },
     )
     return report
 
