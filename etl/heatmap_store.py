@@ -18,6 +18,7 @@ padded past a clip's end hold zeros, which compress to a few bytes.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from etl.cliptable import check_table_matches, read_clip_table
 from etl.errors import ActrecError
 from etl.shard_reader import ShardedFrameReader
-from etl.storeio import open_group
+from etl.storeio import open_group, shared_lock
 
 KIND = "actrec.heatmaps"
 FORMAT_VERSION = 2  # 2: sealed metadata, clip table tied to the arrays, no unfinished or missing data read
@@ -101,6 +102,25 @@ def store_identity(path: Path) -> tuple:
     except OSError:
         return ()
     return (d.st_dev, d.st_ino, z.st_ino, z.st_mtime_ns, z.st_size)
+
+
+@contextmanager
+def reading_store(path: str | Path, what: str):
+    """Hold a shared lock on a heatmap store while `what` (a fit, an evaluation) reads it, so no render
+    replaces it meanwhile; if it is replaced anyway (by other tools: mv, dvc checkout), any error that follows
+    becomes one line saying so instead of a report of damage."""
+    path = Path(path)
+    with shared_lock(path, what):
+        before = store_identity(path)
+        try:
+            yield
+        except ActrecError:
+            if store_identity(path) != before:
+                raise ActrecError(
+                    f"{path} was replaced while the {what} was reading it: the {what} stopped; "
+                    f"run it again on the new store"
+                ) from None
+            raise
 
 
 def shard_key(shard: int) -> str:

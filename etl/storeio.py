@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import zarr
@@ -142,10 +142,8 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def disk_full_error(path: Path, what: str) -> ActrecError:
     free = ""
-    try:
+    with suppress(OSError):
         free = f" ({shutil.disk_usage(Path(path).parent).free / 2**20:.1f} MiB free there)"
-    except OSError:
-        pass
     return ActrecError(f"no space left on the device writing {path}{free}: {what}")
 
 
