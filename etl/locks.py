@@ -68,7 +68,13 @@ def shared_lock(store: Path, what: str):
     try:
         yield
     finally:
-        os.close(fd)  # the file stays: other readers may hold it; the next writer removes it
+        # The last one out removes the file (no lock files left beside stores): only if no one else holds it.
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # another reader still holds it: it stays
+        os.close(fd)
 
 
 def _busy_message(path: Path, out: Path, what: str) -> str:

@@ -93,6 +93,7 @@ def test_render_holds_a_shared_lock_on_its_input(kp, small_render, tmp_path, mon
     monkeypatch.setattr(render_mod, "_run_partitions", probe)
     render(kp, tmp_path / "out.zarr", small_render)
     assert seen
+    assert not list(tmp_path.glob("*.lock"))  # the last reader out removes the lock file
 
 
 def test_render_rechecks_its_input_before_publishing(kp, small_render, tmp_path, monkeypatch):
