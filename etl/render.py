@@ -363,6 +363,7 @@ def _run_distributed(todo, kp_path, hm_path, params, address: str, advance) -> N
     except OSError as exc:
         raise ActrecError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
     with client:
+        client.run(_start_numba_threads)  # on each worker's event-loop thread: the same exit hang otherwise
         futures = client.map(
             render_partition,
             [kp_path] * len(todo),

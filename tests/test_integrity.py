@@ -618,3 +618,24 @@ def test_resume_notices_relabelled_clips(demo_dir, small_render, tmp_path):
     lines = []
     fit(replace(_tiny(hm, tmp_path / "run"), resume=True), log=lines.append)
     assert any("clip table (labels, splits)" in line and "starting over" in line for line in lines), lines
+
+
+@pytest.mark.slow
+def test_dask_workers_pinned_to_one_cpu_exit_cleanly(keypoint_store, tmp_path):
+    """Without starting numba's pool on each worker's main thread, the worker hangs at exit and the nanny has
+    to kill it ("Worker process still alive after 4.0 seconds, killing")."""
+    code = (
+        "from distributed import LocalCluster\n"
+        "from etl.render import render, RenderParams\n"
+        "if __name__ == '__main__':\n"
+        "    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as c:\n"
+        f"        render({str(keypoint_store)!r}, {str(tmp_path / 'hm.zarr')!r}, RenderParams(size=32),"
+        " scheduler=c.scheduler_address)\n"
+    )
+    script = tmp_path / "dask_render.py"
+    script.write_text(code)
+    proc = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "still alive" not in proc.stderr and verify_store(tmp_path / "hm.zarr").ok
