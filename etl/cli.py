@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from etl.cli_progress import progress_bar
@@ -39,8 +40,8 @@ def cli_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ActrecError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
 
     return wrapper
 
@@ -270,6 +271,8 @@ def render(
     resumed = (
         f", {report.resumed_partitions} resumed from an earlier run" if report.resumed_partitions else ""
     )
+    if report.redone_partitions:
+        resumed += f", {report.redone_partitions} redone (their done marker or shards did not check out)"
     console.print(
         f"rendered {report.n_clips} clips ({report.n_frames} frames) into {out}: "
         f"{report.bytes_stored / 2**20:.1f} MiB in {report.n_partitions} partitions{resumed}"
@@ -279,20 +282,21 @@ def render(
 @app.command()
 @cli_errors
 def verify(store: StorePath):
-    """Decode every chunk of a heatmap store and check each clip against its stored checksum."""
+    """Check every file of a keypoint or heatmap store: metadata against its seal, every chunk decoded, each
+    clip against its stored checksum. One line per problem, naming the file or clip; exit 1 if any."""
     from etl.verify import verify_store
 
     with progress_bar("verify", unit="clips") as bar:
         report = verify_store(store, on_progress=bar.update_to)
     if report.ok:
         console.print(
-            f"ok: {report.n_clips} clips, {report.n_frames} frames decode and match their checksums"
+            f"ok: {report.n_clips} clips, {report.n_frames} frames decode and match their checksums "
+            f"({report.kind}; every file checked)"
         )
         return
-    table = Table("clip", "problem", title=f"{len(report.bad)} of {report.n_clips} clips are damaged")
-    for clip_id, problem in report.bad:
-        table.add_row(clip_id, problem)
-    console.print(table)
+    for where, problem in report.bad:
+        err_console.print(f"[bold red]damaged:[/] {escape(f'{store}/{where}: {problem}')}", highlight=False)
+    err_console.print(f"{len(report.bad)} problem(s) in {store}: the store is damaged", highlight=False)
     raise typer.Exit(1)
 
 

@@ -21,17 +21,26 @@ from etl.cliptable import (
     order_columns,
     read_clip_table,
     read_rejects,
+    table_attrs,
     write_table,
 )
 from etl.errors import ActrecError
-from etl.keypoint_store import FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
+from etl.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
 from etl.labels import FIXED, LabelBook
 from etl.layout_map import layout_mapping, remap_clip
 from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, dataset_classes, detect_format, read_source
 from etl.readers.manifest import load_classes
 from etl.skeleton import Layout
-from etl.storeio import check_output, exclusive_lock, partial_path, publish, recover_publish
+from etl.storeio import (
+    check_output,
+    disk_errors,
+    exclusive_lock,
+    partial_path,
+    publish,
+    recover_publish,
+    seal,
+)
 from etl.validate import validate_clip
 
 MODES = ("create", "overwrite", "append")
@@ -93,19 +102,22 @@ def ingest(
         if tmp.exists():
             shutil.rmtree(tmp)  # a leftover of an interrupted ingest: ingest restarts from scratch
         try:
-            report = _ingest_into(
-                tmp,
-                paths,
-                out=out,
-                fmt=fmt,
-                options=options,
-                mode=mode,
-                nan_policy=nan_policy,
-                strict=strict,
-                to_layout=to_layout,
-                mapping=mapping,
-                on_progress=on_progress,
-            )
+            with disk_errors(
+                tmp, f"ingest stopped and removed {tmp}; {out} is unchanged. Free space and re-run"
+            ):
+                report = _ingest_into(
+                    tmp,
+                    paths,
+                    out=out,
+                    fmt=fmt,
+                    options=options,
+                    mode=mode,
+                    nan_policy=nan_policy,
+                    strict=strict,
+                    to_layout=to_layout,
+                    mapping=mapping,
+                    on_progress=on_progress,
+                )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -182,7 +194,9 @@ def _ingest_into(
     write_table(rejects, tmp / REJECTS_FILE)
     content_hash = writer.close()
     report.n_total = len(table)
-    writer.group.attrs.update(
+    seal(
+        tmp,
+        DATA_ARRAYS,
         {
             "kind": KIND,
             "format_version": FORMAT_VERSION,
@@ -190,7 +204,7 @@ def _ingest_into(
             "joint_names": list(layout.joints),
             "classes": report.classes,
             "label_mode": labels.mode,
-            "n_clips": len(table),
+            **table_attrs(table),
             "content_hash": content_hash,
             "ingest": {
                 **_ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
@@ -198,7 +212,7 @@ def _ingest_into(
                 **({} if options.coords == "color" else {"coords": options.coords}),
                 **({} if options.image_size is None else {"image_size": list(options.image_size)}),
             },
-        }
+        },
     )
     return report
 

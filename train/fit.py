@@ -14,6 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,7 +25,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore, value_scale
+from etl.heatmap_store import HeatmapStore, reading_store, value_scale
+from etl.storeio import SEAL_KEY, exclusive_lock
 from train.augment import random_resized_crop_flip, resize, to_model_input
 from train.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
@@ -83,8 +85,17 @@ class FitConfig:
 def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> dict:
     """Train cfg.model on cfg.store; returns the final metrics dict (also written to RUN_DIR/metrics.json).
 
-    `progress(kind, total)` may return a callback `advance(n, **fields)` for a progress bar (CLI only)."""
+    `progress(kind, total)` may return a callback `advance(n, **fields)` for a progress bar (CLI only).
+    The store is read under a shared lock (no render replaces it meanwhile) and the run folder is locked
+    (two fits never write one --out)."""
     cfg.check()
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    run_lock = exclusive_lock(Path(cfg.out), "fit") if main_rank else nullcontext()
+    with reading_store(cfg.store, "fit"), run_lock:
+        return _fit(cfg, log, progress)
+
+
+def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     out = Path(cfg.out)
 
     # ---- set-up: device, distributed, determinism
@@ -263,6 +274,7 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
                 "data": data_id,
                 "val_metrics": {k: v for k, v in m.items() if k != "confusion_matrix"},
             }
+            store.check_unchanged()  # never checkpoint an epoch whose data came from a replaced store
             # last.pt goes last: whatever a resume from it implies (best.pt, metrics, plots) is on disk first
             pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
             plot_curves(pd.DataFrame(history), plots / "curves.png", f"{cfg.model} ({cfg.preset})")
@@ -334,8 +346,13 @@ def _lr_factor(cfg: FitConfig) -> Callable[[int], float]:
 
 
 def _store_identity(attrs: dict) -> dict:
-    """What the model learns from: the render settings and the keypoints they were rendered from."""
-    return {"render": attrs["fingerprint"], "keypoints": attrs["keypoints"]["content_hash"]}
+    """What the model learns from: the render settings, the keypoints they were rendered from, and the clip
+    table (labels, splits: its sha256 from the store's seal)."""
+    return {
+        "render": attrs["fingerprint"],
+        "keypoints": attrs["keypoints"]["content_hash"],
+        "clips": attrs[SEAL_KEY]["files"]["clips.parquet"],
+    }
 
 
 def _starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict | None:
@@ -359,7 +376,7 @@ def _starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict
         )
     changed = sorted(k for k, v in asdict(cfg).items() if k not in RESUME_FREE and saved.get(k) != v)
     if ckpt.get("data") != data_id:
-        changed.append("the heatmap store's contents")
+        changed.append("the heatmap store's contents or its clip table (labels, splits)")
     if ckpt["model_name"] != cfg.model and "model" not in changed:
         changed.append("model")
     if changed:
