@@ -50,7 +50,17 @@ def _softmax(model, x, autocast: bool) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=1)
 
 
-def evaluate_checkpoint(
+def evaluate_checkpoint(checkpoint: str | LoadedModel, store_path: str, **kw) -> dict:
+    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged.
+    The store is read under a shared lock, so no render replaces it meanwhile. `checkpoint` is a path or what
+    `load_model` made of one (the CLI checks it before drawing progress)."""
+    from etl.heatmap_store import reading_store
+
+    with reading_store(store_path, "evaluation"):
+        return _evaluate_checkpoint(checkpoint, store_path, **kw)
+
+
+def _evaluate_checkpoint(
     checkpoint: str | LoadedModel,
     store_path: str,
     *,
@@ -62,9 +72,6 @@ def evaluate_checkpoint(
     device: str = "auto",
     on_batch=None,
 ) -> dict:
-    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged.
-
-    `checkpoint` is a path or what `load_model` made of one (the CLI checks it before drawing progress)."""
     from etl.errors import ActrecError
     from etl.heatmap_store import HeatmapStore, value_scale
     from train.checkpoint import load_model
