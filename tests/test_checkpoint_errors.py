@@ -90,6 +90,9 @@ def _crafted(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     ck["model_name"] = "os.system"
     save("unknown_model", ck, "unknown model")
     ck = valid_checkpoint()
+    ck["model_name"] = "[/bold]"  # rich markup in a file's text is printed as text
+    save("markup_name", ck, "unknown model '[/bold]'")
+    ck = valid_checkpoint()
     ck["model_config"]["num_classes"] = 10**12
     save("huge_classes", ck, "model_config.num_classes")
     ck = valid_checkpoint()
@@ -140,7 +143,7 @@ def test_a_valid_checkpoint_loads(tmp_path):
 
 def test_every_crafted_checkpoint_is_one_clear_line_from_the_library(crafted):
     tmp, cases = crafted
-    assert len(cases) == 22
+    assert len(cases) == 23
     for name, (path, phrase) in cases.items():
         with pytest.raises(ActrecError) as info:
             load_model(path)
