@@ -99,7 +99,9 @@ def test_mmaction2_names_are_the_documented_ones(posec3d_full):
     assert tuple(mm["cls_head.fc_cls.weight"].shape) == (60, 512)
 
 
-def test_converted_weights_give_the_logits_of_the_same_tensors_loaded_directly(posec3d_full, tmp_path):
+def test_converted_weights_give_the_logits_of_the_same_tensors_loaded_directly(
+    posec3d_full, demo_dir, tmp_path
+):
     model, _, src = posec3d_full
     out = tmp_path / "ntu60_joint.pt"
     result = runner.invoke(
@@ -115,6 +117,10 @@ def test_converted_weights_give_the_logits_of_the_same_tensors_loaded_directly(p
     x = torch.rand(2, 17, 8, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(loaded.model(x), model(x))
+    clip = sorted((demo_dir / "clips").glob("*.json"))[0]  # predict accepts it (COCO-17 joints at 60 px)
+    result = runner.invoke(app, ["predict", str(out), str(clip), "--clips", "1", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert clip.stem in result.output and "class_" in result.output
 
 
 def test_pyskl_bare_dict_with_ddp_prefix_converts_too(posec3d_full, tmp_path):
@@ -446,3 +452,40 @@ def test_window_starts_cover_every_frame():
     assert window_starts(10, 16, 4) == [0]
     assert window_starts(40, 16, 8) == [0, 8, 16, 24]
     assert window_starts(43, 16, 8) == [0, 8, 16, 24, 27]
+
+
+def test_evaluate_accepts_a_converted_checkpoint(keypoint_store, tmp_path):
+    from etl.heatmap_store import HeatmapStore
+    from etl.render import RenderParams, render
+
+    store = tmp_path / "joints.zarr"
+    render(keypoint_store, store, RenderParams(channels="joints", size=32))
+    classes = HeatmapStore.open(store).classes
+    names = tmp_path / "labels.txt"
+    names.write_text("\n".join(classes) + "\n")
+    torch.manual_seed(0)
+    model, _ = build_model("c3d", "tiny", 17, len(classes))  # a small PoseC3D-shaped network
+    src = tmp_path / "zoo.pth"
+    torch.save({"state_dict": to_mmaction2(model.state_dict())}, src)
+    out = tmp_path / "converted.pt"
+    args = [
+        "convert",
+        str(src),
+        "--from",
+        "mmaction2",
+        "--classes",
+        str(names),
+        "--size",
+        "32",
+        "--clip-len",
+        "8",
+    ]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = tmp_path / "eval.json"
+    result = runner.invoke(
+        app, ["evaluate", str(out), str(store), "--clips", "2", "--workers", "0", "--out", str(metrics)]
+    )
+    assert result.exit_code == 0, result.output
+    m = json.loads(metrics.read_text())
+    assert m["checkpoint_epoch"] == 0 and m["clip_len"] == 8 and 0 <= m["top1"] <= 1
