@@ -10,7 +10,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
+from rich.text import Text
 
 from etl.cli_progress import progress_bar
 from etl.errors import ActrecError
@@ -26,6 +28,22 @@ app = typer.Typer(
 console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
 err_console = Console(stderr=True, soft_wrap=True)
 
+
+def say(message: str) -> None:
+    """Print a line that may hold user text (paths, labels, expressions) verbatim: never parsed as markup."""
+    console.print(message, markup=False, highlight=False)
+
+
+def cells(*values) -> list[Text]:
+    """Table cells shown as plain text: a label '[/x]' is a label, not a closing tag."""
+    return [Text(str(v)) for v in values]
+
+
+def headers(*values) -> list[Column]:
+    """Table column headers shown as plain text (split names, column names from a file)."""
+    return [Column(header=Text(str(v))) for v in values]
+
+
 StorePath = Annotated[
     Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="a store folder")
 ]
@@ -39,7 +57,8 @@ def cli_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ActrecError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # the message holds paths, labels and expressions from the user: plain text, never markup
+            err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -58,7 +77,7 @@ def demo_data(
 
     with progress_bar("demo data", unit="clips") as bar:
         summary = generate_demo_data(out, n_subjects=subjects, reps=reps, seed=seed, progress=bar.update_to)
-    console.print(
+    say(
         f"wrote {summary.n_clips} clips of {len(summary.classes)} actions to {out} "
         f"({', '.join(f'{k}: {v}' for k, v in summary.counts.items())}); manifest {summary.manifest}"
     )
@@ -123,7 +142,7 @@ def ingest(
             strict=strict,
             on_progress=lambda r: bar.update_to(r.n_read),
         )
-    console.print(
+    say(
         f"format {report.fmt}: {report.summary()} -> {out} ({report.n_total} clips, "
         f"{len(report.classes)} classes)"
     )
@@ -134,7 +153,7 @@ def ingest(
 def _print_rejects(rejects, limit: int = 10) -> None:
     table = Table("clip", "source", "reason", title=f"{len(rejects)} rejected (all in rejects.parquet)")
     for r in rejects[:limit]:
-        table.add_row(r.clip_id, r.source, r.reason)
+        table.add_row(*cells(r.clip_id, r.source, r.reason))
     if len(rejects) > limit:
         table.add_row("...", "", f"{len(rejects) - limit} more")
     console.print(table)
@@ -166,9 +185,9 @@ def query(
         raise ActrecError(f"unknown column(s) {', '.join(unknown)}; columns: {', '.join(df.columns)}")
     df = df[wanted]
     shown = df if limit == 0 else df.head(limit)
-    table = Table(*map(str, shown.columns), title=f"{len(df)} clips match {expr!r}")
+    table = Table(*headers(*shown.columns), title=Text(f"{len(df)} clips match {expr!r}"))
     for row in shown.itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*cells(*row))
     console.print(table)
 
 
@@ -180,10 +199,10 @@ def info(store: StorePath):
 
     summary = store_summary(store)
     for line in summary.header:
-        console.print(line, highlight=False)
-    table = Table("label", *summary.splits, "total", title="clips per label and split")
+        say(line)
+    table = Table("label", *headers(*summary.splits), "total", title="clips per label and split")
     for label, counts in summary.per_label.items():
-        table.add_row(label, *(str(counts.get(s, 0)) for s in summary.splits), str(sum(counts.values())))
+        table.add_row(*cells(label, *(counts.get(s, 0) for s in summary.splits), sum(counts.values())))
     table.add_row(
         "[bold]total",
         *(f"[bold]{summary.per_split.get(s, 0)}" for s in summary.splits),
@@ -193,7 +212,7 @@ def info(store: StorePath):
     if summary.reject_reasons:
         rej = Table("reason", "clips", title=f"{summary.n_rejected} rejected")
         for reason, n in summary.reject_reasons.items():
-            rej.add_row(reason, str(n))
+            rej.add_row(*cells(reason, n))
         console.print(rej)
 
 
@@ -253,7 +272,7 @@ def render(
     resumed = (
         f", {report.resumed_partitions} resumed from an earlier run" if report.resumed_partitions else ""
     )
-    console.print(
+    say(
         f"rendered {report.n_clips} clips ({report.n_frames} frames) into {out}: "
         f"{report.bytes_stored / 2**20:.1f} MiB in {report.n_partitions} partitions{resumed}"
     )
@@ -274,7 +293,7 @@ def verify(store: StorePath):
         return
     table = Table("clip", "problem", title=f"{len(report.bad)} of {report.n_clips} clips are damaged")
     for clip_id, problem in report.bad:
-        table.add_row(clip_id, problem)
+        table.add_row(*cells(clip_id, problem))
     console.print(table)
     raise typer.Exit(1)
 
@@ -291,7 +310,7 @@ def show(
     from etl.show import save_filmstrip
 
     path = save_filmstrip(store, clip_id, out, n_frames=frames)
-    console.print(f"wrote {path}")
+    say(f"wrote {path}")
 
 
 @app.command()
@@ -323,9 +342,12 @@ def download(
         for row in list_datasets():
             size = f", {row['bytes'] / 1e6:.1f} MB" if row["bytes"] else ""
             check = "sha256 pinned" if row["verified"] else "NO sha256: needs --sha256 or --allow-unverified"
-            console.print(f"[bold]{row['name']}[/] ({row['files']} file(s){size}; {check})", highlight=False)
+            console.print(
+                Text.assemble((row["name"], "bold"), f" ({row['files']} file(s){size}; {check})"),
+                highlight=False,
+            )
             for key in ("description", "ingest", "licence", "citation", "checksum_note"):
-                console.print(f"  {key}: {row[key]}", highlight=False, soft_wrap=True)
+                say(f"  {key}: {row[key]}")
         return
     if (name is None) == (url is None):
         raise ActrecError("give a dataset NAME or --url URL (see --list)")
@@ -353,14 +375,14 @@ def download(
                 name, dest, sha256=sha256, allow_unverified=allow_unverified, progress=progress, force=force
             )
     if report.skipped:
-        console.print(f"{report.name}: already installed in {report.dest} (--force downloads again)")
+        say(f"{report.name}: already installed in {report.dest} (--force downloads again)")
         return
     extracted = f", {report.extracted} files unpacked" if report.extracted else ""
-    console.print(f"{report.name}: {len(report.files)} file(s) installed in {report.dest}{extracted}")
+    say(f"{report.name}: {len(report.files)} file(s) installed in {report.dest}{extracted}")
     for f in report.files:
         if not f["verified"]:
             err_console.print(
-                f"[yellow]not verified:[/] {f['name']} has sha256 {f['sha256']}; pass --sha256 {f['sha256']} "
+                f"[yellow]not verified:[/] {escape(str(f['name']))} has sha256 {f['sha256']}; pass --sha256 {f['sha256']} "
                 "next time to pin it",
                 highlight=False,
             )

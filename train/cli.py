@@ -13,8 +13,9 @@ from rich.progress import (
     Progress,
 )
 from rich.table import Table
+from rich.text import Text
 
-from etl.cli import cli_errors
+from etl.cli import cells, cli_errors, say
 from etl.cli_progress import progress_bar, progress_columns
 
 app = typer.Typer(
@@ -31,6 +32,11 @@ CheckpointPath = Annotated[Path, typer.Argument(exists=True, dir_okay=False, hel
 
 def _is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def _plain_log(console: Console):
+    """fit's log lines name paths and settings from the user: printed verbatim, never as markup."""
+    return lambda message: console.print(message, markup=False, highlight=False)
 
 
 @app.command()
@@ -103,10 +109,12 @@ def fit(
             return lambda n, **fields: progress.update(task, advance=n, **fields)
 
         result = run_fit(
-            cfg, log=progress.console.print if _is_main_rank() else (lambda *_: None), progress=epoch_bar
+            cfg,
+            log=_plain_log(progress.console) if _is_main_rank() else (lambda *_: None),
+            progress=epoch_bar,
         )
     if _is_main_rank() and result:
-        console.print(
+        say(
             f"best validation: top1 {result['val_top1']:.3f}, mean class acc "
             f"{result['val_mean_class_acc']:.3f} (epoch {result['best_epoch']}); run in {out}"
         )
@@ -146,7 +154,7 @@ def evaluate(
             device=device,
             on_batch=advance,
         )
-    console.print(
+    say(
         f"{metrics['model']} on {metrics['n_clips']} clips ({clips} views{' + flip' if flip else ''}): "
         f"top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
         f"mean class acc {metrics['mean_class_acc']:.3f}"
@@ -154,7 +162,7 @@ def evaluate(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(metrics, indent=2) + "\n")
-        console.print(f"wrote {out}")
+        say(f"wrote {out}")
 
 
 @app.command()
@@ -173,9 +181,9 @@ def predict(
     from train.predict import predict_file
 
     for pred in predict_file(checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips, device=device):
-        table = Table("label", "probability", title=pred.clip_id)
+        table = Table("label", "probability", title=Text(pred.clip_id))
         for name, p in pred.top:
-            table.add_row(name, f"{p:.3f}")
+            table.add_row(*cells(name, f"{p:.3f}"))
         console.print(table)
 
 
