@@ -21,7 +21,7 @@ from etl.readers.common import (
     mark_missing,
     natural_key,
 )
-from etl.readers.options import ReadContext
+from etl.readers.options import ReadContext, ReadOptions
 
 FORMAT = "coco-json"
 PATTERNS = ("*.json",)
@@ -51,11 +51,11 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         data = load_json(path)
     except ClipError as exc:
         return file_reject(path, str(exc))
-    result = guarded(lambda: _clip(path, data), fallback_clip_id(path.stem), str(path))
+    result = guarded(lambda: _clip(path, data, ctx.options), fallback_clip_id(path.stem), str(path))
     return ctx.labelled(result)
 
 
-def _clip(path: Path, data) -> PoseClip:
+def _clip(path: Path, data, options: ReadOptions) -> PoseClip:
     if isinstance(data, list):
         detections, images = data, None
     elif isinstance(data, Mapping) and isinstance(data.get("annotations"), list):
@@ -84,6 +84,7 @@ def _clip(path: Path, data) -> PoseClip:
             )
     person_of = _assign_persons(detections, frame_of)
     n_persons = max(person_of, default=-1) + 1
+    options.check_clip_size(n_persons, len(frame_ids), n_joints)  # before the (M, T, V) arrays exist
 
     values = [
         np.asarray(det["keypoints"], dtype=np.float64).reshape(n_joints, 3) for det in detections

@@ -23,7 +23,8 @@ from etl.readers.common import (
     natural_key,
 )
 from etl.readers.generic import clip_from_arrays
-from etl.readers.options import ReadContext
+from etl.readers.h5_checks import foreign_data
+from etl.readers.options import ReadContext, ReadOptions
 
 FORMAT = "h5"
 PATTERNS = ("*.h5", "*.hdf5")
@@ -44,12 +45,16 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
         return
     with f:
         try:
+            foreign = foreign_data(f)
             kind, names = _layout_of(f)
         except Exception as exc:  # damaged metadata can fail on the first lookup
             yield file_reject(path, f"cannot read the HDF5 structure (corrupt?): {describe_error(exc)}")
             return
+        if foreign is not None:
+            yield file_reject(path, foreign)
+            return
         if kind == "sleap":
-            yield ctx.labelled(guarded(lambda: _sleap_clip(path, f), _sleap_id(path), str(path)))
+            yield ctx.labelled(guarded(lambda: _sleap_clip(path, f, ctx.options), _sleap_id(path), str(path)))
         elif kind == "many":
             root_attrs = dict(f.attrs)  # file-level attrs are defaults for every clip (e.g. fps)
             for name in names:
@@ -94,18 +99,19 @@ def _sleap_id(path: Path) -> str:
     return fallback_clip_id(stem)
 
 
-def _dataset(group: h5py.Group, name: str, where: str) -> np.ndarray:
+def _dataset(group: h5py.Group, name: str, where: str, options: ReadOptions) -> np.ndarray:
     node = group.get(name)
     if not isinstance(node, h5py.Dataset):
         raise ClipError(f"{where}: '{name}' must be a dataset")
+    options.check_array_size(node.shape or (), node.dtype, f"dataset {node.name}")  # before reading it
     return node[()]
 
 
 def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx: ReadContext) -> PoseClip:
     if not isinstance(group, h5py.Group) or "keypoints" not in group:
         raise ClipError(f"no 'keypoints' dataset in {group.name}: each clip is a group holding one")
-    keypoints = _dataset(group, "keypoints", group.name)  # (T, M, V, 2|3)
-    scores = _dataset(group, "scores", group.name) if "scores" in group else None  # (T, M, V)
+    keypoints = _dataset(group, "keypoints", group.name, ctx.options)  # (T, M, V, 2|3)
+    scores = _dataset(group, "scores", group.name, ctx.options) if "scores" in group else None  # (T, M, V)
     return clip_from_arrays(
         clip_id=safe_clip_id(raw_id),
         source=source,
@@ -117,9 +123,11 @@ def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx
     )
 
 
-def _sleap_clip(path: Path, f: h5py.File) -> PoseClip:
+def _sleap_clip(path: Path, f: h5py.File, options: ReadOptions) -> PoseClip:
     # SLEAP writes its matrices column-major for MATLAB: h5py sees them transposed from the documented order.
-    tracks = np.asarray(_dataset(f, "tracks", "/"), dtype=np.float32)  # (n_tracks, 2, n_nodes, n_frames)
+    tracks = np.asarray(
+        _dataset(f, "tracks", "/", options), dtype=np.float32
+    )  # (n_tracks, 2, n_nodes, n_frames)
     if tracks.ndim != 4 or tracks.shape[1] != 2:
         raise ClipError(
             f"SLEAP 'tracks' must be (n_tracks, 2, n_nodes, n_frames), found shape {tracks.shape}"
@@ -128,7 +136,7 @@ def _sleap_clip(path: Path, f: h5py.File) -> PoseClip:
     present = np.isfinite(keypoints).all(axis=-1)  # (M, T, V)
     if "point_scores" in f:
         point_scores = np.asarray(
-            _dataset(f, "point_scores", "/"), dtype=np.float32
+            _dataset(f, "point_scores", "/", options), dtype=np.float32
         )  # (n_tracks, n_nodes, n_frames)
         expected = (tracks.shape[0], tracks.shape[2], tracks.shape[3])
         if point_scores.shape != expected:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from etl.limits import (
+    DEFAULT_MAX_CLIP_BYTES,
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_PERSONS,
+    check_array_size,
+    check_clip_size,
+)
 from etl.poseclip import PoseClip, Reject
 from etl.readers.manifest import ManifestRow, apply_manifest
 from etl.skeleton import Layout
@@ -18,6 +25,27 @@ class ReadOptions:
     project: str = "pinhole"  # utd-mhad 3D -> 2D: "pinhole" | "ortho"
     occluded_score: float = 0.5  # penn-action: score of joints annotated as not visible (visible = 1.0)
     split_protocol: str | None = None  # pyskl: split family (e.g. "xsub"); jhmdb-ddnet: "1" | "2" | "3"
+    # bounds checked from declared sizes before a reader allocates (etl/limits.py); a clip above one is rejected
+    max_persons: int = DEFAULT_MAX_PERSONS  # persons (tracks) per clip
+    max_frames: int = DEFAULT_MAX_FRAMES  # frames per clip
+    max_clip_bytes: int = (
+        DEFAULT_MAX_CLIP_BYTES  # bytes of one clip's arrays, and of any array a file declares
+    )
+
+    def check_clip_size(self, n_persons: int, n_frames: int, n_joints: int) -> None:
+        """LimitError when a (M, T, V) clip is above max_persons, max_frames or max_clip_bytes."""
+        check_clip_size(
+            n_persons,
+            n_frames,
+            n_joints,
+            max_persons=self.max_persons,
+            max_frames=self.max_frames,
+            max_clip_bytes=self.max_clip_bytes,
+        )
+
+    def check_array_size(self, shape, dtype, what: str) -> None:
+        """LimitError when an array a file declares is above max_clip_bytes (checked before reading it)."""
+        check_array_size(shape, dtype, what, max_clip_bytes=self.max_clip_bytes)
 
 
 @dataclass(frozen=True)
