@@ -16,6 +16,7 @@ from rich.text import Text
 
 from etl.cli_progress import progress_bar
 from etl.errors import ActrecError
+from etl.limits import DEFAULT_MAX_CLIP_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_PERSONS
 from etl.readers import FORMATS
 from etl.skeleton import LAYOUTS
 
@@ -114,6 +115,15 @@ def ingest(
     overwrite: Annotated[bool, typer.Option(help="replace an existing store")] = False,
     append: Annotated[bool, typer.Option(help="add clips with new ids to an existing store")] = False,
     strict: Annotated[bool, typer.Option(help="fail (write nothing) if any clip is rejected")] = False,
+    max_persons: Annotated[
+        int, typer.Option(min=1, help="reject a clip with more persons (tracks), checked before reading it")
+    ] = DEFAULT_MAX_PERSONS,
+    max_frames: Annotated[
+        int, typer.Option(min=1, help="reject a clip with more frames")
+    ] = DEFAULT_MAX_FRAMES,
+    max_clip_bytes: Annotated[
+        int, typer.Option(min=1, help="reject a clip (or a file's array) needing more bytes in memory")
+    ] = DEFAULT_MAX_CLIP_BYTES,
 ):
     """Read pose files, validate them and write a keypoint store with its clip table."""
     from etl.ingest import ingest as run_ingest
@@ -129,6 +139,9 @@ def ingest(
         project=project,
         occluded_score=occluded_score,
         split_protocol=split_protocol,
+        max_persons=max_persons,
+        max_frames=max_frames,
+        max_clip_bytes=max_clip_bytes,
     )
     mode = "append" if append else "overwrite" if overwrite else "create"
     with progress_bar("ingest", unit="clips") as bar:

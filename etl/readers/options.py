@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from etl.errors import ActrecError
 from etl.limits import (
     DEFAULT_MAX_CLIP_BYTES,
     DEFAULT_MAX_FRAMES,
@@ -31,6 +32,12 @@ class ReadOptions:
     max_clip_bytes: int = (
         DEFAULT_MAX_CLIP_BYTES  # bytes of one clip's arrays, and of any array a file declares
     )
+
+    def __post_init__(self):
+        for name in ("max_persons", "max_frames", "max_clip_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ActrecError(f"{name} must be a positive integer, found {value!r}")
 
     def check_clip_size(self, n_persons: int, n_frames: int, n_joints: int) -> None:
         """LimitError when a (M, T, V) clip is above max_persons, max_frames or max_clip_bytes."""
