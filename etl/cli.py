@@ -177,7 +177,10 @@ def _print_rejects(rejects, limit: int = 10) -> None:
 def query(
     store: StorePath,
     expr: Annotated[
-        str, typer.Argument(help="pandas query, e.g. \"split == 'test' and label_name == 'wave'\"")
+        str,
+        typer.Argument(
+            help="query (pandas syntax, checked, no code), e.g. \"split == 'test' and label_name == 'wave'\""
+        ),
     ],
     count: Annotated[bool, typer.Option("--count", help="print only the number of matching clips")] = False,
     columns: Annotated[str, typer.Option(help="comma-separated columns to show, or all")] = (
@@ -185,7 +188,7 @@ def query(
     ),
     limit: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 20,
 ):
-    """Run a pandas query on a store's clip table and print the matching clips (or their count)."""
+    """Select clips of a store's clip table with a query expression and print the matching clips (or their count)."""
     from etl.cliptable import query_clips, read_clip_table
 
     df = query_clips(read_clip_table(store), expr)

@@ -57,10 +57,10 @@ def fit(
     grad_clip: Annotated[float, typer.Option(min=0.0, help="max gradient norm (0 = off)")] = 0.0,
     dropout: Annotated[float | None, typer.Option(help="override the preset's dropout")] = None,
     train_where: Annotated[
-        str, typer.Option(help="pandas query selecting training clips")
+        str, typer.Option(help="query selecting training clips (pandas syntax, checked)")
     ] = "split == 'train'",
     val_where: Annotated[
-        str, typer.Option(help="pandas query selecting validation clips")
+        str, typer.Option(help="query selecting validation clips (pandas syntax, checked)")
     ] = "split == 'test'",
     input_size: Annotated[int, typer.Option(min=0, help="model input size (0 = store size)")] = 0,
     augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = True,
@@ -125,7 +125,9 @@ def fit(
 def evaluate(
     checkpoint: CheckpointPath,
     store: StorePath,
-    where: Annotated[str | None, typer.Option(help="pandas query selecting the clips")] = "split == 'test'",
+    where: Annotated[
+        str | None, typer.Option(help="query selecting the clips (pandas syntax, checked)")
+    ] = "split == 'test'",
     clips: Annotated[int, typer.Option(min=1, help="uniformly spaced views per clip")] = 10,
     flip: Annotated[bool, typer.Option(help="also score the mirrored views")] = True,
     out: Annotated[Path | None, typer.Option("--out", "-o", dir_okay=False, help="metrics JSON")] = None,
