@@ -408,3 +408,33 @@ def test_non_ascii_names_give_distinct_readable_ids(tmp_path):
     assert safe_clip_id("\u00fcber") == safe_clip_id("u\u0308ber")
     for cid in ids:
         assert safe_clip_id(cid) == cid
+
+
+def test_documented_limits_match_the_code():
+    import inspect
+
+    from etl import cli, limits
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    params = inspect.signature(cli.ingest).parameters
+    for field, default in (
+        ("max_persons", limits.DEFAULT_MAX_PERSONS),
+        ("max_frames", limits.DEFAULT_MAX_FRAMES),
+        ("max_clip_bytes", limits.DEFAULT_MAX_CLIP_BYTES),
+    ):
+        option = "--" + field.replace("_", "-")
+        assert f"| `{option}` (`{field}`) | {default}" in docs
+        assert params[field].default == default == getattr(ReadOptions(layout=COCO17), field)
+    assert f"at most {limits.MAX_IMAGE_SIDE}" in docs and f"0 to {limits.MAX_CLASSES - 1}" in docs
+    assert f"1-{limits.MAX_LABEL_CHARS} characters" in docs
+    assert safe_clip_id("ünï日本") in docs and safe_clip_id("日本") in docs
+
+
+def test_documented_query_grammar_matches_the_code():
+    from etl.safe_query import METHODS, STR_METHODS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name in METHODS:
+        assert f"`{name}`" in readme
+    for name in STR_METHODS:
+        assert f"`str.{name}`" in readme
