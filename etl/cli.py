@@ -409,15 +409,25 @@ def download(
 def report(
     root: Annotated[Path, typer.Option(file_okay=False, help="the repository with dvc.yaml")] = Path("."),
     html: Annotated[
-        bool, typer.Option("--html", help="also write dvc_plots/index.html (dvc plots show)")
+        bool,
+        typer.Option(
+            "--html", help="also write runs/report.html: results table and pictures in one offline page"
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the rows as JSON instead of a table")
     ] = False,
 ):
     """Summarise the DVC pipeline's results: test accuracy per model and where the plots are."""
-    from etl.pipeline_report import format_table, summary_rows, write_html
+    import json
 
-    if html and write_html(root) is None:
-        err_console.print("[yellow]warning:[/] `dvc plots show` failed; the PNGs are still there")
-    print(format_table(summary_rows(root), root))
+    from etl.pipeline_report import REPORT, format_table, require_results, summary_rows, write_report
+
+    rows = require_results(summary_rows(root), root)
+    if html:
+        page = write_report(rows, root / REPORT)
+        err_console.print(f"wrote {page}", markup=False, highlight=False)
+    print(json.dumps(rows, indent=2) if as_json else format_table(rows, root))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ app = typer.Typer(
     help="actrec trainer: fit, evaluate and predict with the three models, streaming from zarr.",
 )
 console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
+# what `evaluate --scores` keeps: the numbers a user compares across models and experiments (dvc metrics show)
+SCORE_KEYS = ("top1", "top5", "mean_class_acc")
 
 StorePath = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="heatmap store")]
 CheckpointPath = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .pt checkpoint")]
@@ -131,6 +133,10 @@ def evaluate(
     clips: Annotated[int, typer.Option(min=1, help="uniformly spaced views per clip")] = 10,
     flip: Annotated[bool, typer.Option(help="also score the mirrored views")] = True,
     out: Annotated[Path | None, typer.Option("--out", "-o", dir_okay=False, help="metrics JSON")] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="also write just top1, top5 and mean_class_acc here (DVC metrics)"),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     workers: Annotated[int, typer.Option(min=0)] = 2,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
@@ -161,10 +167,11 @@ def evaluate(
         f"top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
         f"mean class acc {metrics['mean_class_acc']:.3f}"
     )
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(metrics, indent=2) + "\n")
-        say(f"wrote {out}")
+    for path, content in ((out, metrics), (scores, {k: metrics[k] for k in SCORE_KEYS})):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(content, indent=2) + "\n")
+            say(f"wrote {path}")
 
 
 @app.command()
