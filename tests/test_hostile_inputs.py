@@ -104,6 +104,46 @@ def KeypointStoreAttrs(store: Path) -> dict:
 
 
 @pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        (np.array(-1), "label -1 is negative"),
+        (np.array(10**12), "label 1000000000000 is too large"),
+        (np.array(np.iinfo(np.uint64).max), "is too large"),
+        (np.array(2.5), "label must be an integer, found 2.5"),
+        (np.array(np.nan), "label must be an integer, found nan"),
+        (np.array(True), "label must be an integer"),
+        (np.array([1, 2]), "missing label"),  # npz reads 0-d arrays as attributes only
+        (np.array("x y"), "label must be an integer, found 'x y'"),
+        (np.array(b"[/x]"), "label must be an integer, found '[/x]'"),
+    ],
+)
+def test_npz_label_attributes_of_every_shape(tmp_path, label, expected):
+    src = tmp_path / "in"
+    src.mkdir()
+    kp, sc = moving_poses(1, 5, 17), confidences((1, 5, 17))
+    np.savez(src / "bad.npz", keypoints=kp.transpose(1, 0, 2, 3), scores=sc.transpose(1, 0, 2), label=label)
+    write_npz_clip(src / "good.npz", kp, sc, label=np.int64(1))
+    report, out = run_ingest([src], "npz", tmp_path)
+    assert list(etl.read_clips(out).clip_id) == ["good"]
+    assert expected in reasons_by_id(report)["bad"]
+
+
+def test_manifest_negative_label_is_a_reject_not_a_crash(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        write_coco_results(src / f"{name}.json", moving_poses(1, 4, 17), confidences((1, 4, 17)))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("clip_id,label_name,label\na,,0\nb,,-1\nc,,-5\n")
+    report, out = run_ingest([src], "coco-json", tmp_path, labels_csv=labels)
+    assert list(etl.read_clips(out).clip_id) == ["a"]
+    assert reasons_by_id(report) == {
+        "b": "label -1 is negative: numeric labels are class indices 0, 1, 2, ...",
+        "c": "label -5 is negative: numeric labels are class indices 0, 1, 2, ...",
+    }
+
+
+@pytest.mark.parametrize(
     ("label_name", "expected"),
     [
         ("", "empty label name"),
