@@ -478,3 +478,17 @@ def test_documented_query_grammar_matches_the_code():
         assert f"`{name}`" in readme
     for name in STR_METHODS:
         assert f"`str.{name}`" in readme
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("[" * 100_000, "JSON nested too deeply to read"), ("[" + "9" * 5000 + "]", "unreadable JSON value")],
+)
+def test_json_that_python_cannot_parse_is_a_reject(tmp_path, text, expected):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "bad.json").write_text(text)
+    write_coco_results(src / "good.json", moving_poses(1, 4, 17), confidences((1, 4, 17)))
+    items = list(read_source([src], "coco-json", ReadOptions(COCO17)))
+    assert [type(i).__name__ for i in items] == ["Reject", "PoseClip"]
+    assert expected in items[0].reason

@@ -44,6 +44,10 @@ def load_json(path: Path):
         raise ClipError(f"not UTF-8 text: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ClipError(f"not valid JSON (truncated or corrupt?): {exc}") from None
+    except RecursionError:  # '[[[[...' nested deeper than Python's parser goes
+        raise ClipError("JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ClipError(f"unreadable JSON value: {exc}") from None
 
 
 def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
