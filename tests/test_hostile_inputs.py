@@ -492,3 +492,17 @@ def test_json_that_python_cannot_parse_is_a_reject(tmp_path, text, expected):
     items = list(read_source([src], "coco-json", ReadOptions(COCO17)))
     assert [type(i).__name__ for i in items] == ["Reject", "PoseClip"]
     assert expected in items[0].reason
+
+
+def test_mat_zip_bomb(tmp_path):
+    # compressed zeros: a 100 KB file declaring a (4000, 4000) double matrix (128 MB once loaded), read with a
+    # 64 MiB limit (the same check refuses a 3 MB file of (20000, 20000) under the default 1 GiB)
+    import scipy.io
+
+    path = tmp_path / "labels" / "0001.mat"
+    path.parent.mkdir()
+    scipy.io.savemat(path, {"x": np.zeros((4000, 4000)), "y": np.zeros((1, 1))}, do_compression=True)
+    assert path.stat().st_size < 200_000
+    [[kind, _, reason]] = read_capped(path, "penn-action", str(64 * 2**20))
+    assert kind == "Reject"
+    assert "variable 'x' (double) declares (4000, 4000) float64 = 122 MiB, more than max_clip_bytes" in reason
