@@ -60,7 +60,7 @@ def cli_errors(fn):
         except ActrecError as exc:
             # the message holds paths, labels and expressions from the user: plain text, never markup
             err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False)
-            raise typer.Exit(1) from None
+            raise typer.Exit(exc.exit_code) from None
 
     return wrapper
 
@@ -95,6 +95,10 @@ def ingest(
     layout: Annotated[
         str, typer.Option(help=f"skeleton layout of the input: {', '.join(LAYOUTS)}")
     ] = "coco17",
+    to_layout: Annotated[
+        str | None,
+        typer.Option(help="store the clips in this layout, mapping joints by name from --layout"),
+    ] = None,
     labels: Annotated[
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="manifest CSV: clip_id,label_name[,split,...]"),
@@ -108,6 +112,15 @@ def ingest(
     occluded_score: Annotated[float, typer.Option(help="score given to joints marked occluded")] = 0.5,
     split_protocol: Annotated[
         str | None, typer.Option(help="which split family names the split column")
+    ] = None,
+    coords: Annotated[
+        str, typer.Option(help="ntu-skeleton 2D coordinates: color | depth | 3d (projected with --project)")
+    ] = "color",
+    image_size: Annotated[
+        str | None,
+        typer.Option(
+            help="WIDTHxHEIGHT of the frames, for normalised coordinates (yolo-pose, mediapipe, ...)"
+        ),
     ] = None,
     nan_policy: Annotated[
         str, typer.Option(help="non-finite coordinates: missing (drop the joint) | reject")
@@ -128,6 +141,7 @@ def ingest(
     """Read pose files, validate them and write a keypoint store with its clip table."""
     from etl.ingest import ingest as run_ingest
     from etl.readers import ReadOptions
+    from etl.readers.options import parse_image_size
     from etl.skeleton import get_layout
 
     if overwrite and append:
@@ -142,6 +156,8 @@ def ingest(
         max_persons=max_persons,
         max_frames=max_frames,
         max_clip_bytes=max_clip_bytes,
+        coords=coords,
+        image_size=None if image_size is None else parse_image_size(image_size),
     )
     mode = "append" if append else "overwrite" if overwrite else "create"
     with progress_bar("ingest", unit="clips") as bar:
@@ -153,6 +169,7 @@ def ingest(
             mode=mode,
             nan_policy=nan_policy,
             strict=strict,
+            to_layout=None if to_layout is None else get_layout(to_layout),
             on_progress=lambda r: bar.update_to(r.n_read),
         )
     say(
@@ -288,6 +305,8 @@ def render(
     resumed = (
         f", {report.resumed_partitions} resumed from an earlier run" if report.resumed_partitions else ""
     )
+    if report.redone_partitions:
+        resumed += f", {report.redone_partitions} redone (their done marker or shards did not check out)"
     say(
         f"rendered {report.n_clips} clips ({report.n_frames} frames) into {out}: "
         f"{report.bytes_stored / 2**20:.1f} MiB in {report.n_partitions} partitions{resumed}"
@@ -297,20 +316,23 @@ def render(
 @app.command()
 @cli_errors
 def verify(store: StorePath):
-    """Decode every chunk of a heatmap store and check each clip against its stored checksum."""
+    """Check every file of a keypoint or heatmap store: metadata against its seal, every chunk decoded, each
+    clip against its stored checksum. One line per problem, naming the file or clip; exit 1 if any."""
     from etl.verify import verify_store
 
     with progress_bar("verify", unit="clips") as bar:
         report = verify_store(store, on_progress=bar.update_to)
     if report.ok:
         console.print(
-            f"ok: {report.n_clips} clips, {report.n_frames} frames decode and match their checksums"
+            f"ok: {report.n_clips} clips, {report.n_frames} frames decode and match their checksums "
+            f"({report.kind}; every file checked)"
         )
         return
-    table = Table("clip", "problem", title=f"{len(report.bad)} of {report.n_clips} clips are damaged")
-    for clip_id, problem in report.bad:
-        table.add_row(*cells(clip_id, problem))
-    console.print(table)
+    for where, problem in report.bad:
+        err_console.print(f"[bold red]damaged:[/] {escape(f'{store}/{where}: {problem}')}", highlight=False)
+    err_console.print(
+        f"{len(report.bad)} problem(s) in {store}: the store is damaged", markup=False, highlight=False
+    )
     raise typer.Exit(1)
 
 

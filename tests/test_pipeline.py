@@ -336,6 +336,23 @@ def test_more_epochs_resume_the_persisted_run(repo):
 
 
 @pytest.mark.slow
+def test_exp_with_fewer_epochs_than_the_finished_run_trains_its_own(repo):
+    """The persisted run has more epochs than the experiment asks: it must not be reported as the experiment's
+    result ("resumed at epoch 3/1"); the experiment trains from scratch with its own epochs."""
+    epochs = yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"]
+    assert epochs >= 2, "runs after test_more_epochs_resume_the_persisted_run"
+    done = dvc("exp", "run", "-S", "train.epochs=1", cwd=repo)
+    out = done.stdout + done.stderr
+    assert f"it has {epochs} epochs, more than the 1 asked" in out and "training from scratch" in out, out
+    assert len((repo / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()) == 1 + 1  # header
+    assert json.loads((repo / "runs" / "c3d" / "metrics.json").read_text())["epochs"] == 1
+    ev = json.loads((repo / "runs" / "c3d" / "eval.json").read_text())
+    assert ev["checkpoint_epoch"] == 1  # the experiment's scores are of its own 1-epoch model
+    run(["git", "checkout", "--", "params.yaml", "dvc.lock"], cwd=repo)
+    dvc("checkout", "--force", cwd=repo)
+
+
+@pytest.mark.slow
 @pytest.mark.shared
 def test_a_real_dataset_through_the_ingest_params(repo, shared_dir):
     """Penn Action from a folder outside the repository: the same stage, other params, no demo manifest."""

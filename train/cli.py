@@ -70,7 +70,14 @@ def fit(
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     resume: Annotated[
-        bool, typer.Option(help="continue from RUN_DIR/last.pt if it matches these settings")
+        bool,
+        typer.Option(
+            help="continue RUN_DIR/last.pt: same settings and data, at most --epochs epochs trained"
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="replace the run in --out (with --resume: only when it cannot be continued)"),
     ] = False,
 ):
     """Train a model on a heatmap store; writes last.pt, best.pt, metrics.csv, metrics.json and plots to --out."""
@@ -100,6 +107,7 @@ def fit(
         seed=seed,
         device=device,
         resume=resume,
+        overwrite=overwrite,
     )
     columns = progress_columns("clips", extra="loss {task.fields[loss]:.3f}")
     with Progress(

@@ -49,7 +49,16 @@ def _softmax(model, x, autocast: bool) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=1)
 
 
-def evaluate_checkpoint(
+def evaluate_checkpoint(checkpoint: str, store_path: str, **kw) -> dict:
+    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged.
+    The store is read under a shared lock, so no render replaces it meanwhile."""
+    from etl.heatmap_store import reading_store
+
+    with reading_store(store_path, "evaluation"):
+        return _evaluate_checkpoint(checkpoint, store_path, **kw)
+
+
+def _evaluate_checkpoint(
     checkpoint: str,
     store_path: str,
     *,
@@ -61,7 +70,6 @@ def evaluate_checkpoint(
     device: str = "auto",
     on_batch=None,
 ) -> dict:
-    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged."""
     from etl.errors import ActrecError
     from etl.heatmap_store import HeatmapStore, value_scale
     from train.checkpoint import load_checkpoint
