@@ -506,3 +506,20 @@ def test_mat_zip_bomb(tmp_path):
     [[kind, _, reason]] = read_capped(path, "penn-action", str(64 * 2**20))
     assert kind == "Reject"
     assert "variable 'x' (double) declares (4000, 4000) float64 = 122 MiB, more than max_clip_bytes" in reason
+
+
+def test_newer_readers_check_the_limits_too(tmp_path):
+    # ntu-skeleton, as an example of the readers added later (dlc, kinetics, mediapipe, mmpose, ntu): the same
+    # person/frame/byte check runs before their (M, T, V) arrays are built
+    from fixtures_formats import ntu_bodies, write_ntu_skeleton
+
+    from etl.skeleton import NTU25
+
+    path = write_ntu_skeleton(tmp_path / "S001C001P001R001A001.skeleton", ntu_bodies(2, 6), ["1", "2"])
+    options = {"layout": NTU25}
+    [kept] = list(read_source([path], "ntu-skeleton", ReadOptions(**options)))
+    assert isinstance(kept, PoseClip) and kept.n_persons == 2
+    [reject] = list(read_source([path], "ntu-skeleton", ReadOptions(**options, max_persons=1)))
+    assert "2 persons (tracks) in one clip, more than max_persons=1" in reject.reason
+    [reject] = list(read_source([path], "ntu-skeleton", ReadOptions(**options, max_frames=5)))
+    assert "6 frames in one clip, more than max_frames=5" in reject.reason
