@@ -13,8 +13,9 @@ from rich.progress import (
     Progress,
 )
 from rich.table import Table
+from rich.text import Text
 
-from etl.cli import cli_errors
+from etl.cli import cells, cli_errors, say
 from etl.cli_progress import progress_bar, progress_columns
 from etl.errors import ActrecError
 
@@ -36,6 +37,11 @@ def _is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _plain_log(console: Console):
+    """fit's log lines name paths and settings from the user: printed verbatim, never as markup."""
+    return lambda message: console.print(message, markup=False, highlight=False)
+
+
 @app.command()
 @cli_errors
 def fit(
@@ -54,10 +60,10 @@ def fit(
     grad_clip: Annotated[float, typer.Option(min=0.0, help="max gradient norm (0 = off)")] = 0.0,
     dropout: Annotated[float | None, typer.Option(help="override the preset's dropout")] = None,
     train_where: Annotated[
-        str, typer.Option(help="pandas query selecting training clips")
+        str, typer.Option(help="query selecting training clips (pandas syntax, checked)")
     ] = "split == 'train'",
     val_where: Annotated[
-        str, typer.Option(help="pandas query selecting validation clips")
+        str, typer.Option(help="query selecting validation clips (pandas syntax, checked)")
     ] = "split == 'test'",
     input_size: Annotated[int, typer.Option(min=0, help="model input size (0 = store size)")] = 0,
     augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = True,
@@ -132,10 +138,12 @@ def fit(
             return lambda n, **fields: progress.update(task, advance=n, **fields)
 
         result = run_fit(
-            cfg, log=progress.console.print if _is_main_rank() else (lambda *_: None), progress=epoch_bar
+            cfg,
+            log=_plain_log(progress.console) if _is_main_rank() else (lambda *_: None),
+            progress=epoch_bar,
         )
     if _is_main_rank() and result:
-        console.print(
+        say(
             f"best validation: top1 {result['val_top1']:.3f}, mean class acc "
             f"{result['val_mean_class_acc']:.3f} (epoch {result['best_epoch']}); run in {out}"
         )
@@ -146,7 +154,9 @@ def fit(
 def evaluate(
     checkpoint: CheckpointPath,
     store: StorePath,
-    where: Annotated[str | None, typer.Option(help="pandas query selecting the clips")] = "split == 'test'",
+    where: Annotated[
+        str | None, typer.Option(help="query selecting the clips (pandas syntax, checked)")
+    ] = "split == 'test'",
     clips: Annotated[int, typer.Option(min=1, help="uniformly spaced views per clip")] = 10,
     flip: Annotated[bool, typer.Option(help="also score the mirrored views")] = True,
     out: Annotated[Path | None, typer.Option("--out", "-o", dir_okay=False, help="metrics JSON")] = None,
@@ -183,7 +193,7 @@ def evaluate(
             device=device,
             on_batch=advance,
         )
-    console.print(
+    say(
         f"{metrics['model']} on {metrics['n_clips']} clips ({clips} views{' + flip' if flip else ''}): "
         f"top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
         f"mean class acc {metrics['mean_class_acc']:.3f}"
@@ -192,7 +202,7 @@ def evaluate(
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(content, indent=2) + "\n")
-            console.print(f"wrote {path}", markup=False, highlight=False)
+            say(f"wrote {path}")
 
 
 @app.command()
@@ -230,9 +240,9 @@ def predict(
 
         preds = predict_file(checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips or 10, device=device)
         for pred in preds:
-            table = Table("label", "probability", title=pred.clip_id)
+            table = Table("label", "probability", title=Text(pred.clip_id))
             for name, p in pred.top:
-                table.add_row(name, f"{p:.3f}")
+                table.add_row(*cells(name, f"{p:.3f}"))
             console.print(table)
         return
     from train.windows import plot_timeline, predict_windows, write_windows
@@ -243,11 +253,11 @@ def predict(
     )
     for r in results:
         table = Table(
-            "frames", "label", "probability", title=f"{r.clip_id} (window {window}, stride {stride})"
+            "frames", "label", "probability", title=Text(f"{r.clip_id} (window {window}, stride {stride})")
         )
         for i in range(len(r.starts)):
             name, p = r.top(i, 1)[0]
-            table.add_row(f"{r.starts[i]}-{r.ends[i] - 1}", name, f"{p:.3f}")
+            table.add_row(*cells(f"{r.starts[i]}-{r.ends[i] - 1}", name, f"{p:.3f}"))
         console.print(table)
     if out is not None:
         meta = {
@@ -257,13 +267,13 @@ def predict(
             "stride": stride,
         }
         write_windows(results, out, top_k, meta)
-        console.print(f"wrote {out}")
+        say(f"wrote {out}")
     png = timeline or (out.with_suffix(".png") if out is not None else None)
     if png is not None:
         for r in results:
             path = png if len(results) == 1 else png.with_name(f"{png.stem}_{r.clip_id}{png.suffix}")
             plot_timeline(r, path)
-            console.print(f"wrote {path}")
+            say(f"wrote {path}")
 
 
 @app.command()
@@ -302,12 +312,12 @@ def convert(
         clip_len=clip_len,
     )
     settings = ", ".join(f"{k} {v}" for k, v in report.settings.items())
-    console.print(
+    say(
         f"wrote {report.out}: c3d, {report.in_channels} channels, {report.num_classes} classes, "
         f"{report.n_tensors} tensors; {settings}"
     )
     for note in report.notes:
-        console.print(f"note: {note}")
+        say(f"note: {note}")
 
 
 @app.command()
@@ -324,7 +334,7 @@ def export(
     from train.export import export_model
 
     report = export_model(checkpoint, out, fmt)
-    console.print(
+    say(
         f"wrote {report.out} ({report.fmt}) and {report.sidecar}; max |logit difference| vs PyTorch "
         f"{report.max_abs_diff:.2e}"
     )
