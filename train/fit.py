@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -399,7 +399,11 @@ def _starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict
             f"{path.parent} already holds a run ({what}): pass --resume to continue it, --overwrite to replace "
             "it, or another --out"
         )
-    changed = sorted(k for k, v in asdict(cfg).items() if k not in RESUME_FREE and saved.get(k) != v)
+    # A field the saved config predates (e.g. the fine-tuning options) had its default value then.
+    defaults = {f.name: f.default for f in fields(FitConfig)}
+    changed = sorted(
+        k for k, v in asdict(cfg).items() if k not in RESUME_FREE and saved.get(k, defaults[k]) != v
+    )
     if ckpt.get("data") != data_id:
         changed.append("the heatmap store's contents or its clip table (labels, splits)")
     if ckpt["model_name"] != cfg.model and "model" not in changed:
