@@ -16,6 +16,9 @@ from rich.table import Table
 
 from etl.cli import cli_errors
 from etl.cli_progress import progress_bar, progress_columns
+from etl.render import RenderParams
+
+_RENDER = RenderParams()  # --source keypoints: `actrec-etl render`'s options, with its defaults
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -25,7 +28,15 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
 
-StorePath = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="heatmap store")]
+StorePath = Annotated[
+    Path,
+    typer.Argument(
+        exists=True, file_okay=False, help="heatmap store (keypoint store with --source keypoints)"
+    ),
+]
+Source = Annotated[
+    str, typer.Option(help="heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly)")
+]
 CheckpointPath = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .pt checkpoint")]
 
 
@@ -64,8 +75,26 @@ def fit(
     resume: Annotated[
         bool, typer.Option(help="continue from RUN_DIR/last.pt if it matches these settings")
     ] = False,
+    source: Source = "heatmaps",
+    renderer: Annotated[
+        str,
+        typer.Option(help="keypoints: numba (loader workers) | torch (on the device) | auto (torch on CUDA)"),
+    ] = "auto",
+    channels: Annotated[
+        str, typer.Option(help="keypoints: joints | limbs | joints+limbs")
+    ] = _RENDER.channels,
+    size: Annotated[int, typer.Option(help="keypoints: heatmap size in pixels (square)")] = _RENDER.size,
+    sigma: Annotated[float, typer.Option(help="keypoints: Gaussian sigma in output pixels")] = _RENDER.sigma,
+    padding: Annotated[float, typer.Option(help="keypoints: PoseCompact padding")] = _RENDER.padding,
+    eps: Annotated[
+        float, typer.Option(help="keypoints: joints with a lower score are not drawn")
+    ] = _RENDER.eps,
+    dtype: Annotated[str, typer.Option(help="keypoints: uint8 | float16 (values as a store holds them)")] = (
+        _RENDER.dtype
+    ),
 ):
-    """Train a model on a heatmap store; writes last.pt, best.pt, metrics.csv, metrics.json and plots to --out."""
+    """Train a model on a heatmap store, or on a keypoint store rendered on the fly (--source keypoints, with the
+    render options of `actrec-etl render`); writes last.pt, best.pt, metrics.csv, metrics.json and plots to --out."""
     from train.fit import FitConfig
     from train.fit import fit as run_fit
 
@@ -92,6 +121,14 @@ def fit(
         seed=seed,
         device=device,
         resume=resume,
+        source=source,
+        renderer=renderer,
+        channels=channels,
+        size=size,
+        sigma=sigma,
+        padding=padding,
+        eps=eps,
+        dtype=dtype,
     )
     columns = progress_columns("clips", extra="loss {task.fields[loss]:.3f}")
     with Progress(
@@ -124,6 +161,7 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     workers: Annotated[int, typer.Option(min=0)] = 2,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    source: Source = "heatmaps",
 ):
     """Multi-clip testing of a checkpoint (10 views + flip, averaged, as PoseC3D); writes metrics JSON."""
     from train.evaluation import evaluate_checkpoint
@@ -145,6 +183,7 @@ def evaluate(
             workers=workers,
             device=device,
             on_batch=advance,
+            source=source,
         )
     console.print(
         f"{metrics['model']} on {metrics['n_clips']} clips ({clips} views{' + flip' if flip else ''}): "

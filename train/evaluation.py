@@ -49,6 +49,20 @@ def _softmax(model, x, autocast: bool) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=1)
 
 
+def check_render_settings(store, render: dict, store_path: str, checkpoint: str) -> None:
+    """Refuse a store whose views differ from what the checkpoint was trained on (channels, size, sigma)."""
+    from etl.errors import ActrecError
+
+    got = (list(store.channels), int(store.attrs["size"]), float(store.attrs["sigma"]))
+    want = (list(render["channels"]), int(render["size"]), float(render["sigma"]))
+    if got != want:
+        raise ActrecError(
+            f"{store_path} ({len(got[0])} channels, {got[1]} px, sigma {got[2]}) does not match "
+            f"what {checkpoint} was trained on ({len(want[0])} channels, {want[1]} px, sigma {want[2]}): "
+            "render the store with the checkpoint's settings"
+        )
+
+
 def evaluate_checkpoint(
     checkpoint: str,
     store_path: str,
@@ -60,25 +74,26 @@ def evaluate_checkpoint(
     workers: int = 2,
     device: str = "auto",
     on_batch=None,
+    source: str = "heatmaps",
 ) -> dict:
-    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged."""
+    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged.
+
+    source "heatmaps": the fixed views of a heatmap store; "keypoints": the same views rendered from a
+    keypoint store with the checkpoint's render settings (the values a heatmap store of them holds)."""
     from etl.errors import ActrecError
-    from etl.heatmap_store import HeatmapStore, value_scale
+    from etl.heatmap_store import value_scale
     from train.checkpoint import load_checkpoint
-    from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
+    from train.data import EpochSampler, make_loader, select_clips
     from train.fit import pick_device
+    from train.keypoint_data import render_params_from
     from train.models import model_from_config
+    from train.sources import clip_dataset, open_source
 
     dev = pick_device(device)
     ckpt = load_checkpoint(checkpoint, map_location=dev)
-    store = HeatmapStore.open(store_path)
     render = ckpt["render"]
-    if store.channels != list(render["channels"]) or int(store.attrs["size"]) != int(render["size"]):
-        raise ActrecError(
-            f"{store_path} ({len(store.channels)} channels, {store.attrs['size']} px) does not match "
-            f"what {checkpoint} was trained on ({len(render['channels'])} channels, "
-            f"{render['size']} px)"
-        )
+    store = open_source(source, store_path, render_params_from(render) if source == "keypoints" else None)
+    check_render_settings(store, render, store_path, checkpoint)
     if store.classes != list(ckpt["classes"]):
         raise ActrecError(
             f"{store_path} has classes {store.classes[:5]}..., the checkpoint "
@@ -89,14 +104,7 @@ def evaluate_checkpoint(
     model.to(dev)
     rows = select_clips(store, where)
     fit_cfg = ckpt["fit_config"]
-    dataset = HeatmapClips(
-        store_path,
-        rows.index.to_numpy(),
-        rows["label"].to_numpy(),
-        clip_len=int(fit_cfg["clip_len"]),
-        train=False,
-        num_clips=clips,
-    )
+    dataset = clip_dataset(store, rows, clip_len=int(fit_cfg["clip_len"]), train=False, num_clips=clips)
     loader = make_loader(
         dataset,
         EpochSampler(len(dataset), shuffle=False, pad=False),
@@ -125,6 +133,7 @@ def evaluate_checkpoint(
             "checkpoint": str(checkpoint),
             "checkpoint_epoch": int(ckpt["epoch"]) + 1,
             "store": str(store_path),
+            "source": source,
             "where": where,
             "clips": clips,
             "flip": flip,
