@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from etl.cli_progress import progress_bar
@@ -39,8 +40,8 @@ def cli_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ActrecError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
 
     return wrapper
 
@@ -75,6 +76,10 @@ def ingest(
     layout: Annotated[
         str, typer.Option(help=f"skeleton layout of the input: {', '.join(LAYOUTS)}")
     ] = "coco17",
+    to_layout: Annotated[
+        str | None,
+        typer.Option(help="store the clips in this layout, mapping joints by name from --layout"),
+    ] = None,
     labels: Annotated[
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="manifest CSV: clip_id,label_name[,split,...]"),
@@ -89,6 +94,15 @@ def ingest(
     split_protocol: Annotated[
         str | None, typer.Option(help="which split family names the split column")
     ] = None,
+    coords: Annotated[
+        str, typer.Option(help="ntu-skeleton 2D coordinates: color | depth | 3d (projected with --project)")
+    ] = "color",
+    image_size: Annotated[
+        str | None,
+        typer.Option(
+            help="WIDTHxHEIGHT of the frames, for normalised coordinates (yolo-pose, mediapipe, ...)"
+        ),
+    ] = None,
     nan_policy: Annotated[
         str, typer.Option(help="non-finite coordinates: missing (drop the joint) | reject")
     ] = ("missing"),
@@ -99,6 +113,7 @@ def ingest(
     """Read pose files, validate them and write a keypoint store with its clip table."""
     from etl.ingest import ingest as run_ingest
     from etl.readers import ReadOptions
+    from etl.readers.options import parse_image_size
     from etl.skeleton import get_layout
 
     if overwrite and append:
@@ -110,6 +125,8 @@ def ingest(
         project=project,
         occluded_score=occluded_score,
         split_protocol=split_protocol,
+        coords=coords,
+        image_size=None if image_size is None else parse_image_size(image_size),
     )
     mode = "append" if append else "overwrite" if overwrite else "create"
     with progress_bar("ingest", unit="clips") as bar:
@@ -121,6 +138,7 @@ def ingest(
             mode=mode,
             nan_policy=nan_policy,
             strict=strict,
+            to_layout=None if to_layout is None else get_layout(to_layout),
             on_progress=lambda r: bar.update_to(r.n_read),
         )
     console.print(
@@ -253,6 +271,8 @@ def render(
     resumed = (
         f", {report.resumed_partitions} resumed from an earlier run" if report.resumed_partitions else ""
     )
+    if report.redone_partitions:
+        resumed += f", {report.redone_partitions} redone (their done marker or shards did not check out)"
     console.print(
         f"rendered {report.n_clips} clips ({report.n_frames} frames) into {out}: "
         f"{report.bytes_stored / 2**20:.1f} MiB in {report.n_partitions} partitions{resumed}"
@@ -262,20 +282,21 @@ def render(
 @app.command()
 @cli_errors
 def verify(store: StorePath):
-    """Decode every chunk of a heatmap store and check each clip against its stored checksum."""
+    """Check every file of a keypoint or heatmap store: metadata against its seal, every chunk decoded, each
+    clip against its stored checksum. One line per problem, naming the file or clip; exit 1 if any."""
     from etl.verify import verify_store
 
     with progress_bar("verify", unit="clips") as bar:
         report = verify_store(store, on_progress=bar.update_to)
     if report.ok:
         console.print(
-            f"ok: {report.n_clips} clips, {report.n_frames} frames decode and match their checksums"
+            f"ok: {report.n_clips} clips, {report.n_frames} frames decode and match their checksums "
+            f"({report.kind}; every file checked)"
         )
         return
-    table = Table("clip", "problem", title=f"{len(report.bad)} of {report.n_clips} clips are damaged")
-    for clip_id, problem in report.bad:
-        table.add_row(clip_id, problem)
-    console.print(table)
+    for where, problem in report.bad:
+        err_console.print(f"[bold red]damaged:[/] {escape(f'{store}/{where}: {problem}')}", highlight=False)
+    err_console.print(f"{len(report.bad)} problem(s) in {store}: the store is damaged", highlight=False)
     raise typer.Exit(1)
 
 
@@ -371,15 +392,25 @@ def download(
 def report(
     root: Annotated[Path, typer.Option(file_okay=False, help="the repository with dvc.yaml")] = Path("."),
     html: Annotated[
-        bool, typer.Option("--html", help="also write dvc_plots/index.html (dvc plots show)")
+        bool,
+        typer.Option(
+            "--html", help="also write runs/report.html: results table and pictures in one offline page"
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the rows as JSON instead of a table")
     ] = False,
 ):
     """Summarise the DVC pipeline's results: test accuracy per model and where the plots are."""
-    from etl.pipeline_report import format_table, summary_rows, write_html
+    import json
 
-    if html and write_html(root) is None:
-        err_console.print("[yellow]warning:[/] `dvc plots show` failed; the PNGs are still there")
-    print(format_table(summary_rows(root), root))
+    from etl.pipeline_report import REPORT, format_table, require_results, summary_rows, write_report
+
+    rows = require_results(summary_rows(root), root)
+    if html:
+        page = write_report(rows, root / REPORT)
+        err_console.print(f"wrote {page}", markup=False, highlight=False)
+    print(json.dumps(rows, indent=2) if as_json else format_table(rows, root))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ Users query it with pandas (`etl.read_clips(store).query("split == 'test'")`); e
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -40,14 +42,48 @@ def read_clip_table(store: str | Path) -> pd.DataFrame:
             f"{store} has no clip table ({CLIPS_FILE}): is it an actrec store? "
             "Create one with `actrec-etl ingest`."
         )
-    return pd.read_parquet(path)
+    return _read_parquet(path)
 
 
 def read_rejects(store: str | Path) -> pd.DataFrame:
     path = Path(store) / REJECTS_FILE
     if not path.exists():
         return pd.DataFrame(columns=list(REJECT_COLUMNS))
-    return pd.read_parquet(path)
+    return _read_parquet(path)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises OSError, ArrowInvalid, ... for a damaged file
+        raise ActrecError(f"{path} is damaged and cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def clip_ids_digest(table: pd.DataFrame) -> str:
+    """sha256 of the clip ids in store order: ties the table's rows to the arrays' rows."""
+    return hashlib.sha256("\0".join(map(str, table["clip_id"])).encode()).hexdigest()
+
+
+def table_attrs(table: pd.DataFrame) -> dict:
+    """What a store records about its clip table (checked by `check_table_matches`)."""
+    return {"n_clips": len(table), "clip_ids_sha256": clip_ids_digest(table)}
+
+
+def check_table_matches(table: pd.DataFrame, attrs: dict, store: Path, remake: str) -> None:
+    """Cheap invariants between a store's clip table and its arrays: row count, ids in order, n_frames >= 1."""
+    where = Path(store) / CLIPS_FILE
+    if len(table) != attrs.get("n_clips"):
+        raise ActrecError(
+            f"{where} has {len(table)} rows but the store holds {attrs.get('n_clips')} clips: rows were "
+            f"deleted or added. {remake}."
+        )
+    if clip_ids_digest(table) != attrs.get("clip_ids_sha256"):
+        raise ActrecError(
+            f"{where}: the clip ids differ from the store's (rows were swapped, duplicated or renamed). {remake}."
+        )
+    n_frames = table["n_frames"].to_numpy()
+    if not np.issubdtype(n_frames.dtype, np.integer) or (n_frames < 1).any():
+        raise ActrecError(f"{where}: n_frames must be positive integers. {remake}.")
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:

@@ -4,3 +4,11 @@ into an exit code."""
 
 class ActrecError(Exception):
     """Something the user can fix: bad input, a missing file, a store in the wrong state."""
+
+    exit_code = 1
+
+
+class Interrupted(ActrecError):
+    """The user stopped a command (Ctrl-C); the message says what was kept and how to go on."""
+
+    exit_code = 130

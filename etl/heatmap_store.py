@@ -1,6 +1,6 @@
 """The heatmap store: every frame of every clip rendered once, quantised, compressed and sharded.
 
-Layout (format_version 1):
+Layout (format_version 2):
     heatmaps    (F, C, S, S) uint8 (or float16)  the frames of all clips; clip i is rows
                                                  [clip_start[i], clip_start[i] + n_frames[i])
     clip_start  (N,)   int64    a multiple of frames_per_chunk: a clip never shares a chunk with another
@@ -8,6 +8,8 @@ Layout (format_version 1):
     crop_boxes  (N, 4) float64  per-clip PoseCompact box [x0, y0, x1, y1] in source-image pixels
     checksums   (N,)   uint32   crc32c of each clip's decoded bytes, checked by `actrec-etl verify`
     clips.parquet               the keypoint store's clip table, same rows in the same order
+    attrs: complete, n_clips, clip_ids_sha256, integrity (sha256 of every file but the heatmaps shards, and of
+           the attrs: see etl.storeio.seal); opening checks all of it, verify also decodes every chunk
 Chunks are (frames_per_chunk, C, S, S); shards group chunks_per_shard chunks so a dataset is a few hundred files.
 Render partitions own whole shards (two writers never touch one shard: zarr would lose data), and chunks
 padded past a clip's end hold zeros, which compress to a few bytes.
@@ -15,6 +17,8 @@ padded past a clip's end hold zeros, which compress to a few bytes.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,13 +28,15 @@ import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
-from etl.cliptable import read_clip_table
+from etl.cliptable import check_table_matches, read_clip_table
 from etl.errors import ActrecError
 from etl.shard_reader import ShardedFrameReader
-from etl.storeio import open_group
+from etl.storeio import open_group, shared_lock
 
 KIND = "actrec.heatmaps"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sealed metadata, clip table tied to the arrays, no unfinished or missing data read
+DATA_ARRAYS = ("heatmaps",)  # shards covered by chunk crc32c + per-clip checksums, not by the seal
+REMAKE = "Re-run `actrec-etl render` (with --overwrite) to re-create it"
 DTYPES = ("uint8", "float16")
 CODECS = ("lz4", "zstd", "none")
 DEFAULT_LEVEL = {"lz4": 5, "zstd": 1, "none": 0}
@@ -52,9 +58,10 @@ def plan_layout(
     n_frames: np.ndarray, frames_per_chunk: int, chunks_per_shard: int
 ) -> tuple[np.ndarray, list[Partition], int]:
     """Place clips on the frame axis: each clip starts on a chunk boundary; clips are packed into shards in
-    order, a clip that does not fit in the current shard's rest starts the next shard. Returns clip starts
-    (N,), the partitions (one per run of shards) and the total frame count. Pure function of its inputs, so
-    a resumed render finds the same plan."""
+    order, a clip that does not fit in the current shard's rest starts the next shard. A partition ends at
+    every shard boundary that no clip crosses, so it spans one shard, or the shards of one long clip: its
+    size (the render's memory) is bounded whatever the clip lengths. Returns clip starts (N,), the partitions
+    and the total frame count. Pure function of its inputs, so a resumed render finds the same plan."""
     fb, shard = frames_per_chunk, frames_per_chunk * chunks_per_shard
     starts = np.zeros(len(n_frames), np.int64)
     parts: list[Partition] = []
@@ -62,8 +69,8 @@ def plan_layout(
     for i, t in enumerate(np.asarray(n_frames, np.int64)):
         span = -(-int(t) // fb) * fb  # chunk-rounded
         shard_end = (pos // shard + 1) * shard
-        if pos > part_lo_frame and pos + span > shard_end:
-            # close the current partition at its shard boundary
+        if pos > part_lo_frame and (pos + span > shard_end or pos % shard == 0):
+            # close the current partition at its shard boundary (the clip would cross it, or starts on it)
             end = -(-pos // shard) * shard
             parts.append(Partition(len(parts), part_lo_clip, i, part_lo_frame, end))
             pos, part_lo_clip, part_lo_frame = end, i, end
@@ -87,6 +94,47 @@ def compressors(codec: str, level: int) -> tuple:
     raise ActrecError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
 
 
+def store_identity(path: Path) -> tuple:
+    """Which store is at `path` right now: the folder's inode and its zarr.json's (a rename or a rewrite
+    changes them). One stat pair, cheap enough to check on every read."""
+    try:
+        d, z = os.stat(path), os.stat(Path(path) / "zarr.json")
+    except OSError:
+        return ()
+    return (d.st_dev, d.st_ino, z.st_ino, z.st_mtime_ns, z.st_size)
+
+
+@contextmanager
+def reading_store(path: str | Path, what: str):
+    """Hold a shared lock on a heatmap store while `what` (a fit, an evaluation) reads it, so no render
+    replaces it meanwhile; if it is replaced anyway (by other tools: mv, dvc checkout), any error that follows
+    becomes one line saying so instead of a report of damage."""
+    path = Path(path)
+    with shared_lock(path, what):
+        before = store_identity(path)
+        try:
+            yield
+        except ActrecError:
+            if store_identity(path) != before:
+                raise ActrecError(
+                    f"{path} was replaced while the {what} was reading it: the {what} stopped; "
+                    f"run it again on the new store"
+                ) from None
+            raise
+
+
+def shard_key(shard: int) -> str:
+    """Store-relative path of heatmap shard `shard` (zarr v3 default keys, frames on the first axis)."""
+    return f"heatmaps/c/{shard}/0/0/0"
+
+
+def missing_shards(path: Path, total_frames: int, shard_frames: int) -> list[str]:
+    """Shard files that should exist but do not: every shard of a finished render is written (padding too),
+    so a missing one is lost data, never zeros."""
+    n = -(-int(total_frames) // int(shard_frames))
+    return [shard_key(i) for i in range(n) if not (Path(path) / shard_key(i)).is_file()]
+
+
 def value_scale(dtype: str) -> float:
     """Divide stored values by this to get heatmap values in [0, 1]."""
     return float(UINT8_SCALE) if np.dtype(dtype) == np.uint8 else 1.0
@@ -107,12 +155,53 @@ class HeatmapStore:
     clip_start: np.ndarray  # (N,) int64
     n_frames: np.ndarray  # (N,) int64
     _reader: ShardedFrameReader | bool | None = field(default=None, repr=False)  # fast path; False = use zarr
+    _identity: tuple = field(default=(), repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> HeatmapStore:
-        group = open_group(path, KIND, FORMAT_VERSION)
+        """Open a finished store. Refused: an unfinished render, metadata that differs from the seal, a clip
+        table that does not match the arrays, a missing shard file. Chunk data is checked as it is read."""
+        path = Path(path)
+        identity = store_identity(path)
+        group = open_group(path, KIND, FORMAT_VERSION, REMAKE)
         table = read_clip_table(path)
-        return cls(Path(path), group, table, group["clip_start"][:], group["n_frames"][:])
+        attrs = dict(group.attrs)
+        check_table_matches(table, attrs, path, REMAKE)
+        starts, n_frames = group["clip_start"][:], group["n_frames"][:]
+        heatmaps = group["heatmaps"]
+        total, n = heatmaps.shape[0], len(table)
+        if (
+            len(starts) != n
+            or not np.array_equal(n_frames, table["n_frames"].to_numpy(np.int64))
+            or group["checksums"].shape != (n,)
+            or group["crop_boxes"].shape != (n, 4)
+            or (
+                n
+                and (
+                    starts[0] < 0
+                    or (np.diff(starts) < n_frames[:-1]).any()
+                    or starts[-1] + n_frames[-1] > total
+                )
+            )
+        ):
+            raise ActrecError(
+                f"{path}: clip_start/n_frames/checksums/crop_boxes do not match the clip table. {REMAKE}."
+            )
+        missing = missing_shards(path, heatmaps.shape[0], heatmaps.shards[0])
+        if missing:
+            raise ActrecError(
+                f"{path / missing[0]} is missing ({len(missing)} shard file(s) missing): the store is damaged. "
+                f"{REMAKE}."
+            )
+        return cls(path, group, table, starts, n_frames, _identity=identity)
+
+    def check_unchanged(self) -> None:
+        """Raise if the store at self.path is no longer the one opened (replaced or rewritten meanwhile)."""
+        if store_identity(self.path) != self._identity:
+            raise ActrecError(
+                f"{self.path} was replaced or changed while it was being read (a render --overwrite, dvc "
+                "checkout, or a copy?): stop and start the command again"
+            )
 
     @property
     def attrs(self) -> dict:
@@ -147,10 +236,13 @@ class HeatmapStore:
             frames = np.arange(t)
         frames = np.asarray(frames, np.int64)
         if self._reader:
-            return self._reader.read(start + frames)
-        lo, hi = int(frames.min()), int(frames.max()) + 1
-        block = self.heatmaps[start + lo : start + hi]  # zarr: a contiguous read of the spanned chunks
-        return block[frames - lo]
+            out = self._reader.read(start + frames)
+        else:
+            lo, hi = int(frames.min()), int(frames.max()) + 1
+            block = self.heatmaps[start + lo : start + hi]  # zarr: a contiguous read of the spanned chunks
+            out = block[frames - lo]
+        self.check_unchanged()  # after the read: what was read came from the store that was opened
+        return out
 
     def to_float(self, values: np.ndarray) -> np.ndarray:
         return (

@@ -21,15 +21,26 @@ from etl.cliptable import (
     order_columns,
     read_clip_table,
     read_rejects,
+    table_attrs,
     write_table,
 )
 from etl.errors import ActrecError
-from etl.keypoint_store import FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
+from etl.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
 from etl.labels import FIXED, LabelBook
+from etl.layout_map import layout_mapping, remap_clip
 from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, dataset_classes, detect_format, read_source
 from etl.readers.manifest import load_classes
-from etl.storeio import check_output, exclusive_lock, partial_path, publish, recover_publish
+from etl.skeleton import Layout
+from etl.storeio import (
+    check_output,
+    disk_errors,
+    exclusive_lock,
+    partial_path,
+    publish,
+    recover_publish,
+    seal,
+)
 from etl.validate import validate_clip
 
 MODES = ("create", "overwrite", "append")
@@ -62,12 +73,17 @@ def ingest(
     mode: str = "create",
     nan_policy: str = "missing",
     strict: bool = False,
+    to_layout: Layout | None = None,
     on_progress: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
     """Read, validate and store clips; raise ActrecError when the input as a whole is unusable (or, with
-    `strict`, when any clip is rejected). Nothing is written then."""
+    `strict`, when any clip is rejected). Nothing is written then.
+
+    to_layout: store the clips in this layout, each joint taken from the input joint (`options.layout`) of the
+    same name; ActrecError listing the joints the input lacks when that is impossible."""
     if mode not in MODES:
         raise ActrecError(f"unknown ingest mode {mode!r}; choose one of {', '.join(MODES)}")
+    mapping = None if to_layout is None else layout_mapping(options.layout, to_layout)
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
         raise ActrecError(f"input not found: {', '.join(missing)}")
@@ -86,17 +102,22 @@ def ingest(
         if tmp.exists():
             shutil.rmtree(tmp)  # a leftover of an interrupted ingest: ingest restarts from scratch
         try:
-            report = _ingest_into(
-                tmp,
-                paths,
-                out=out,
-                fmt=fmt,
-                options=options,
-                mode=mode,
-                nan_policy=nan_policy,
-                strict=strict,
-                on_progress=on_progress,
-            )
+            with disk_errors(
+                tmp, f"ingest stopped and removed {tmp}; {out} is unchanged. Free space and re-run"
+            ):
+                report = _ingest_into(
+                    tmp,
+                    paths,
+                    out=out,
+                    fmt=fmt,
+                    options=options,
+                    mode=mode,
+                    nan_policy=nan_policy,
+                    strict=strict,
+                    to_layout=to_layout,
+                    mapping=mapping,
+                    on_progress=on_progress,
+                )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -114,10 +135,10 @@ def _check_not_inside(out: Path, paths) -> None:
 
 
 def _ingest_into(
-    tmp: Path, paths, *, out, fmt, options, mode, nan_policy, strict, on_progress
+    tmp: Path, paths, *, out, fmt, options, mode, nan_policy, strict, to_layout, mapping, on_progress
 ) -> IngestReport:
     report = IngestReport(out=out, fmt=fmt)
-    layout = options.layout
+    layout = options.layout if to_layout is None else to_layout  # the layout stored
     old_table, old_rejects, old_attrs = None, None, {}
     if mode == "append":
         old = KeypointStore.open(out)
@@ -134,6 +155,8 @@ def _ingest_into(
 
     for item in read_source(paths, fmt, options):
         report.n_read += 1
+        if isinstance(item, PoseClip) and mapping is not None:
+            item = _mapped(item, options.layout, mapping, nan_policy)
         result = item if isinstance(item, Reject) else _check(item, layout, nan_policy, seen, labels)
         if isinstance(result, Reject):
             report.rejects.append(result)
@@ -147,7 +170,7 @@ def _ingest_into(
 
     if report.n_kept == 0 and mode != "append":
         raise ActrecError(
-            f"no usable clips in {', '.join(map(str, paths))} ({report.summary()}); "
+            f"no usable clips in {', '.join(map(str, paths))} (format {fmt}: {report.summary()}); "
             f"first reasons: {_first_reasons(report.rejects)}"
         )
     if strict and report.rejects:
@@ -171,7 +194,9 @@ def _ingest_into(
     write_table(rejects, tmp / REJECTS_FILE)
     content_hash = writer.close()
     report.n_total = len(table)
-    writer.group.attrs.update(
+    seal(
+        tmp,
+        DATA_ARRAYS,
         {
             "kind": KIND,
             "format_version": FORMAT_VERSION,
@@ -179,12 +204,23 @@ def _ingest_into(
             "joint_names": list(layout.joints),
             "classes": report.classes,
             "label_mode": labels.mode,
-            "n_clips": len(table),
+            **table_attrs(table),
             "content_hash": content_hash,
-            "ingest": _ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
-        }
+            "ingest": {
+                **_ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
+                **({} if to_layout is None else {"mapped_from_layout": options.layout.name}),
+                **({} if options.coords == "color" else {"coords": options.coords}),
+                **({} if options.image_size is None else {"image_size": list(options.image_size)}),
+            },
+        },
     )
     return report
+
+
+def _mapped(clip: PoseClip, source: Layout, mapping: list[int], nan_policy: str) -> PoseClip | Reject:
+    """The clip checked against its input layout, then with its joints taken by name into the target layout."""
+    checked = validate_clip(clip, source, nan_policy=nan_policy, require_label=False)
+    return checked if isinstance(checked, Reject) else remap_clip(checked, mapping)
 
 
 def _check(

@@ -1,12 +1,15 @@
 """The keypoint store: every clip's poses in one zarr v3 group, ragged clips stored compactly.
 
-Layout (format_version 1):
+Layout (format_version 2):
     coords       (R, V, 2) float32   all clips' rows concatenated; a clip's rows are ordered (person, frame),
                                      i.e. rows[o_i : o_i + M_i*T_i] reshape to (M_i, T_i, V, 2); NaN = missing
     scores       (R, V)    float32   confidence in [0, 1]; 0 = missing
     row_offsets  (N + 1,)  int64     o_i: first row of clip i (store order = clip table order)
+    checksums    (N,)      uint32    crc32c of each clip's coords bytes then scores bytes, checked on every read
     clips.parquet / rejects.parquet  the clip table and what was rejected, with reasons
-    attrs: kind, format_version, layout, joint_names, classes, content_hash, ingest (the parameters used)
+    attrs: kind, format_version, layout, joint_names, classes, content_hash, ingest (the parameters used),
+           complete, clip_ids_sha256, integrity (sha256 of every file but the coords/scores chunks, and of
+           the attrs: see etl.storeio.seal)
 Persons are padded to each clip's own maximum, not to a global one.
 """
 
@@ -16,18 +19,22 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import crc32c
 import numpy as np
 import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec
 
-from etl.cliptable import read_clip_table
+from etl.cliptable import check_table_matches, read_clip_table
+from etl.errors import ActrecError
 from etl.poseclip import PoseClip
 from etl.skeleton import Layout, get_layout
 from etl.storeio import open_group
 
 KIND = "actrec.keypoints"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-clip checksums, sealed metadata, clip table tied to the arrays
+DATA_ARRAYS = ("coords", "scores")  # chunks covered by the per-clip checksums, not by the seal
+REMAKE = "Re-run `actrec-etl ingest` (with --overwrite) to re-create it"
 ROWS_PER_CHUNK = 1 << 16
 _CODEC = BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
 
@@ -44,6 +51,7 @@ class KeypointWriter:
             self.group = zarr.open_group(str(folder), mode="r+")
             self.coords, self.scores = self.group["coords"], self.group["scores"]
             self.row_offsets = [int(x) for x in self.group["row_offsets"][:]]
+            self.checksums = [int(x) for x in self.group["checksums"][:]]
             # Identity chains on from the old store's: cheap, and still changes with every appended clip.
             self._hash = hashlib.sha256(str(self.group.attrs["content_hash"]).encode())
         else:
@@ -67,6 +75,7 @@ class KeypointWriter:
                 dimension_names=("row", "joint"),
             )
             self.row_offsets = [0]
+            self.checksums = []
             self._hash = hashlib.sha256()
         self._coords_buf: list[np.ndarray] = []
         self._scores_buf: list[np.ndarray] = []
@@ -80,6 +89,7 @@ class KeypointWriter:
         self._hash.update(np.asarray([m, t, v], np.int64).tobytes())
         self._hash.update(coords.tobytes())
         self._hash.update(scores.tobytes())
+        self.checksums.append(clip_checksum(coords, scores))
         self._coords_buf.append(coords)
         self._scores_buf.append(scores)
         self._buffered += m * t
@@ -112,7 +122,16 @@ class KeypointWriter:
             overwrite=True,
             dimension_names=("clip",),
         )
+        sums = np.asarray(self.checksums, np.uint32)
+        self.group.create_array(
+            "checksums", data=sums, chunks=(max(len(sums), 1),), overwrite=True, dimension_names=("clip",)
+        )
         return self._hash.hexdigest()
+
+
+def clip_checksum(coords: np.ndarray, scores: np.ndarray) -> int:
+    """crc32c of a clip's coords (M*T, V, 2) then scores (M*T, V) float32 bytes."""
+    return crc32c.crc32c(np.ascontiguousarray(scores), crc32c.crc32c(np.ascontiguousarray(coords)))
 
 
 @dataclass
@@ -123,11 +142,26 @@ class KeypointStore:
     group: zarr.Group
     table: pd.DataFrame
     row_offsets: np.ndarray  # (N + 1,) int64
+    checksums: np.ndarray  # (N,) uint32
 
     @classmethod
     def open(cls, path: str | Path) -> KeypointStore:
-        group = open_group(path, KIND, FORMAT_VERSION)
-        return cls(Path(path), group, read_clip_table(path), group["row_offsets"][:])
+        """Open a finished store; its metadata is checked against the seal, the clip table against the arrays."""
+        path = Path(path)
+        group = open_group(path, KIND, FORMAT_VERSION, REMAKE)
+        table = read_clip_table(path)
+        offsets, sums = group["row_offsets"][:], group["checksums"][:]
+        check_table_matches(table, dict(group.attrs), path, REMAKE)
+        rows = table["n_persons"].to_numpy(np.int64) * table["n_frames"].to_numpy(np.int64)
+        if (
+            len(offsets) != len(table) + 1
+            or len(sums) != len(table)
+            or not np.array_equal(np.diff(offsets), rows)
+        ):
+            raise ActrecError(
+                f"{path}: row_offsets/checksums do not match the clip table's n_persons x n_frames. {REMAKE}."
+            )
+        return cls(path, group, table, offsets, sums)
 
     @property
     def attrs(self) -> dict:
@@ -154,6 +188,11 @@ class KeypointStore:
             m, t = int(self.table.n_persons.iat[i]), int(self.table.n_frames.iat[i])
             a, b = int(self.row_offsets[i]) - r0, int(self.row_offsets[i + 1]) - r0
             v = coords.shape[1]
+            if clip_checksum(coords[a:b], scores[a:b]) != int(self.checksums[i]):
+                raise ActrecError(
+                    f"{self.path}: clip {self.table.clip_id.iat[i]} (rows {a + r0}-{b + r0} of coords/scores) "
+                    "fails its checksum: the store is damaged (run `actrec-etl verify`). " + REMAKE + "."
+                )
             out.append((coords[a:b].reshape(m, t, v, 2), scores[a:b].reshape(m, t, v)))
         return out
 

@@ -2,8 +2,10 @@
 
 Work is split into partitions that own whole shards (see heatmap_store.plan_layout). Each partition is rendered
 by `render_partition`, a pure function of (keypoint store, plan, params) that writes its frames and then a done
-marker; re-running after a crash (even SIGKILL) skips finished partitions and redoes the rest, which rewrites
-their shards completely, so the result equals an uninterrupted run. Parallelism is one level: partitions run
+marker (its bounds, boxes, checksums and the crc32c of each shard file it wrote, itself checksummed); re-running
+after a crash (even SIGKILL) or Ctrl-C keeps the partitions whose marker and shards still check out and redoes
+the rest, which rewrites their shards completely, so the result equals an uninterrupted run. The keypoint store
+is read under a shared lock and its identity is checked again before the result is published. Parallelism is one level: partitions run
 concurrently (threads or dask.distributed workers), each kernel call on one numba thread.
 """
 
@@ -21,13 +23,15 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import crc32c
 import numpy as np
 import zarr
 
 import etl.numba_setup  # noqa: F401  (sets the threading layer read below, before numba loads)
-from etl.cliptable import CLIPS_FILE, REJECTS_FILE, read_rejects, write_table
-from etl.errors import ActrecError
+from etl.cliptable import CLIPS_FILE, REJECTS_FILE, read_rejects, table_attrs, write_table
+from etl.errors import ActrecError, Interrupted
 from etl.heatmap_store import (
+    DATA_ARRAYS,
     DEFAULT_LEVEL,
     DTYPES,
     FORMAT_VERSION,
@@ -37,10 +41,21 @@ from etl.heatmap_store import (
     clip_checksum,
     compressors,
     plan_layout,
+    shard_key,
 )
 from etl.keypoint_store import KeypointStore
 from etl.skeleton import Layout
-from etl.storeio import check_output, exclusive_lock, partial_path, publish, recover_publish
+from etl.storeio import (
+    SEAL_KEY,
+    check_output,
+    disk_errors,
+    exclusive_lock,
+    partial_path,
+    publish,
+    recover_publish,
+    seal,
+    shared_lock,
+)
 
 PROGRESS_DIR = "_progress"  # done markers of finished partitions, inside the temporary store
 # Without TBB (a broken install), numba's fallback layer aborts when two threads run kernels at once: serialise.
@@ -91,6 +106,7 @@ class RenderReport:
     resumed_partitions: int  # finished by an earlier, interrupted run
     n_frames: int
     bytes_stored: int
+    redone_partitions: int = 0  # had a done marker that did not check out (edited, or its shards damaged)
 
 
 def render(
@@ -109,40 +125,75 @@ def render(
     address such as "tcp://host:8786" (workers must see both stores at the same paths)."""
     params.check()
     keypoints, out = Path(keypoints), Path(out)
-    kp = KeypointStore.open(keypoints)
-    layout = kp.layout
-    channel_names = layout.channel_names(params.channels)
-    starts, parts, total = plan_layout(
-        kp.table["n_frames"].to_numpy(), params.frames_per_chunk, params.chunks_per_shard
-    )
-    fingerprint = params.fingerprint(kp.attrs["content_hash"])
-
-    with exclusive_lock(out, "render"):
+    _start_numba_threads()
+    # The input cannot be re-ingested while we read it (ingest refuses), and two renders never share `out`.
+    with shared_lock(keypoints, "render"), exclusive_lock(out, "render"):
+        kp = KeypointStore.open(keypoints)
+        identity = _input_identity(keypoints)
+        layout = kp.layout
+        channel_names = layout.channel_names(params.channels)
+        starts, parts, total = plan_layout(
+            kp.table["n_frames"].to_numpy(), params.frames_per_chunk, params.chunks_per_shard
+        )
+        fingerprint = params.fingerprint(kp.attrs["content_hash"])
         recover_publish(out)
         check_output(out, overwrite=overwrite)  # under the lock: a render that just finished counts
         tmp = partial_path(out)
-        resumable = _is_resumable(tmp, fingerprint)
-        if not resumable:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            _create_arrays(tmp, kp, params, channel_names, starts, total, fingerprint)
-        done = _done_partitions(tmp)
-        todo = [p for p in parts if p.index not in done]
-        if on_progress:
-            on_progress(len(done), len(parts))
-        _run_partitions(
-            todo,
-            keypoints.resolve(),
-            tmp.resolve(),
-            params,
-            threads,
-            scheduler,
-            lambda n: on_progress(len(done) + n, len(parts)) if on_progress else None,
-        )
-        _finalise(tmp, kp, parts)
-        publish(tmp, out)
+        kept = f"the finished partitions are kept in {tmp}: free space and re-run the same command to resume"
+        with disk_errors(tmp, f"render stopped; {kept}"):
+            resumable = _is_resumable(tmp, fingerprint)
+            if not resumable:
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+                _create_arrays(tmp, kp, params, channel_names, starts, total, fingerprint)
+            done, redone = _checked_done_partitions(tmp, parts, fingerprint)
+            todo = [p for p in parts if p.index not in done]
+            if on_progress:
+                on_progress(len(done), len(parts))
+            try:
+                _run_partitions(
+                    todo,
+                    keypoints.resolve(),
+                    tmp.resolve(),
+                    params,
+                    threads,
+                    scheduler,
+                    lambda n: on_progress(len(done) + n, len(parts)) if on_progress else None,
+                )
+            except KeyboardInterrupt:
+                n_done = len(_marker_files(tmp))
+                raise Interrupted(
+                    f"render interrupted: {n_done} of {len(parts)} partitions are done and kept in {tmp}; "
+                    "re-run the same command to resume"
+                ) from None
+            if _input_identity(keypoints) != identity:
+                raise ActrecError(
+                    f"{keypoints} changed while rendering from it (re-ingested?): nothing was published; "
+                    "run the render again"
+                )
+            _finalise(tmp, kp, parts)
+            publish(tmp, out)
     stored = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    return RenderReport(out, len(kp), len(parts), len(done), int(kp.table["n_frames"].sum()), stored)
+    n_frames = int(kp.table["n_frames"].sum())
+    return RenderReport(out, len(kp), len(parts), len(done), n_frames, stored, redone)
+
+
+def _start_numba_threads() -> None:
+    """Start numba's threading layer from this (the main) thread. Why: TBB started first from a pool thread
+    queues a task in that thread's arena; on a one-CPU machine no TBB worker exists to run it, and numba's
+    unload at interpreter exit waits for it forever (a render pinned with `taskset -c 0` never exited)."""
+    import numba
+
+    numba.get_num_threads()
+
+
+def _input_identity(keypoints: Path) -> tuple:
+    """What the render read: the keypoint store's content hash and the sha256 of its clip table."""
+    try:
+        attrs = dict(zarr.open_group(str(keypoints), mode="r").attrs)
+    except Exception:
+        return ()
+    return (attrs.get("content_hash"), attrs.get(SEAL_KEY, {}).get("files", {}).get(CLIPS_FILE))
 
 
 def _create_arrays(
@@ -215,8 +266,61 @@ def _is_resumable(tmp: Path, fingerprint: str) -> bool:
     return attrs.get("fingerprint") == fingerprint and (tmp / PROGRESS_DIR).is_dir()
 
 
-def _done_partitions(tmp: Path) -> set[int]:
-    return {int(p.stem) for p in (tmp / PROGRESS_DIR).glob("*.json")}
+def _marker_files(tmp: Path) -> list[Path]:
+    return sorted((tmp / PROGRESS_DIR).glob("*.json"))
+
+
+def _checked_done_partitions(tmp: Path, parts: list[Partition], fingerprint: str) -> tuple[set[int], int]:
+    """Partitions finished by an earlier run whose marker and shard files still check out; a marker that does
+    not (edited, truncated, its shards deleted or changed) is removed so the partition is rendered again.
+    Returns (done indices, number of markers removed)."""
+    by_index = {p.index: p for p in parts}
+    done, removed = set(), 0
+    for path in _marker_files(tmp):
+        part = by_index.get(int(path.stem)) if path.stem.isdigit() else None
+        if part is not None and _read_marker(tmp, part, fingerprint) is not None:
+            done.add(part.index)
+        else:
+            path.unlink(missing_ok=True)
+            removed += 1
+    for stray in (tmp / PROGRESS_DIR).glob("*.tmp"):
+        stray.unlink(missing_ok=True)  # a marker write killed half-way
+    return done, removed
+
+
+def _partition_shards(part: Partition, shard_frames: int) -> list[int]:
+    return list(range(part.frame_lo // shard_frames, -(-part.frame_hi // shard_frames)))
+
+
+def _file_crc(path: Path) -> int:
+    return crc32c.crc32c(path.read_bytes())
+
+
+def _marker_digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _read_marker(tmp: Path, part: Partition, fingerprint: str) -> dict | None:
+    """The marker of `part` if it is whole, was written for this plan, and its shard files are as written."""
+    try:
+        payload = json.loads((tmp / PROGRESS_DIR / f"{part.index}.json").read_text())
+        digest = payload.pop("digest")
+        n = part.clip_hi - part.clip_lo
+        if (
+            digest != _marker_digest(payload)
+            or payload["fingerprint"] != fingerprint
+            or payload["partition"] != asdict(part)
+            or len(payload["boxes"]) != n
+            or len(payload["checksums"]) != n
+        ):
+            return None
+        for key, crc in payload["shards"].items():
+            f = tmp / key
+            if not f.is_file() or _file_crc(f) != crc:
+                return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return payload
 
 
 def _run_partitions(
@@ -234,9 +338,16 @@ def _run_partitions(
         workers = threads or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(render_partition, kp_path, hm_path, part, params) for part in todo]
-            for n, fut in enumerate(as_completed(futures), 1):
-                fut.result()
-                advance(n)
+            try:
+                for n, fut in enumerate(as_completed(futures), 1):
+                    fut.result()
+                    advance(n)
+            except BaseException:
+                # Ctrl-C or a failed partition: drop what has not started; the pool's exit waits only for the
+                # partitions running now (each writes whole shards, then its marker).
+                for fut in futures:
+                    fut.cancel()
+                raise
         return
     _run_distributed(todo, kp_path, hm_path, params, scheduler, advance)
 
@@ -252,6 +363,7 @@ def _run_distributed(todo, kp_path, hm_path, params, address: str, advance) -> N
     except OSError as exc:
         raise ActrecError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
     with client:
+        client.run(_start_numba_threads)  # on each worker's event-loop thread: the same exit hang otherwise
         futures = client.map(
             render_partition,
             [kp_path] * len(todo),
@@ -260,9 +372,13 @@ def _run_distributed(todo, kp_path, hm_path, params, address: str, advance) -> N
             [params] * len(todo),
             pure=False,
         )
-        for n, fut in enumerate(dist_as_completed(futures), 1):
-            fut.result()
-            advance(n)
+        try:
+            for n, fut in enumerate(dist_as_completed(futures), 1):
+                fut.result()
+                advance(n)
+        except BaseException:
+            client.cancel(futures)
+            raise
 
 
 @lru_cache(maxsize=4)
@@ -302,9 +418,17 @@ def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: Rend
     # config, not zarr.config.set: that is process-global and partitions run in parallel threads.
     heatmaps = group["heatmaps"].with_config({"write_empty_chunks": True})
     heatmaps[part.frame_lo : part.frame_hi] = buf
+    shard_frames = heatmaps.shards[0]
+    shards = {shard_key(i): _file_crc(hm_path / shard_key(i)) for i in _partition_shards(part, shard_frames)}
+    payload = {
+        "partition": asdict(part),
+        "fingerprint": group.attrs["fingerprint"],
+        "boxes": boxes,
+        "checksums": sums,
+        "shards": shards,
+    }
     _write_marker(
-        hm_path / PROGRESS_DIR / f"{part.index}.json",
-        {"clip_lo": part.clip_lo, "clip_hi": part.clip_hi, "boxes": boxes, "checksums": sums},
+        hm_path / PROGRESS_DIR / f"{part.index}.json", {**payload, "digest": _marker_digest(payload)}
     )
     return len(buf)
 
@@ -340,16 +464,28 @@ def render_clip(
 def _write_marker(path: Path, payload: dict) -> None:
     # Written after the frames, and atomically: a marker exists only for a partition that is on disk.
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(payload))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _finalise(tmp: Path, kp: KeypointStore, parts: list[Partition]) -> None:
+    """Collect the markers into crop_boxes and checksums, copy the tables, then seal (complete=True)."""
     n = len(kp)
     boxes = np.zeros((n, 4), np.float64)
     sums = np.zeros(n, np.uint32)
+    fingerprint = zarr.open_group(str(tmp), mode="r").attrs["fingerprint"]
     for part in parts:
-        marker = json.loads((tmp / PROGRESS_DIR / f"{part.index}.json").read_text())
+        marker = _read_marker(tmp, part, fingerprint)
+        if (
+            marker is None
+        ):  # changed since this run checked or wrote it: never publish what we cannot vouch for
+            raise ActrecError(
+                f"{tmp / PROGRESS_DIR / f'{part.index}.json'} or its shards changed during the render: "
+                "run the render again (that partition is redone)"
+            )
         boxes[part.clip_lo : part.clip_hi] = marker["boxes"]
         sums[part.clip_lo : part.clip_hi] = marker["checksums"]
     group = zarr.open_group(str(tmp), mode="r+")
@@ -357,5 +493,5 @@ def _finalise(tmp: Path, kp: KeypointStore, parts: list[Partition]) -> None:
     group.create_array("checksums", data=sums, dimension_names=("clip",), overwrite=True)
     write_table(kp.table, tmp / CLIPS_FILE)
     write_table(read_rejects(kp.path), tmp / REJECTS_FILE)
-    group.attrs["complete"] = True
     shutil.rmtree(tmp / PROGRESS_DIR)
+    seal(tmp, DATA_ARRAYS, table_attrs(kp.table))

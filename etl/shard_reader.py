@@ -111,6 +111,11 @@ class ShardedFrameReader:
         if index is None:
             n = self.chunks_per_shard
             size = os.fstat(fd).st_size
+            if size < n * 16 + 4:
+                raise ActrecError(
+                    f"shard {self._shard_path(shard)} is truncated ({size} bytes): the store is damaged "
+                    "(run `actrec-etl verify`)"
+                )
             raw = os.pread(fd, n * 16 + 4, size - (n * 16 + 4))
             body, stored = raw[:-4], int.from_bytes(raw[-4:], "little")
             if crc32c.crc32c(body) != stored:
@@ -155,13 +160,16 @@ class ShardedFrameReader:
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
-            self._scratch.fill(0)  # a shard that holds only padding is never written
-            return
+            # render writes every shard (padding too): a missing one is lost data, never zeros
+            raise ActrecError(
+                f"shard {path} is missing: the store is damaged (run `actrec-etl verify`)"
+            ) from None
         try:
             offset, nbytes = self._shard_index(shard, fd)[inner]
             if offset == _EMPTY and nbytes == _EMPTY:
-                self._scratch.fill(0)
-                return
+                raise ActrecError(
+                    f"chunk {inner} of {path} was never written: the store is damaged (run `actrec-etl verify`)"
+                )
             raw = os.pread(fd, int(nbytes), int(offset))
         finally:
             os.close(fd)

@@ -22,6 +22,7 @@ class Layout:
     left_right_joints: tuple[tuple[int, int], ...]  # (left joint, right joint)
     left_right_limbs: tuple[tuple[int, int], ...]  # (left limb, right limb)
     description: str = ""
+    family: str = ""  # who writes this layout: "openpose", "coco" (COCO-style estimators), "kinect", ...
 
     @property
     def n_joints(self) -> int:
@@ -86,6 +87,7 @@ COCO17 = Layout(
     left_right_joints=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
     left_right_limbs=((0, 1), (2, 4), (3, 5), (6, 9), (7, 10), (8, 11), (12, 13), (14, 15)),
     description="COCO keypoints (HRNet, RTMPose, ViTPose, Detectron2 output); PoseC3D default",
+    family="coco",
 )
 
 # --- Penn Action: 13 joints, 14 limbs, 27 channels for joints+limbs (the original model's input). ---
@@ -98,6 +100,7 @@ PENN13 = Layout(
     left_right_joints=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)),
     left_right_limbs=((0, 1), (3, 5), (4, 6), (7, 8), (10, 12), (11, 13)),
     description="Penn Action annotations: head, shoulders, elbows, wrists, hips, knees, ankles",
+    family="dataset",
 )
 
 # --- OpenPose COCO-18 (neck added, different order from COCO-17). ---
@@ -111,6 +114,7 @@ OPENPOSE18 = Layout(
     left_right_joints=((5, 2), (6, 3), (7, 4), (11, 8), (12, 9), (13, 10), (15, 14), (17, 16)),
     left_right_limbs=((1, 0), (4, 2), (5, 3), (9, 6), (10, 7), (11, 8), (15, 13), (16, 14)),
     description="OpenPose COCO-18 model output (pose_keypoints_2d with 18 joints)",
+    family="openpose",
 )
 
 # --- OpenPose BODY_25. ---
@@ -128,6 +132,7 @@ BODY25 = Layout(
     left_right_limbs=((2, 1), (5, 3), (6, 4), (10, 7), (11, 8), (12, 9), (16, 14), (17, 15), (18, 21),
                       (19, 22), (20, 23)),
     description="OpenPose BODY_25 model output (pose_keypoints_2d with 25 joints)",
+    family="openpose",
 )
 
 # --- Kinect v2 / NTU RGB+D 25 joints (0-based from the 1-based NTU list). ---
@@ -145,6 +150,7 @@ NTU25 = Layout(
     left_right_limbs=((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19), (20, 22),
                       (21, 23)),
     description="Kinect v2 skeleton as in NTU RGB+D 60/120",
+    family="kinect",
 )
 
 # --- Kinect v1, 20 joints, in the UTD-MHAD order (NW-UCLA uses another order). ---
@@ -158,6 +164,7 @@ KINECT20 = Layout(
     left_right_joints=((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19)),
     left_right_limbs=((3, 7), (4, 8), (5, 9), (6, 10), (11, 15), (12, 16), (13, 17), (14, 18)),
     description="Kinect v1 skeleton in the UTD-MHAD joint order",
+    family="kinect",
 )
 
 # --- JHMDB puppet, 15 joints. ---
@@ -170,6 +177,7 @@ JHMDB15 = Layout(
     left_right_joints=((4, 3), (6, 5), (8, 7), (10, 9), (12, 11), (14, 13)),
     left_right_limbs=((3, 2), (6, 4), (7, 5), (9, 8), (12, 10), (13, 11)),
     description="JHMDB puppet joints (as in the DD-Net pickles)",
+    family="dataset",
 )
 
 # --- MediaPipe Pose / BlazePose, 33 landmarks and its POSE_CONNECTIONS. ---
@@ -190,10 +198,146 @@ MEDIAPIPE33 = Layout(
     left_right_limbs=((0, 4), (1, 5), (2, 6), (3, 7), (10, 16), (11, 17), (12, 18), (13, 19), (14, 20),
                       (15, 21), (22, 23), (25, 26), (27, 28), (29, 30), (31, 32), (33, 34)),
     description="MediaPipe Pose (BlazePose) 33 landmarks",
+    family="mediapipe",
 )
 
+# --- Layouts below give their limb mirror pairs through `_mirrored_limbs`: every limb's mirror is the limb between
+# the mirrored joints, computed once at import from the written-out joint pairs (and checked by the tests). ---
+
+
+def _mirrored_limbs(
+    limbs: tuple[tuple[int, int], ...], left_right_joints: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int], ...]:
+    flip = _permutation(1 + max(max(pair) for pair in limbs), left_right_joints)
+    index = {frozenset(limb): i for i, limb in enumerate(limbs)}
+    pairs = []
+    for i, (a, b) in enumerate(limbs):
+        j = index[frozenset((flip[a], flip[b]))]
+        if i < j:  # (the limb first in channel order, its mirror); a limb on the midline mirrors onto itself
+            left_first = any(a == left or b == left for left, _ in left_right_joints)
+            pairs.append((i, j) if left_first else (j, i))
+    return tuple(pairs)
+
+
+# --- Halpe-26 (AlphaPose's default model): COCO-17, then head, neck, hip (mid-hip) and six foot points. ---
+_HALPE26_LIMBS = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 18), (6, 18), (5, 7), (7, 9), (6, 8), (8, 10), (17, 18),
+                  (18, 19), (19, 11), (19, 12), (11, 13), (12, 14), (13, 15), (14, 16), (20, 24), (21, 25),
+                  (23, 25), (22, 24), (15, 24), (16, 25))
+_HALPE26_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (20, 21), (22, 23),
+                  (24, 25))
+HALPE26 = Layout(
+    name="halpe26",
+    joints=(*COCO17.joints, "head", "neck", "mid_hip", "left_big_toe", "right_big_toe", "left_small_toe",
+            "right_small_toe", "left_heel", "right_heel"),
+    limbs=_HALPE26_LIMBS,
+    left_right_joints=_HALPE26_PAIRS,
+    left_right_limbs=_mirrored_limbs(_HALPE26_LIMBS, _HALPE26_PAIRS),
+    description="Halpe full-body 26 keypoints (AlphaPose; Halpe's 'hip' is the mid-hip point)",
+    family="coco",
+)
+
+# --- CrowdPose-14: twelve limb joints, then head (top) and neck. ---
+_CROWDPOSE14_LIMBS = ((12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (0, 6), (1, 7), (6, 7),
+                      (6, 8), (8, 10), (7, 9), (9, 11))
+_CROWDPOSE14_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11))
+CROWDPOSE14 = Layout(
+    name="crowdpose14",
+    joints=(*COCO17.joints[5:], "head", "neck"),
+    limbs=_CROWDPOSE14_LIMBS,
+    left_right_joints=_CROWDPOSE14_PAIRS,
+    left_right_limbs=_mirrored_limbs(_CROWDPOSE14_LIMBS, _CROWDPOSE14_PAIRS),
+    description="CrowdPose 14 keypoints (AlphaPose/MMPose CrowdPose models)",
+    family="coco",
+)
+
+# --- MPII-16 (MPII Human Pose; also the LSP-extended order of many older estimators). ---
+_MPII16_LIMBS = ((0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11), (11, 12),
+                 (12, 7), (13, 7), (13, 14), (14, 15))
+_MPII16_PAIRS = ((5, 0), (4, 1), (3, 2), (15, 10), (14, 11), (13, 12))
+MPII16 = Layout(
+    name="mpii16",
+    joints=("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis", "thorax",
+            "upper_neck", "head_top", "right_wrist", "right_elbow", "right_shoulder", "left_shoulder",
+            "left_elbow", "left_wrist"),
+    limbs=_MPII16_LIMBS,
+    left_right_joints=_MPII16_PAIRS,
+    left_right_limbs=_mirrored_limbs(_MPII16_LIMBS, _MPII16_PAIRS),
+    description="MPII Human Pose 16 joints (r_ankle ... l_wrist)",
+    family="mpii",
+)
+
+# --- Human3.6M-17 in the VideoPose3D / MMPose order (root = pelvis; H36M's 'foot' joints are the ankles). ---
+_H36M17_LIMBS = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10), (8, 11),
+                 (11, 12), (12, 13), (8, 14), (14, 15), (15, 16))
+_H36M17_PAIRS = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
+H36M17 = Layout(
+    name="h36m17",
+    joints=("pelvis", "right_hip", "right_knee", "right_foot", "left_hip", "left_knee", "left_foot", "spine",
+            "thorax", "neck_base", "head", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",
+            "right_elbow", "right_wrist"),
+    limbs=_H36M17_LIMBS,
+    left_right_joints=_H36M17_PAIRS,
+    left_right_limbs=_mirrored_limbs(_H36M17_LIMBS, _H36M17_PAIRS),
+    description="Human3.6M 17 joints as in VideoPose3D/MMPose (pelvis, right leg, left leg, spine, head, arms)",
+    family="h36m",
+)
+
+# --- PoseTrack-17 (PoseTrack 2017/2018 annotations): COCO-17 with head_bottom/head_top where COCO has eyes. ---
+_POSETRACK17_LIMBS = ((0, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11),
+                      (6, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
+_POSETRACK17_PAIRS = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+POSETRACK17 = Layout(
+    name="posetrack17",
+    joints=("nose", "head_bottom", "head_top", *COCO17.joints[3:]),
+    limbs=_POSETRACK17_LIMBS,
+    left_right_joints=_POSETRACK17_PAIRS,
+    left_right_limbs=_mirrored_limbs(_POSETRACK17_LIMBS, _POSETRACK17_PAIRS),
+    description="PoseTrack 2017/2018 keypoints (the ears are never annotated in PoseTrack)",
+    family="coco",
+)
+
+
+# --- COCO-WholeBody-133: body (COCO-17), feet (6), face (68, iBUG order), left hand (21), right hand (21). ---
+def _wholebody() -> Layout:
+    feet = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
+    # iBUG-68 face points as (subject's right point, subject's left point) pairs; the others lie on the midline
+    face_pairs = ((0, 16), (1, 15), (2, 14), (3, 13), (4, 12), (5, 11), (6, 10), (7, 9), (17, 26), (18, 25),
+                  (19, 24), (20, 23), (21, 22), (31, 35), (32, 34), (36, 45), (37, 44), (38, 43), (39, 42),
+                  (40, 47), (41, 46), (48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63),
+                  (65, 67))
+    face = [f"face_center_{i}" for i in range(68)]
+    for k, (right, left) in enumerate(face_pairs):
+        face[right], face[left] = f"face_right_{k}", f"face_left_{k}"
+    fingers = ("thumb", "forefinger", "middle_finger", "ring_finger", "pinky_finger")
+    hand = ["hand_root", *(f"{finger}{k}" for finger in fingers for k in range(1, 5))]
+    joints = (*COCO17.joints, *feet, *face, *(f"left_{n}" for n in hand), *(f"right_{n}" for n in hand))
+    body_limbs = (*COCO17.limbs, (15, 17), (15, 18), (15, 19), (16, 20), (16, 21), (16, 22))
+    hand_limbs = []
+    for root in (91, 112):
+        for f in range(5):
+            chain = (root, *(root + 1 + 4 * f + k for k in range(4)))
+            hand_limbs += list(zip(chain[:-1], chain[1:], strict=True))
+    limbs = (*body_limbs, *hand_limbs)
+    pairs = (*COCO17.left_right_joints, (17, 20), (18, 21), (19, 22),
+             *((23 + left, 23 + right) for right, left in face_pairs), *((91 + i, 112 + i) for i in range(21)))
+    return Layout(
+        name="coco_wholebody133",
+        joints=joints,
+        limbs=limbs,
+        left_right_joints=pairs,
+        left_right_limbs=_mirrored_limbs(limbs, pairs),
+        description="COCO-WholeBody 133 keypoints (RTMPose/DWPose wholebody models); face and hands unlinked "
+        "to the body",
+        family="coco",
+    )
+
+
+COCO_WHOLEBODY133 = _wholebody()
+
 LAYOUTS: dict[str, Layout] = {
-    lay.name: lay for lay in (COCO17, PENN13, OPENPOSE18, BODY25, NTU25, KINECT20, JHMDB15, MEDIAPIPE33)
+    lay.name: lay
+    for lay in (COCO17, PENN13, OPENPOSE18, BODY25, NTU25, KINECT20, JHMDB15, MEDIAPIPE33, HALPE26, CROWDPOSE14,
+                MPII16, H36M17, COCO_WHOLEBODY133, POSETRACK17)
 }
 
 # fmt: on

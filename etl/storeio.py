@@ -3,18 +3,21 @@ one rename, and an exclusive lock so two writers never share a store."""
 
 from __future__ import annotations
 
-import fcntl
+import errno
+import hashlib
+import json
 import os
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import zarr
 
 from etl.errors import ActrecError
+from etl.locks import LOCK_SUFFIX, exclusive_lock, lock_path, shared_lock  # noqa: F401  (re-exported)
 
 PARTIAL_SUFFIX = ".partial"
-LOCK_SUFFIX = ".lock"
+SEAL_KEY = "integrity"  # attrs entry: sha256 of every metadata file and of the other attrs
 
 
 def partial_path(out: Path) -> Path:
@@ -22,8 +25,9 @@ def partial_path(out: Path) -> Path:
     return out.with_name(out.name + PARTIAL_SUFFIX)
 
 
-def open_group(path: str | Path, kind: str, format_version: int) -> zarr.Group:
-    """Open a finished store read-only after checking it is the expected kind and version."""
+def open_group(path: str | Path, kind: str, format_version: int, remake: str = "") -> zarr.Group:
+    """Open a finished store read-only after checking it is the expected kind and version, that it was
+    finished, and that its metadata files and attrs are the ones it was sealed with (see `seal`)."""
     path = Path(path)
     if not path.exists():
         hint = (
@@ -34,18 +38,126 @@ def open_group(path: str | Path, kind: str, format_version: int) -> zarr.Group:
         raise ActrecError(f"store {path} does not exist{hint}")
     try:
         group = zarr.open_group(str(path), mode="r")
+        attrs = dict(group.attrs)
     except Exception as exc:
-        raise ActrecError(f"{path} is not a zarr store: {exc}") from exc
-    found_kind = group.attrs.get("kind")
+        raise ActrecError(f"{path / 'zarr.json'} is unreadable, {path} is not a zarr store: {exc}") from exc
+    found_kind = attrs.get("kind")
     if found_kind != kind:
         raise ActrecError(f"{path} is a {found_kind or 'foreign zarr'} store, expected {kind}")
-    version = group.attrs.get("format_version")
+    version = attrs.get("format_version")
     if version != format_version:
         raise ActrecError(
             f"{path} has format_version {version}; this actrec reads version {format_version}. "
-            "Re-create the store with this version of actrec."
+            f"{remake or 'Re-create the store'} with this version of actrec."
         )
+    if attrs.get("complete") is not True:
+        raise ActrecError(
+            f"{path} is unfinished (attrs complete={attrs.get('complete')}): it is the temporary folder of an "
+            f"interrupted run, not a store. {remake or 'Re-create the store'}."
+        )
+    problems = seal_problems(path, attrs)
+    if problems:
+        where, what = problems[0]
+        raise ActrecError(f"{path / where}: {what}; the store is damaged. {remake or 'Re-create it'}.")
     return group
+
+
+# ---- sealing: every file except the bulk data chunks (which carry their own per-clip checksums) is recorded
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def attrs_digest(attrs: dict) -> str:
+    """sha256 of the attrs other than the seal itself, canonical JSON."""
+    rest = {k: v for k, v in attrs.items() if k != SEAL_KEY}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def _metadata_files(folder: Path, data_arrays: tuple[str, ...]) -> list[str]:
+    """Store-relative paths of every file but the group's zarr.json and the data arrays' chunks."""
+    out = []
+    for f in sorted(folder.rglob("*")):
+        if not f.is_file():
+            continue
+        rel = f.relative_to(folder).as_posix()
+        if rel == "zarr.json" or any(rel.startswith(f"{a}/c/") for a in data_arrays):
+            continue
+        out.append(rel)
+    return out
+
+
+def seal(folder: Path, data_arrays: tuple[str, ...], extra_attrs: dict) -> None:
+    """Finish a store: write `extra_attrs`, complete=True and the seal (sha256 of each metadata file and of
+    the attrs). Called last, on the temporary folder, just before the rename that publishes it."""
+    group = zarr.open_group(str(folder), mode="r+")
+    attrs = {**dict(group.attrs), **extra_attrs, "complete": True}
+    files = {rel: _sha256_file(folder / rel) for rel in _metadata_files(folder, data_arrays)}
+    attrs[SEAL_KEY] = {"data_arrays": list(data_arrays), "files": files, "attrs": attrs_digest(attrs)}
+    group.attrs.update(attrs)
+
+
+def seal_problems(folder: Path, attrs: dict) -> list[tuple[str, str]]:
+    """(file, what is wrong) for every sealed file that is missing, changed or unexpected, and for edited
+    attrs. Empty for an intact store. Costs one read of the metadata files (small: tables, per-clip arrays)."""
+    seal_ = attrs.get(SEAL_KEY)
+    if not isinstance(seal_, dict) or not isinstance(seal_.get("files"), dict):
+        return [("zarr.json", f"attrs[{SEAL_KEY!r}] is missing or malformed")]
+    problems = []
+    if attrs_digest(attrs) != seal_.get("attrs"):
+        problems.append(("zarr.json", "the store's attrs were edited after it was written"))
+    files: dict = seal_["files"]
+    for rel, digest in files.items():
+        f = folder / rel
+        if not f.is_file():
+            problems.append((rel, "file is missing"))
+        elif _sha256_file(f) != digest:
+            problems.append((rel, "file is damaged or was edited (sha256 differs from when it was written)"))
+    for rel in _metadata_files(folder, tuple(seal_.get("data_arrays", ()))):
+        if rel not in files:
+            problems.append((rel, "unexpected file (not part of the store when it was written)"))
+    return problems
+
+
+# ---- a full disk: one line naming the path, never a traceback
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when `exc` or anything it was raised from is ENOSPC / EDQUOT."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_error(path: Path, what: str) -> ActrecError:
+    free = ""
+    with suppress(OSError):
+        free = f" ({shutil.disk_usage(Path(path).parent).free / 2**20:.1f} MiB free there)"
+    return ActrecError(f"no space left on the device writing {path}{free}: {what}")
+
+
+@contextmanager
+def disk_errors(path: Path, what: str):
+    """Turn a full disk anywhere inside into one ActrecError naming `path` and saying what was kept."""
+    try:
+        yield
+    except ActrecError:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(path, what) from exc
+        raise
 
 
 def check_output(out: Path, *, overwrite: bool, hint: str = "") -> None:
@@ -73,44 +185,3 @@ def publish(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
     if old.exists():
         shutil.rmtree(old)
-
-
-def lock_path(out: Path) -> Path:
-    return out.with_name(out.name + LOCK_SUFFIX)
-
-
-@contextmanager
-def exclusive_lock(out: Path, what: str):
-    """Hold an exclusive, non-blocking flock on `<out>.lock` (a sibling, so it outlives the temporary folder).
-    The kernel drops the lock when the process dies, so a SIGKILLed run never leaves a stale lock (only an
-    unlocked file, reused next time). The file is removed on the way out, while still locked; a waiter that
-    opened it before the removal sees that its file is gone and starts over."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    path = lock_path(out)
-    fd = _lock_file(path, out, what)
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-        os.close(fd)
-
-
-def _lock_file(path: Path, out: Path, what: str) -> int:
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ActrecError(
-                f"another {what} is writing {out} right now (lock {path} is held); "
-                "wait for it to finish or stop it first"
-            ) from None
-        try:
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # we locked a file its previous holder had just removed: take the new one

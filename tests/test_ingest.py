@@ -64,7 +64,7 @@ def test_clip_table_columns_labels_and_api(keypoint_store):
     assert store.classes == sorted(df.label_name.unique())
     assert (df.label_name == [store.classes[i] for i in df.label]).all()
     assert df.clip_id.is_unique and set(df.split) == {"train", "test"}
-    assert store.attrs["format_version"] == 1 and store.attrs["layout"] == "coco17"
+    assert store.attrs["format_version"] == 2 and store.attrs["layout"] == "coco17"
     assert store.attrs["ingest"]["format"] == "coco-json"
 
 

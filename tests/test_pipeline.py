@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etl import pipeline_report
-
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DVC = BIN / "dvc"
@@ -161,44 +159,20 @@ def test_parsing_config_gives_no_flip():
     assert re.search(r"list\s*=\s*nargs", config)
 
 
-def test_git_keeps_dvc_lock_and_metrics():
-    """dvc.lock and the cache: false metrics must not be git-ignored (DVC refuses an ignored dvc.lock)."""
-    paths = [
-        "dvc.lock",
-        *(f"runs/{m}/{f}" for m in MODELS for f in ("eval.json", "metrics.json", "metrics.csv")),
+def test_git_keeps_dvc_lock_and_dvc_keeps_the_run_outputs():
+    """dvc.lock stays in git (DVC refuses an ignored dvc.lock); what a run rewrites (checkpoints, metrics,
+    eval.json) is DVC's, git-ignored and untracked, so a demo run leaves `git status` clean."""
+    done = subprocess.run(["git", "check-ignore", "dvc.lock"], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.strip() == "", "git ignores dvc.lock: see docs/pipeline.md, 'Git'"
+    outputs = [
+        f"runs/{m}/{f}"
+        for m in MODELS
+        for f in ("last.pt", "eval.json", "scores.json", "metrics.json", "metrics.csv", "plots/curves.png")
     ]
-    done = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True)
-    assert done.stdout.strip() == "", f"git ignores {done.stdout.split()}: see docs/pipeline.md, 'Git'"
-
-
-# ------------------------------------------------------------------------------------------ pipeline report
-
-
-def test_pipeline_report_table(tmp_path):
-    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
-    run_dir = tmp_path / "runs" / "c3d"
-    run_dir.mkdir(parents=True)
-    (run_dir / "eval.json").write_text(
-        json.dumps(
-            {"top1": 0.8125, "top5": 1.0, "mean_class_acc": 0.8, "n_clips": 80, "clips": 10, "flip": True}
-        )
-    )
-    (run_dir / "metrics.json").write_text(json.dumps({"epochs": 20, "train_time_s": 81.2}))
-    (run_dir / "plots").mkdir()
-    (run_dir / "plots" / "curves.png").write_bytes(b"png")
-    rows = pipeline_report.summary_rows(tmp_path)
-    assert [r["model"] for r in rows] == list(MODELS)
-    assert rows[0]["top1"] == 0.8125 and rows[1]["top1"] is None
-    table = pipeline_report.format_table(rows, tmp_path)
-    assert "81.2" in table and "100.0" in table and "10 + flip" in table
-    assert "not evaluated yet: cnn_lstm, cnn_lstm_attn" in table
-    assert "curves.png" in table and "dvc plots show" in table
-
-
-def test_pipeline_report_cli(tmp_path, capsys):
-    assert pipeline_report.main(["--root", str(tmp_path), "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert [r["model"] for r in rows] == list(MODELS)
+    ignored = subprocess.run(["git", "check-ignore", *outputs], cwd=ROOT, capture_output=True, text=True)
+    assert sorted(ignored.stdout.split()) == sorted(outputs)
+    tracked = subprocess.run(["git", "ls-files", "runs"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert [p for p in tracked.split() if not p.endswith(".gitignore")] == []
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -257,14 +231,32 @@ def test_nothing_changed_means_nothing_to_do(repo):
 
 
 @pytest.mark.slow
-def test_metrics_show_lists_the_three_models(repo):
+def test_metrics_show_lists_only_what_a_user_compares(repo):
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=repo).stdout)
     files = next(iter(metrics.values()))["data"]
+    assert sorted(files) == sorted(f"runs/{m}/scores.json" for m in MODELS)
     for m in MODELS:
-        assert "top1" in files[f"runs/{m}/eval.json"]["data"]
-        assert "val_top1" in files[f"runs/{m}/metrics.json"]["data"]
+        scores = files[f"runs/{m}/scores.json"]["data"]
+        assert set(scores) == {"top1", "top5", "mean_class_acc"}
+        ev = json.loads((repo / "runs" / m / "eval.json").read_text())
+        assert scores["top1"] == ev["top1"]  # the same numbers as the full evaluation
     table = dvc("metrics", "show", cwd=repo).stdout
-    assert all(f"runs/{m}/eval.json" in table for m in MODELS)
+    header = table.splitlines()[0].split()
+    assert header == ["Path", "mean_class_acc", "top1", "top5"], table
+
+
+@pytest.mark.slow
+def test_the_documented_exp_show_line_fits_a_terminal(repo):
+    """docs/pipeline.md's `dvc exp show` line: the experiment, the params a user varies and the test top-1."""
+    doc = (ROOT / "docs" / "pipeline.md").read_text()
+    line = re.search(r"^(dvc exp show --no-pager [^\n#]+?)\s*#", doc, re.M)
+    assert line, "docs/pipeline.md has no `dvc exp show --no-pager ...` line"
+    args = [a.strip("'") for a in re.findall(r"'[^']*'|\S+", line.group(1))][1:]
+    env = {**_env(), "COLUMNS": "100"}  # a terminal of 100 columns: nothing may be cut ("…")
+    done = subprocess.run([DVC, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    table = done.stdout
+    assert done.returncode == 0 and "…" not in table, table
+    assert "scores.json:top1" in table and "train.lr" in table and "train.epochs" in table, table
 
 
 @pytest.mark.slow
@@ -341,6 +333,23 @@ def test_more_epochs_resume_the_persisted_run(repo):
     rows_after = (repo / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()
     assert rows_after[: len(rows_before)] == rows_before and len(rows_after) == len(rows_before) + 1
     commit(repo, "one more epoch")
+
+
+@pytest.mark.slow
+def test_exp_with_fewer_epochs_than_the_finished_run_trains_its_own(repo):
+    """The persisted run has more epochs than the experiment asks: it must not be reported as the experiment's
+    result ("resumed at epoch 3/1"); the experiment trains from scratch with its own epochs."""
+    epochs = yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"]
+    assert epochs >= 2, "runs after test_more_epochs_resume_the_persisted_run"
+    done = dvc("exp", "run", "-S", "train.epochs=1", cwd=repo)
+    out = done.stdout + done.stderr
+    assert f"it has {epochs} epochs, more than the 1 asked" in out and "training from scratch" in out, out
+    assert len((repo / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()) == 1 + 1  # header
+    assert json.loads((repo / "runs" / "c3d" / "metrics.json").read_text())["epochs"] == 1
+    ev = json.loads((repo / "runs" / "c3d" / "eval.json").read_text())
+    assert ev["checkpoint_epoch"] == 1  # the experiment's scores are of its own 1-epoch model
+    run(["git", "checkout", "--", "params.yaml", "dvc.lock"], cwd=repo)
+    dvc("checkout", "--force", cwd=repo)
 
 
 @pytest.mark.slow

@@ -70,6 +70,13 @@ def test_formats_are_the_documented_ones():
         "penn-action",
         "jhmdb-ddnet",
         "utd-mhad",
+        "ntu-skeleton",
+        "stgcn-npy",
+        "kinetics-skeleton",
+        "mmpose-json",
+        "yolo-pose",
+        "mediapipe",
+        "dlc",
     )
 
 

@@ -35,7 +35,7 @@ def _files(store: Path) -> dict[str, bytes]:
 def test_store_layout_and_attrs(heatmap_store, keypoint_store, small_render):
     hm, kp = HeatmapStore.open(heatmap_store), KeypointStore.open(keypoint_store)
     attrs = hm.attrs
-    assert attrs["complete"] is True and attrs["format_version"] == 1
+    assert attrs["complete"] is True and attrs["format_version"] == 2
     assert (
         len(hm.channels) == 34
         and hm.channels[0] == "joint:nose"

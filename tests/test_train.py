@@ -18,6 +18,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from etl.errors import ActrecError
 from etl.heatmap_store import HeatmapStore
 from train.augment import hflip, random_resized_crop_flip, to_model_input
 from train.checkpoint import load_checkpoint
@@ -223,11 +224,65 @@ def test_sigkill_then_resume_continues_exactly(heatmap_store, tmp_path):
     assert len(pd.read_csv(run / "metrics.csv")) == 3
 
 
-def test_resume_with_other_settings_starts_over(heatmap_store, tmp_path):
-    fit(tiny(heatmap_store, tmp_path / "run", epochs=1), log=_quiet)
+def test_resume_with_other_settings_is_refused_unless_overwrite(heatmap_store, tmp_path):
+    run = tmp_path / "run"
+    fit(tiny(heatmap_store, run, epochs=1), log=_quiet)
+    before = (run / "last.pt").read_bytes()
+    with pytest.raises(ActrecError, match=r"different settings \(lr\).*--overwrite"):
+        fit(replace(tiny(heatmap_store, run, epochs=1, lr=5e-4), resume=True), log=_quiet)
+    assert (run / "last.pt").read_bytes() == before  # refused: nothing touched
     lines = []
-    fit(replace(tiny(heatmap_store, tmp_path / "run", epochs=1, lr=5e-4), resume=True), log=lines.append)
-    assert any("different settings (lr)" in line for line in lines)
+    fit(replace(tiny(heatmap_store, run, epochs=1, lr=5e-4), resume=True, overwrite=True), log=lines.append)
+    assert any("different settings (lr)" in line and "from scratch" in line for line in lines)
+    assert load_checkpoint(run / "last.pt")["fit_config"]["lr"] == 5e-4
+
+
+def test_fit_never_replaces_a_run_unasked(heatmap_store, tmp_path):
+    run = tmp_path / "run"
+    fit(tiny(heatmap_store, run, model="cnn_lstm_attn", epochs=1), log=_quiet)
+    assert (run / "plots" / "attention.png").is_file()
+    before = (run / "last.pt").read_bytes()
+    with pytest.raises(ActrecError, match="already holds a run .*--resume.*--overwrite"):
+        fit(tiny(heatmap_store, run, epochs=1), log=_quiet)
+    assert (run / "last.pt").read_bytes() == before
+    result = runner.invoke(app, ["fit", str(heatmap_store), "--model", "c3d", "--out", str(run)])
+    assert (
+        result.exit_code == 1 and "already holds a run" in result.output and "Traceback" not in result.output
+    )
+    # --overwrite: a c3d run replaces the attention run, and leaves none of its files behind
+    fit(replace(tiny(heatmap_store, run, epochs=1), overwrite=True), log=_quiet)
+    assert load_checkpoint(run / "last.pt")["model_name"] == "c3d"
+    assert not (run / "plots" / "attention.png").exists()
+
+
+def test_resume_with_fewer_epochs_trains_from_scratch_with_overwrite(heatmap_store, tmp_path):
+    """An experiment asking for fewer epochs than a finished run gets a run of its own length, never the
+    longer run's numbers; more epochs continue; the same number has nothing to do."""
+    run = tmp_path / "run"
+    fit(tiny(heatmap_store, run, epochs=2), log=_quiet)
+    with pytest.raises(ActrecError, match="it has 2 epochs, more than the 1 asked"):
+        fit(replace(tiny(heatmap_store, run, epochs=1), resume=True), log=_quiet)
+    lines = []
+    fit(replace(tiny(heatmap_store, run, epochs=1), resume=True, overwrite=True), log=lines.append)
+    assert any("from scratch" in line for line in lines)
+    assert len(pd.read_csv(run / "metrics.csv")) == 1 and load_checkpoint(run / "last.pt")["epoch"] == 0
+    ref = tmp_path / "ref"
+    fit(tiny(heatmap_store, ref, epochs=1), log=_quiet)
+    a, b = _weights(ref / "last.pt"), _weights(run / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same as a fresh 1-epoch run
+    lines = []
+    fit(replace(tiny(heatmap_store, run, epochs=1), resume=True, overwrite=True), log=lines.append)
+    assert any("nothing to train" in line for line in lines)
+    assert not any("epoch 2/1" in line for line in lines)
+    fit(replace(tiny(heatmap_store, run, epochs=2), resume=True, overwrite=True), log=lines.append)
+    assert any("resuming" in line and "epoch 2/2" in line for line in lines)
+    assert len(pd.read_csv(run / "metrics.csv")) == 2
+
+
+def test_unknown_model_leaves_no_run_folder(heatmap_store, tmp_path):
+    result = runner.invoke(app, ["fit", str(heatmap_store), "--model", "c3dd", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "--model must be one of" in result.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_resume_notices_a_re_rendered_store_at_the_same_path(
@@ -242,7 +297,7 @@ def test_resume_notices_a_re_rendered_store_at_the_same_path(
     fit(tiny(store, tmp_path / "run", epochs=1), log=_quiet)
     render(keypoint_store, store, replace(small_render, sigma=1.0), overwrite=True)
     lines = []
-    fit(replace(tiny(store, tmp_path / "run", epochs=1), resume=True), log=lines.append)
+    fit(replace(tiny(store, tmp_path / "run", epochs=1), resume=True, overwrite=True), log=lines.append)
     assert any("the heatmap store's contents" in line for line in lines)
     assert (
         load_checkpoint(tmp_path / "run" / "last.pt")["data"]["render"]

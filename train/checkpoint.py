@@ -13,14 +13,23 @@ from pathlib import Path
 import torch
 
 from etl.errors import ActrecError
+from etl.storeio import disk_full_error, is_disk_full
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    # Write then rename: a run killed mid-save leaves the previous checkpoint intact.
+    # Write then rename: a run killed mid-save leaves the previous checkpoint intact. Through a Python file:
+    # a full disk then raises OSError(ENOSPC) (torch's own writer reports only "unexpected pos").
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, Exception) and is_disk_full(exc):
+            raise disk_full_error(path, f"{path.name} was not updated (the previous one is intact)") from None
+        raise
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

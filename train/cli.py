@@ -27,6 +27,8 @@ app = typer.Typer(
     help="actrec trainer: fit, evaluate and predict with the three models, streaming from zarr.",
 )
 console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
+# what `evaluate --scores` keeps: the numbers a user compares across models and experiments (dvc metrics show)
+SCORE_KEYS = ("top1", "top5", "mean_class_acc")
 
 StorePath = Annotated[
     Path,
@@ -73,7 +75,14 @@ def fit(
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     resume: Annotated[
-        bool, typer.Option(help="continue from RUN_DIR/last.pt if it matches these settings")
+        bool,
+        typer.Option(
+            help="continue RUN_DIR/last.pt: same settings and data, at most --epochs epochs trained"
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="replace the run in --out (with --resume: only when it cannot be continued)"),
     ] = False,
     source: Source = "heatmaps",
     renderer: Annotated[
@@ -121,6 +130,7 @@ def fit(
         seed=seed,
         device=device,
         resume=resume,
+        overwrite=overwrite,
         source=source,
         renderer=renderer,
         channels=channels,
@@ -158,6 +168,10 @@ def evaluate(
     clips: Annotated[int, typer.Option(min=1, help="uniformly spaced views per clip")] = 10,
     flip: Annotated[bool, typer.Option(help="also score the mirrored views")] = True,
     out: Annotated[Path | None, typer.Option("--out", "-o", dir_okay=False, help="metrics JSON")] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="also write just top1, top5 and mean_class_acc here (DVC metrics)"),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     workers: Annotated[int, typer.Option(min=0)] = 2,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
@@ -190,10 +204,11 @@ def evaluate(
         f"top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
         f"mean class acc {metrics['mean_class_acc']:.3f}"
     )
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(metrics, indent=2) + "\n")
-        console.print(f"wrote {out}")
+    for path, content in ((out, metrics), (scores, {k: metrics[k] for k in SCORE_KEYS})):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(content, indent=2) + "\n")
+            console.print(f"wrote {path}", markup=False, highlight=False)
 
 
 @app.command()

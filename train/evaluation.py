@@ -63,7 +63,19 @@ def check_render_settings(store, render: dict, store_path: str, checkpoint: str)
         )
 
 
-def evaluate_checkpoint(
+def evaluate_checkpoint(checkpoint: str, store_path: str, **kw) -> dict:
+    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged.
+    The store is read under a shared lock, so no render replaces it meanwhile.
+
+    source "heatmaps": the fixed views of a heatmap store; "keypoints": the same views rendered from a
+    keypoint store with the checkpoint's render settings (the values a heatmap store of them holds)."""
+    from etl.heatmap_store import reading_store
+
+    with reading_store(store_path, "evaluation"):
+        return _evaluate_checkpoint(checkpoint, store_path, **kw)
+
+
+def _evaluate_checkpoint(
     checkpoint: str,
     store_path: str,
     *,
@@ -76,10 +88,6 @@ def evaluate_checkpoint(
     on_batch=None,
     source: str = "heatmaps",
 ) -> dict:
-    """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged.
-
-    source "heatmaps": the fixed views of a heatmap store; "keypoints": the same views rendered from a
-    keypoint store with the checkpoint's render settings (the values a heatmap store of them holds)."""
     from etl.errors import ActrecError
     from etl.heatmap_store import value_scale
     from train.checkpoint import load_checkpoint

@@ -14,6 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,21 +25,25 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from etl.errors import ActrecError
-from etl.heatmap_store import value_scale
+from etl.heatmap_store import reading_store, value_scale
 from etl.render import RenderParams
+from etl.storeio import SEAL_KEY, exclusive_lock
 from train.augment import resize, to_model_input
 from train.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from train.data import EpochSampler, TimedLoader, make_loader, select_clips
 from train.evaluation import predict_loader
 from train.metrics import classification_metrics
-from train.models import build_model, model_from_config
+from train.models import MODELS, build_model, model_from_config
 from train.plots import plot_attention, plot_confusion, plot_curves
 from train.sources import SOURCES, clip_dataset, open_source, resolve_renderer, train_input
 
 SCHEDULES = ("cosine", "step", "constant")
 _RENDER = RenderParams()  # `--source keypoints` takes `actrec-etl render`'s options with its defaults
 # Fields that may differ between a run and its resumption (they do not change what is learned).
-RESUME_FREE = {"epochs", "resume", "workers", "device", "out", "store"}  # the store is compared by content
+RESUME_FREE = {"epochs", "resume", "overwrite", "workers", "device", "out", "store"}  # store: by content
+# What a run folder holds; --overwrite removes these before training from scratch (no stale plots or best.pt).
+RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "metrics.json")
+RUN_PLOTS = ("curves.png", "confusion.png", "attention.png")
 
 
 @dataclass
@@ -66,6 +71,7 @@ class FitConfig:
     seed: int = 0
     device: str = "auto"
     resume: bool = False
+    overwrite: bool = False  # replace a run in `out` (else fit refuses to touch it)
     source: str = (
         "heatmaps"  # heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly)
     )
@@ -97,13 +103,24 @@ class FitConfig:
                 raise ActrecError(f"--{name.replace('_', '-')} must be >= 1")
         if self.lr <= 0:
             raise ActrecError("--lr must be positive")
+        if self.model not in MODELS:
+            raise ActrecError(f"--model must be one of {', '.join(MODELS)}, not {self.model!r}")
 
 
 def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> dict:
     """Train cfg.model on cfg.store; returns the final metrics dict (also written to RUN_DIR/metrics.json).
 
-    `progress(kind, total)` may return a callback `advance(n, **fields)` for a progress bar (CLI only)."""
+    `progress(kind, total)` may return a callback `advance(n, **fields)` for a progress bar (CLI only).
+    The store is read under a shared lock (no render replaces it meanwhile) and the run folder is locked
+    (two fits never write one --out)."""
     cfg.check()
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    run_lock = exclusive_lock(Path(cfg.out), "fit") if main_rank else nullcontext()
+    with reading_store(cfg.store, "fit"), run_lock:
+        return _fit(cfg, log, progress)
+
+
+def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     out = Path(cfg.out)
 
     # ---- set-up: device, distributed, determinism
@@ -117,8 +134,6 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
     if cuda:
         torch.backends.cudnn.benchmark = True
     plots = out / "plots"  # curves.png, confusion.png, attention.png (cnn_lstm_attn)
-    if main:
-        plots.mkdir(parents=True, exist_ok=True)
 
     # ---- data: clips chosen by pandas queries on the clip table; the store gives channels, size, classes
     store = open_source(cfg.source, cfg.store, cfg.render_params())
@@ -162,9 +177,13 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
         seed=cfg.seed,
     )
 
-    # ---- resume: only from a run with the same settings (else start over, saying so)
+    # ---- resume: only from a run with the same settings and fewer epochs; never replace a run unasked
     data_id = _store_identity(attrs)
-    ckpt = _resumable_checkpoint(out / "last.pt", cfg, data_id, log) if cfg.resume else None
+    ckpt = _starting_checkpoint(out / "last.pt", cfg, data_id, log)
+    if main:
+        if ckpt is None:
+            _clear_run(out)
+        plots.mkdir(parents=True, exist_ok=True)
 
     # ---- model
     if ckpt is not None:
@@ -194,7 +213,10 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
             group["lr"] = base * _lr_factor(cfg)(start_epoch)
         history = list(ckpt["history"])  # rows of epochs 1..start_epoch (1-based)
-        log(f"resuming {out / 'last.pt'} at epoch {start_epoch + 1}/{cfg.epochs} (best {best:.3f})")
+        if start_epoch < cfg.epochs:
+            log(f"resuming {out / 'last.pt'} at epoch {start_epoch + 1}/{cfg.epochs} (best {best:.3f})")
+        else:
+            log(f"{out / 'last.pt'} has trained all {cfg.epochs} epochs already: nothing to train")
     if main:
         n_params = sum(p.numel() for p in model.parameters())
         log(
@@ -286,6 +308,7 @@ def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> di
                 "data": data_id,
                 "val_metrics": {k: v for k, v in m.items() if k != "confusion_matrix"},
             }
+            store.check_unchanged()  # never checkpoint an epoch whose data came from a replaced store
             # last.pt goes last: whatever a resume from it implies (best.pt, metrics, plots) is on disk first
             pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
             plot_curves(pd.DataFrame(history), plots / "curves.png", f"{cfg.model} ({cfg.preset})")
@@ -357,23 +380,62 @@ def _lr_factor(cfg: FitConfig) -> Callable[[int], float]:
 
 
 def _store_identity(attrs: dict) -> dict:
-    """What the model learns from: the render settings and the keypoints they were rendered from."""
-    return {"render": attrs["fingerprint"], "keypoints": attrs["keypoints"]["content_hash"]}
+    """What the model learns from: the render settings, the keypoints they were rendered from, and the clip
+    table (labels, splits: its sha256 from the store's seal)."""
+    return {
+        "render": attrs["fingerprint"],
+        "keypoints": attrs["keypoints"]["content_hash"],
+        "clips": attrs[SEAL_KEY]["files"]["clips.parquet"],
+    }
 
 
-def _resumable_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict | None:
+def _starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict | None:
+    """The checkpoint to continue from, or None to train from scratch. A run in `out` is continued only with
+    --resume, when its settings and data match and it has at most cfg.epochs epochs; it is replaced only with
+    --overwrite; anything else is refused, so a result is never reported under settings it was not trained with."""
     if not path.exists():
-        log(f"--resume: no {path} yet, starting a new run")
+        if cfg.resume:
+            log(f"--resume: no {path} yet, starting a new run")
         return None
     ckpt = load_checkpoint(path)
-    saved = ckpt["fit_config"]
+    done, saved = int(ckpt["epoch"]) + 1, ckpt["fit_config"]
+    what = f"{ckpt['model_name']}, {done}/{saved.get('epochs', '?')} epochs"
+    if not cfg.resume:
+        if cfg.overwrite:
+            log(f"--overwrite: replacing the run in {path.parent} ({what})")
+            return None
+        raise ActrecError(
+            f"{path.parent} already holds a run ({what}): pass --resume to continue it, --overwrite to replace "
+            "it, or another --out"
+        )
     changed = sorted(k for k, v in asdict(cfg).items() if k not in RESUME_FREE and saved.get(k) != v)
     if ckpt.get("data") != data_id:
-        changed.append("the heatmap store's contents")
-    if changed or ckpt["model_name"] != cfg.model:
-        log(f"--resume: {path} was trained with different settings ({', '.join(changed)}); starting over")
-        return None
-    return ckpt
+        changed.append("the heatmap store's contents or its clip table (labels, splits)")
+    if ckpt["model_name"] != cfg.model and "model" not in changed:
+        changed.append("model")
+    if changed:
+        reason = f"it was trained with different settings ({', '.join(changed)})"
+    elif done > cfg.epochs:
+        reason = (
+            f"it has {done} epochs, more than the {cfg.epochs} asked (its schedule was for {saved['epochs']})"
+        )
+    else:
+        return ckpt
+    if not cfg.overwrite:
+        raise ActrecError(
+            f"cannot resume {path}: {reason}; pass --overwrite to train from scratch into {path.parent}, or "
+            "another --out"
+        )
+    log(f"--resume: not continuing {path}: {reason}; --overwrite: training from scratch")
+    return None
+
+
+def _clear_run(out: Path) -> None:
+    """Before training from scratch: remove what an earlier run left (its checkpoints, metrics and plots)."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name in RUN_PLOTS:
+        (out / "plots" / name).unlink(missing_ok=True)
 
 
 def _reduce(loss_sum: float, correct: int, seen: int, device, world: int) -> tuple[float, float]:

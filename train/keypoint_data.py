@@ -22,9 +22,11 @@ from torch.utils.data import Dataset
 
 from etl.compact import compact_box, to_canvas
 from etl.errors import ActrecError
-from etl.keypoint_store import KeypointStore
+from etl.heatmap_store import store_identity
+from etl.keypoint_store import REMAKE, KeypointStore, clip_checksum
 from etl.render import RenderParams
 from etl.skeleton import Layout
+from etl.storeio import SEAL_KEY
 from train.kp_augment import random_train_view
 from train.sampling import sample_test, sample_train
 
@@ -42,6 +44,7 @@ class KeypointSource:
         params.check()
         self.path = Path(path)
         self.params = params
+        self._identity = store_identity(self.path)
         self.kp = KeypointStore.open(path)
         self.table = self.kp.table
         self.layout: Layout = self.kp.layout
@@ -67,6 +70,7 @@ class KeypointSource:
                 "content_hash": kp_attrs["content_hash"],
                 "format_version": kp_attrs["format_version"],
             },
+            SEAL_KEY: kp_attrs.get(SEAL_KEY),  # the clip table's sha256: part of a run's data identity
         }
         self.coords = np.asarray(self.kp.group["coords"][:])  # (R, V, 2) float32
         self.scores = np.asarray(self.kp.group["scores"][:])  # (R, V) float32
@@ -74,6 +78,26 @@ class KeypointSource:
         self.n_persons = self.table["n_persons"].to_numpy(np.int64)
         self.n_frames = self.table["n_frames"].to_numpy(np.int64)
         self.img_hw = self.table[["img_h", "img_w"]].to_numpy(np.int64)
+        self._verify()
+
+    def check_unchanged(self) -> None:
+        """Raise if the store at self.path is no longer the one read (as HeatmapStore.check_unchanged): a
+        checkpoint must not name data that is not what it was trained on."""
+        if store_identity(self.path) != self._identity:
+            raise ActrecError(
+                f"{self.path} was replaced or changed while training read it (an ingest --overwrite, dvc "
+                "checkout, or a copy?): stop and start the command again"
+            )
+
+    def _verify(self) -> None:
+        """Every clip against its checksum, once (the in-memory copy is what training reads)."""
+        for row in range(len(self.table)):
+            a, b = int(self.row_offsets[row]), int(self.row_offsets[row + 1])
+            if clip_checksum(self.coords[a:b], self.scores[a:b]) != int(self.kp.checksums[row]):
+                raise ActrecError(
+                    f"{self.path}: clip {self.table.clip_id.iat[row]} (rows {a}-{b} of coords/scores) fails its "
+                    f"checksum: the store is damaged (run `actrec-etl verify`). {REMAKE}."
+                )
 
     def __len__(self) -> int:
         return len(self.table)

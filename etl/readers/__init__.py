@@ -3,7 +3,8 @@
 `read_source` is the one entry point. Readers stream clip by clip and never raise for one bad file or clip: it
 becomes a `Reject` whose reason says what is wrong and where. Only an unusable call (no path exists, unknown
 format, bad options, unreadable manifest) raises ActrecError. Readers do not check joint counts against the
-layout (except openpose-json, which parses by it): `etl.validate.validate_clip` does.
+layout (except openpose-json, yolo-pose txt and CTR-GCN arrays, which parse by it): `etl.validate.validate_clip`
+does. Files that name their joints are read in the layout's order by name (`etl.readers.joint_order`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,23 @@ from pathlib import Path
 
 from etl.errors import ActrecError
 from etl.poseclip import PoseClip, Reject
-from etl.readers import coco_json, h5, jhmdb_ddnet, npz, openpose_json, penn_action, pyskl, utd_mhad
+from etl.readers import (
+    coco_json,
+    dlc,
+    h5,
+    jhmdb_ddnet,
+    kinetics_skeleton,
+    mediapipe,
+    mmpose_json,
+    npz,
+    ntu_skeleton,
+    openpose_json,
+    penn_action,
+    pyskl,
+    stgcn_npy,
+    utd_mhad,
+    yolo_pose,
+)
 from etl.readers.common import fallback_clip_id
 from etl.readers.detect import detect_format
 from etl.readers.manifest import load_classes, load_manifest
@@ -31,6 +48,13 @@ _READERS: dict[str, _Reader] = {
     "penn-action": penn_action.read,
     "jhmdb-ddnet": jhmdb_ddnet.read,
     "utd-mhad": utd_mhad.read,
+    "ntu-skeleton": ntu_skeleton.read,
+    "stgcn-npy": stgcn_npy.read,
+    "kinetics-skeleton": kinetics_skeleton.read,
+    "mmpose-json": mmpose_json.read,
+    "yolo-pose": yolo_pose.read,
+    "mediapipe": mediapipe.read,
+    "dlc": dlc.read,
 }
 FORMATS: tuple[str, ...] = tuple(_READERS)
 
@@ -100,3 +124,11 @@ def _check_options(fmt: str, options: ReadOptions) -> None:
         raise ActrecError(f"occluded_score must be in [0, 1], found {options.occluded_score}")
     if fmt == "jhmdb-ddnet":
         jhmdb_ddnet.chosen_split(options.split_protocol)
+    if options.image_size is not None and not (
+        len(options.image_size) == 2 and all(isinstance(v, int) and v > 0 for v in options.image_size)
+    ):
+        raise ActrecError(
+            f"image size must be two positive integers (height, width), found {options.image_size}"
+        )
+    if fmt == "ntu-skeleton":
+        ntu_skeleton.check_options(options.coords, options.split_protocol)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from etl.poseclip import PoseClip, Reject
+from etl.readers.alphapose import alphapose_tracks, frame_numbers_of_names
 from etl.readers.common import (
     ClipError,
     expand_files,
@@ -21,7 +22,9 @@ from etl.readers.common import (
     mark_missing,
     natural_key,
 )
+from etl.readers.joint_order import coco_category_names, order_for_layout
 from etl.readers.options import ReadContext
+from etl.skeleton import Layout
 
 FORMAT = "coco-json"
 PATTERNS = ("*.json",)
@@ -51,11 +54,11 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         data = load_json(path)
     except ClipError as exc:
         return file_reject(path, str(exc))
-    result = guarded(lambda: _clip(path, data), fallback_clip_id(path.stem), str(path))
+    result = guarded(lambda: _clip(path, data, ctx.options.layout), fallback_clip_id(path.stem), str(path))
     return ctx.labelled(result)
 
 
-def _clip(path: Path, data) -> PoseClip:
+def _clip(path: Path, data, layout: Layout) -> PoseClip:
     if isinstance(data, list):
         detections, images = data, None
     elif isinstance(data, Mapping) and isinstance(data.get("annotations"), list):
@@ -101,6 +104,10 @@ def _clip(path: Path, data) -> PoseClip:
         else:
             scores[person, t] = joints[:, 2]
     mark_missing(keypoints, scores, ~(scores > 0))
+    names = coco_category_names(data, detections, n_joints)
+    order = None if names is None else order_for_layout(names, layout, "categories[].keypoints")
+    if order is not None:  # the file's joints, read in the layout's order by name
+        keypoints, scores = keypoints[:, :, order], scores[:, :, order]
 
     img_h, img_w = _image_size(images) or extent_size(keypoints)
     return PoseClip(
@@ -150,6 +157,11 @@ def _frame_order(images: list | None, detections: list) -> list:
     """Image ids in frame order: images by frame_index, else file_name, else id; without images, sorted ids."""
     if images is None:
         ids = {det["image_id"] for det in detections}
+        numbered = frame_numbers_of_names(ids)  # AlphaPose names frames "0.jpg", "1.jpg", ...
+        if numbered is not None and _looks_like_frame_indices(set(numbered.values())):
+            by_number = {n: image_id for image_id, n in numbered.items()}
+            lo, hi = min(by_number), max(by_number)
+            return [by_number.get(n, ("no detection", n)) for n in range(lo, hi + 1)]
         if _looks_like_frame_indices(ids):
             # per-video results number images by frame (from 0 or 1): a frame between the first and the last
             # image nobody was detected in is a real, empty frame
@@ -177,7 +189,9 @@ def _looks_like_frame_indices(ids: set) -> bool:
 
 
 def _assign_persons(detections: list, frame_of: dict) -> list[int]:
-    """Person index per detection: by track_id when every detection has one, else by score rank in its frame."""
+    """Person index per detection: by track_id when every detection has one (AlphaPose's tracker writes it as
+    `idx`), else by score rank in its frame."""
+    detections = alphapose_tracks(detections)
     tracked = [det.get("track_id") is not None for det in detections]
     if any(tracked) and not all(tracked):
         raise ClipError(

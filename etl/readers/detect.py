@@ -12,8 +12,21 @@ import scipy.io
 
 from etl.errors import ActrecError
 from etl.readers.common import natural_key
+from etl.readers.detect_more import detect_new_format
 
-_KNOWN_SUFFIXES = (".pkl", ".pickle", ".json", ".h5", ".hdf5", ".npz", ".mat")
+_KNOWN_SUFFIXES = (
+    ".pkl",
+    ".pickle",
+    ".json",
+    ".h5",
+    ".hdf5",
+    ".npz",
+    ".mat",
+    ".skeleton",
+    ".txt",
+    ".npy",
+    ".csv",
+)
 _PEEK_BYTES = 64 * 1024
 _DDNET_NAME = re.compile(r"GT_(train|test)_\d+")
 
@@ -30,8 +43,8 @@ def detect_format(paths: list[Path]) -> str:
         fmt = _detect_path(path)
         if fmt is None:
             raise ActrecError(
-                f"cannot tell the format of {path}: expected .pkl, .json, .h5/.hdf5, .npz or .mat pose files "
-                "(or folders of them); pass --format explicitly"
+                f"cannot tell the format of {path}: expected .pkl, .json, .h5/.hdf5, .npz, .npy, .mat, .skeleton, "
+                ".txt or .csv pose files (or folders of them); pass --format explicitly"
             )
         found.setdefault(fmt, []).append(path)
     if len(found) > 1:
@@ -67,6 +80,9 @@ def _first_candidate(folder: Path) -> Path | None:
 
 def _detect_file(path: Path) -> str | None:
     suffix = path.suffix.lower()
+    new = detect_new_format(path)  # the formats of etl.readers.detect_more, told before the older ones
+    if new is not None:
+        return new
     if suffix in (".pkl", ".pickle"):
         return "jhmdb-ddnet" if _DDNET_NAME.fullmatch(path.stem) or _is_ddnet_pickle(path) else "pyskl"
     if suffix in (".h5", ".hdf5"):

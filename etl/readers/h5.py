@@ -24,6 +24,7 @@ from etl.readers.common import (
 )
 from etl.readers.generic import clip_from_arrays
 from etl.readers.options import ReadContext
+from etl.readers.sleap_axes import sleap_arrays, sleap_node_order
 
 FORMAT = "h5"
 PATTERNS = ("*.h5", "*.hdf5")
@@ -49,7 +50,7 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
             yield file_reject(path, f"cannot read the HDF5 structure (corrupt?): {describe_error(exc)}")
             return
         if kind == "sleap":
-            yield ctx.labelled(guarded(lambda: _sleap_clip(path, f), _sleap_id(path), str(path)))
+            yield ctx.labelled(guarded(lambda: _sleap_clip(path, f, ctx), _sleap_id(path), str(path)))
         elif kind == "many":
             root_attrs = dict(f.attrs)  # file-level attrs are defaults for every clip (e.g. fps)
             for name in names:
@@ -117,26 +118,14 @@ def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx
     )
 
 
-def _sleap_clip(path: Path, f: h5py.File) -> PoseClip:
-    # SLEAP writes its matrices column-major for MATLAB: h5py sees them transposed from the documented order.
-    tracks = np.asarray(_dataset(f, "tracks", "/"), dtype=np.float32)  # (n_tracks, 2, n_nodes, n_frames)
-    if tracks.ndim != 4 or tracks.shape[1] != 2:
-        raise ClipError(
-            f"SLEAP 'tracks' must be (n_tracks, 2, n_nodes, n_frames), found shape {tracks.shape}"
-        )
-    keypoints = np.ascontiguousarray(tracks.transpose(0, 3, 2, 1))  # (M, T, V, 2)
+def _sleap_clip(path: Path, f: h5py.File, ctx: ReadContext) -> PoseClip:
+    keypoints, scores = sleap_arrays(f)  # (M, T, V, 2), (M, T, V) or None: axis order as the file says
+    order = sleap_node_order(f, keypoints.shape[2], ctx.options.layout)  # nodes named like layout joints
+    if order is not None:
+        keypoints = np.ascontiguousarray(keypoints[:, :, order])
+        scores = None if scores is None else np.ascontiguousarray(scores[:, :, order])
     present = np.isfinite(keypoints).all(axis=-1)  # (M, T, V)
-    if "point_scores" in f:
-        point_scores = np.asarray(
-            _dataset(f, "point_scores", "/"), dtype=np.float32
-        )  # (n_tracks, n_nodes, n_frames)
-        expected = (tracks.shape[0], tracks.shape[2], tracks.shape[3])
-        if point_scores.shape != expected:
-            raise ClipError(
-                f"SLEAP 'point_scores' must be (n_tracks, n_nodes, n_frames) = {expected} to match 'tracks' "
-                f"{tracks.shape}, found {point_scores.shape}"
-            )
-        scores = np.ascontiguousarray(point_scores.transpose(0, 2, 1))  # (M, T, V)
+    if scores is not None:
         # user-labelled points carry no score: NaN where the point exists means "certain"
         scores[present & np.isnan(scores)] = 1.0
     else:

@@ -13,11 +13,13 @@ import numpy as np
 from etl.poseclip import PoseClip, Reject
 from etl.readers.coco_json import load_json
 from etl.readers.common import ClipError, extent_size, fallback_clip_id, guarded, mark_missing, natural_key
+from etl.readers.frame_gaps import frame_slots
 from etl.readers.options import ReadContext
 from etl.skeleton import LAYOUTS, Layout
 
 FORMAT = "openpose-json"
 _TRAILING_NUMBER = re.compile(r"(\d+)(?=\D*$)")
+HINT_FAMILIES = ("openpose", "coco")  # OpenPose itself, and AlphaPose/MMPose writing OpenPose-style JSON
 
 
 def clip_folders(paths: list[Path]) -> list[tuple[Path, list[Path]]]:
@@ -89,10 +91,11 @@ def _clip(folder: Path, frames: list[Path], layout: Layout) -> PoseClip:
 
     slots = _assign_persons(people_per_frame, frames)
     n_persons = max((max(s, default=-1) for s in slots), default=-1) + 1
-    keypoints = np.full((n_persons, len(frames), n_joints, 2), np.nan, np.float32)  # (M, T, V, 2)
-    scores = np.zeros((n_persons, len(frames), n_joints), np.float32)  # (M, T, V)
-    for t, (people, frame_slots) in enumerate(zip(people_per_frame, slots, strict=True)):
-        for (_, joints), m in zip(people, frame_slots, strict=True):
+    times, n_frames = frame_slots(frames)  # a frame number without a file is an empty frame
+    keypoints = np.full((n_persons, n_frames, n_joints, 2), np.nan, np.float32)  # (M, T, V, 2)
+    scores = np.zeros((n_persons, n_frames, n_joints), np.float32)  # (M, T, V)
+    for t, people, person_slots in zip(times, people_per_frame, slots, strict=True):
+        for (_, joints), m in zip(people, person_slots, strict=True):
             keypoints[m, t] = joints[:, :2]
             scores[m, t] = joints[:, 2]
     # OpenPose writes x = y = c = 0 for an undetected joint; any zero confidence carries no position
@@ -113,7 +116,10 @@ def _clip(folder: Path, frames: list[Path], layout: Layout) -> PoseClip:
 
 def _joint_count_message(frame: Path, person: int, n_values: int, layout: Layout) -> str:
     found = n_values / 3
-    candidates = [name for name, lay in LAYOUTS.items() if lay.n_joints * 3 == n_values]
+    # only layouts that pose estimators writing this format produce (a Kinect layout of the same size is no help)
+    candidates = [
+        name for name, lay in LAYOUTS.items() if lay.n_joints * 3 == n_values and lay.family in HINT_FAMILIES
+    ]
     hint = f"; --layout {' or '.join(candidates)} matches" if candidates else ""
     return (
         f"frame {frame.name} person {person}: pose_keypoints_2d has {n_values} values = {found:g} joints, but layout "

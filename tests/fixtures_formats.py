@@ -1,0 +1,59 @@
+"""Writers of realistic files in the formats added for issue 12 (NTU skeletons, ST-GCN arrays, Kinetics-skeleton,
+MMPose, YOLO-pose, MediaPipe, DeepLabCut), into tmp_path; nothing is copied from ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def ntu_bodies(n_bodies: int, n_frames: int, *, seed: int = 0) -> np.ndarray:
+    """(B, T, 25, 12) NTU joint values: x y z depthX depthY colorX colorY orientWXYZ trackingState."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n_bodies, n_frames, 25, 12))
+    for b in range(n_bodies):
+        base = np.stack([rng.uniform(-0.3, 0.3, 25), np.linspace(0.8, -0.8, 25), np.full(25, 3.0 + b)], -1)
+        t = np.arange(n_frames)[:, None, None]
+        xyz = base[None] + np.concatenate([np.sin(t / 6.0) * 0.05, np.zeros_like(t) + 0 * t, t * 0.002], -1)
+        out[b, :, :, 0:3] = xyz
+        out[b, :, :, 3] = 254.878 + 365.456 * xyz[..., 0] / xyz[..., 2]  # depthX
+        out[b, :, :, 4] = 205.395 - 365.456 * xyz[..., 1] / xyz[..., 2]  # depthY
+        out[b, :, :, 5] = 960 + 1060 * xyz[..., 0] / xyz[..., 2]  # colorX
+        out[b, :, :, 6] = 540 - 1060 * xyz[..., 1] / xyz[..., 2]  # colorY
+        out[b, :, :, 7:11] = rng.normal(0, 0.5, (n_frames, 25, 4))
+        out[b, :, :, 11] = 2
+    return out
+
+
+def write_ntu_skeleton(
+    path: Path, bodies: np.ndarray, body_ids: list[str], present: np.ndarray | None = None
+) -> Path:
+    """An NTU .skeleton text file; bodies (B, T, 25, 12); present (B, T) bool says which body is in which frame."""
+    n_bodies, n_frames = bodies.shape[:2]
+    present = np.ones((n_bodies, n_frames), bool) if present is None else present
+    lines = [str(n_frames)]
+    for t in range(n_frames):
+        in_frame = [b for b in range(n_bodies) if present[b, t]]
+        lines.append(str(len(in_frame)))
+        for b in in_frame:
+            lines.append(f"{body_ids[b]} 0 1 1 1 1 0 -0.0311 0.1224 2")
+            lines.append("25")
+            for j in range(25):
+                v = bodies[b, t, j]
+                lines.append(" ".join(f"{x:.7g}" for x in v[:11]) + f" {int(v[11])}")
+    path.write_text("\r\n".join(lines) + "\r\n")  # the release has Windows line ends
+    return path
+
+
+def stgcn_kinetics_arrays(n_clips: int, lengths: list[int], *, t_max: int = 300, seed: int = 0) -> np.ndarray:
+    """(N, 3, T, 18, 2) like ST-GCN's Kinetics gendata: x, y - 0.5 (normalised, centred), score; zero padded,
+    and 0 where the score is 0. Clip i has lengths[i] frames and one person; person 1 is empty padding."""
+    rng = np.random.default_rng(seed)
+    data = np.zeros((n_clips, 3, t_max, 18, 2), np.float32)
+    for i, n in enumerate(lengths):
+        xy = rng.uniform(0.2, 0.8, (2, 1, 18)) + np.linspace(0, 0.05, n)[None, :, None]
+        data[i, :2, :n, :, 0] = xy - 0.5
+        data[i, 2, :n, :, 0] = rng.uniform(0.2, 1.0, (n, 18))
+        data[i, :, :n, 3, 0] = 0  # an undetected joint
+    return data
