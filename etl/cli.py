@@ -11,10 +11,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from etl.cli_progress import progress_bar
 from etl.errors import ActrecError
+from etl.limits import DEFAULT_MAX_CLIP_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_PERSONS
 from etl.readers import FORMATS
 from etl.skeleton import LAYOUTS
 
@@ -26,6 +28,22 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def say(message: str) -> None:
+    """Print a line that may hold user text (paths, labels, expressions) verbatim: never parsed as markup."""
+    console.print(message, markup=False, highlight=False)
+
+
+def cells(*values) -> list[Text]:
+    """Table cells shown as plain text: a label '[/x]' is a label, not a closing tag."""
+    return [Text(str(v)) for v in values]
+
+
+def headers(*values) -> list[Column]:
+    """Table column headers shown as plain text (split names, column names from a file)."""
+    return [Column(header=Text(str(v))) for v in values]
+
 
 StorePath = Annotated[
     Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="a store folder")
@@ -40,7 +58,8 @@ def cli_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ActrecError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            # the message holds paths, labels and expressions from the user: plain text, never markup
+            err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -59,7 +78,7 @@ def demo_data(
 
     with progress_bar("demo data", unit="clips") as bar:
         summary = generate_demo_data(out, n_subjects=subjects, reps=reps, seed=seed, progress=bar.update_to)
-    console.print(
+    say(
         f"wrote {summary.n_clips} clips of {len(summary.classes)} actions to {out} "
         f"({', '.join(f'{k}: {v}' for k, v in summary.counts.items())}); manifest {summary.manifest}"
     )
@@ -109,6 +128,15 @@ def ingest(
     overwrite: Annotated[bool, typer.Option(help="replace an existing store")] = False,
     append: Annotated[bool, typer.Option(help="add clips with new ids to an existing store")] = False,
     strict: Annotated[bool, typer.Option(help="fail (write nothing) if any clip is rejected")] = False,
+    max_persons: Annotated[
+        int, typer.Option(min=1, help="reject a clip with more persons (tracks), checked before reading it")
+    ] = DEFAULT_MAX_PERSONS,
+    max_frames: Annotated[
+        int, typer.Option(min=1, help="reject a clip with more frames")
+    ] = DEFAULT_MAX_FRAMES,
+    max_clip_bytes: Annotated[
+        int, typer.Option(min=1, help="reject a clip (or a file's array) needing more bytes in memory")
+    ] = DEFAULT_MAX_CLIP_BYTES,
 ):
     """Read pose files, validate them and write a keypoint store with its clip table."""
     from etl.ingest import ingest as run_ingest
@@ -125,6 +153,9 @@ def ingest(
         project=project,
         occluded_score=occluded_score,
         split_protocol=split_protocol,
+        max_persons=max_persons,
+        max_frames=max_frames,
+        max_clip_bytes=max_clip_bytes,
         coords=coords,
         image_size=None if image_size is None else parse_image_size(image_size),
     )
@@ -141,7 +172,7 @@ def ingest(
             to_layout=None if to_layout is None else get_layout(to_layout),
             on_progress=lambda r: bar.update_to(r.n_read),
         )
-    console.print(
+    say(
         f"format {report.fmt}: {report.summary()} -> {out} ({report.n_total} clips, "
         f"{len(report.classes)} classes)"
     )
@@ -152,7 +183,7 @@ def ingest(
 def _print_rejects(rejects, limit: int = 10) -> None:
     table = Table("clip", "source", "reason", title=f"{len(rejects)} rejected (all in rejects.parquet)")
     for r in rejects[:limit]:
-        table.add_row(r.clip_id, r.source, r.reason)
+        table.add_row(*cells(r.clip_id, r.source, r.reason))
     if len(rejects) > limit:
         table.add_row("...", "", f"{len(rejects) - limit} more")
     console.print(table)
@@ -163,7 +194,10 @@ def _print_rejects(rejects, limit: int = 10) -> None:
 def query(
     store: StorePath,
     expr: Annotated[
-        str, typer.Argument(help="pandas query, e.g. \"split == 'test' and label_name == 'wave'\"")
+        str,
+        typer.Argument(
+            help="query (pandas syntax, checked, no code), e.g. \"split == 'test' and label_name == 'wave'\""
+        ),
     ],
     count: Annotated[bool, typer.Option("--count", help="print only the number of matching clips")] = False,
     columns: Annotated[str, typer.Option(help="comma-separated columns to show, or all")] = (
@@ -171,7 +205,7 @@ def query(
     ),
     limit: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 20,
 ):
-    """Run a pandas query on a store's clip table and print the matching clips (or their count)."""
+    """Select clips of a store's clip table with a query expression and print the matching clips (or their count)."""
     from etl.cliptable import query_clips, read_clip_table
 
     df = query_clips(read_clip_table(store), expr)
@@ -184,9 +218,9 @@ def query(
         raise ActrecError(f"unknown column(s) {', '.join(unknown)}; columns: {', '.join(df.columns)}")
     df = df[wanted]
     shown = df if limit == 0 else df.head(limit)
-    table = Table(*map(str, shown.columns), title=f"{len(df)} clips match {expr!r}")
+    table = Table(*headers(*shown.columns), title=Text(f"{len(df)} clips match {expr!r}"))
     for row in shown.itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*cells(*row))
     console.print(table)
 
 
@@ -198,10 +232,10 @@ def info(store: StorePath):
 
     summary = store_summary(store)
     for line in summary.header:
-        console.print(line, highlight=False)
-    table = Table("label", *summary.splits, "total", title="clips per label and split")
+        say(line)
+    table = Table("label", *headers(*summary.splits), "total", title="clips per label and split")
     for label, counts in summary.per_label.items():
-        table.add_row(label, *(str(counts.get(s, 0)) for s in summary.splits), str(sum(counts.values())))
+        table.add_row(*cells(label, *(counts.get(s, 0) for s in summary.splits), sum(counts.values())))
     table.add_row(
         "[bold]total",
         *(f"[bold]{summary.per_split.get(s, 0)}" for s in summary.splits),
@@ -211,7 +245,7 @@ def info(store: StorePath):
     if summary.reject_reasons:
         rej = Table("reason", "clips", title=f"{summary.n_rejected} rejected")
         for reason, n in summary.reject_reasons.items():
-            rej.add_row(reason, str(n))
+            rej.add_row(*cells(reason, n))
         console.print(rej)
 
 
@@ -273,7 +307,7 @@ def render(
     )
     if report.redone_partitions:
         resumed += f", {report.redone_partitions} redone (their done marker or shards did not check out)"
-    console.print(
+    say(
         f"rendered {report.n_clips} clips ({report.n_frames} frames) into {out}: "
         f"{report.bytes_stored / 2**20:.1f} MiB in {report.n_partitions} partitions{resumed}"
     )
@@ -296,7 +330,9 @@ def verify(store: StorePath):
         return
     for where, problem in report.bad:
         err_console.print(f"[bold red]damaged:[/] {escape(f'{store}/{where}: {problem}')}", highlight=False)
-    err_console.print(f"{len(report.bad)} problem(s) in {store}: the store is damaged", highlight=False)
+    err_console.print(
+        f"{len(report.bad)} problem(s) in {store}: the store is damaged", markup=False, highlight=False
+    )
     raise typer.Exit(1)
 
 
@@ -312,7 +348,7 @@ def show(
     from etl.show import save_filmstrip
 
     path = save_filmstrip(store, clip_id, out, n_frames=frames)
-    console.print(f"wrote {path}")
+    say(f"wrote {path}")
 
 
 @app.command()
@@ -344,9 +380,12 @@ def download(
         for row in list_datasets():
             size = f", {row['bytes'] / 1e6:.1f} MB" if row["bytes"] else ""
             check = "sha256 pinned" if row["verified"] else "NO sha256: needs --sha256 or --allow-unverified"
-            console.print(f"[bold]{row['name']}[/] ({row['files']} file(s){size}; {check})", highlight=False)
+            console.print(
+                Text.assemble((row["name"], "bold"), f" ({row['files']} file(s){size}; {check})"),
+                highlight=False,
+            )
             for key in ("description", "ingest", "licence", "citation", "checksum_note"):
-                console.print(f"  {key}: {row[key]}", highlight=False, soft_wrap=True)
+                say(f"  {key}: {row[key]}")
         return
     if (name is None) == (url is None):
         raise ActrecError("give a dataset NAME or --url URL (see --list)")
@@ -374,14 +413,14 @@ def download(
                 name, dest, sha256=sha256, allow_unverified=allow_unverified, progress=progress, force=force
             )
     if report.skipped:
-        console.print(f"{report.name}: already installed in {report.dest} (--force downloads again)")
+        say(f"{report.name}: already installed in {report.dest} (--force downloads again)")
         return
     extracted = f", {report.extracted} files unpacked" if report.extracted else ""
-    console.print(f"{report.name}: {len(report.files)} file(s) installed in {report.dest}{extracted}")
+    say(f"{report.name}: {len(report.files)} file(s) installed in {report.dest}{extracted}")
     for f in report.files:
         if not f["verified"]:
             err_console.print(
-                f"[yellow]not verified:[/] {f['name']} has sha256 {f['sha256']}; pass --sha256 {f['sha256']} "
+                f"[yellow]not verified:[/] {escape(str(f['name']))} has sha256 {f['sha256']}; pass --sha256 {f['sha256']} "
                 "next time to pin it",
                 highlight=False,
             )

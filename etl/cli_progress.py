@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,7 +26,8 @@ class Bar:
         self._progress.update(self._task, completed=done, total=total, **fields)
 
     def describe(self, text: str) -> None:
-        self._progress.update(self._task, description=text)
+        # the description column is rich markup: a file name like "[/x].json" must show as itself
+        self._progress.update(self._task, description=escape(text))
 
 
 def progress_columns(unit: str, extra: str = "") -> list:

@@ -1,6 +1,7 @@
 """The clip table: one row per clip, in store order, as parquet beside the zarr arrays of a store.
 
 Users query it with pandas (`etl.read_clips(store).query("split == 'test'")`); every stage carries it forward.
+The command lines select clips with `query_clips`, which never hands an expression to pandas.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from etl import safe_query
 from etl.errors import ActrecError
 
 CLIPS_FILE = "clips.parquet"
@@ -103,13 +105,11 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def query_clips(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
-    """`df.query(expr)` with an error that names the expression and the columns a user can use."""
+    """The rows matching a clip-selection expression (pandas query syntax, checked and evaluated by
+    `etl.safe_query`: columns, literals, comparisons, boolean logic and a few column methods, no code).
+
+    The one place where `actrec-etl query`, `fit --train-where/--val-where` and `evaluate --where` select clips.
+    """
     if not expr:
         return df
-    try:
-        out = df.query(expr)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise ActrecError(f"bad clip query {expr!r}: {exc}. Columns: {', '.join(df.columns)}") from exc
-    if not isinstance(out, pd.DataFrame):
-        raise ActrecError(f"clip query {expr!r} must be a boolean condition (e.g. \"split == 'test'\")")
-    return out
+    return safe_query.select(df, expr)

@@ -11,6 +11,7 @@ Three ways a store gets its class list:
 
 from __future__ import annotations
 
+from etl.limits import label_name_problem, label_problem
 from etl.poseclip import PoseClip
 
 FIXED, NUMERIC, NAMES = "fixed", "numeric", "names"
@@ -31,6 +32,9 @@ class LabelBook:
 
     def resolve(self, clip: PoseClip) -> str | None:
         """Fill in clip.label_name; return a reject reason when the label cannot be kept."""
+        problem = _label_shape_problem(clip)
+        if problem is not None:
+            return problem
         if self.fixed is not None:
             return self._resolve_fixed(clip)
         if clip.label is None:
@@ -78,3 +82,15 @@ class LabelBook:
                 classes[i] = name
             return classes
         return self.known + sorted(set(names_in_table) - set(self.known))
+
+
+def _label_shape_problem(clip: PoseClip) -> str | None:
+    """A label a file can hold but a store cannot: negative or huge numbers (-1 would overwrite the last class,
+    10**12 would ask for 10**12 class names), non-integers, and empty, multi-line or very long names."""
+    if clip.label is not None:
+        problem = label_problem(clip.label)
+        if problem is not None:
+            return problem
+    if clip.label_name is not None:
+        return label_name_problem(clip.label_name)
+    return None

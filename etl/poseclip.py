@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,11 +13,24 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def safe_clip_id(raw: str) -> str:
-    """A clip id that is safe as a key, a file name and a pandas query value: [A-Za-z0-9._-] only."""
-    cid = _UNSAFE.sub("_", str(raw)).strip("._")
-    if not cid:
-        raise ValueError(f"clip id {raw!r} has no usable characters")
-    return cid
+    """A clip id that is safe as a key, a file name and a pandas query value: [A-Za-z0-9._-] only.
+
+    ASCII names keep their characters (others become '_'). A name with non-ASCII characters is transliterated
+    (NFKD, accents dropped: 'ünï' -> 'uni') and gets a short hash of the whole name, so distinct names stay
+    distinct ids: 'ünï日本' -> 'uni_<8 hex>', '日本' -> 'u_<8 hex>', 'über' and 'uber' differ."""
+    text = str(raw)
+    if text.isascii():
+        cid = _UNSAFE.sub("_", text).strip("._")
+        if not cid:
+            raise ValueError(f"clip id {raw!r} has no usable characters")
+        return cid
+    # NFC first: the same name typed (NFC) or read from a macOS file system (NFD) gets the same id
+    canonical = unicodedata.normalize("NFC", text)
+    digest = hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:8]
+    decomposed = unicodedata.normalize("NFKD", canonical)
+    ascii_part = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    cid = _UNSAFE.sub("_", ascii_part).strip("._")
+    return f"{cid}_{digest}" if cid else f"u_{digest}"
 
 
 @dataclass

@@ -35,7 +35,7 @@ def store_summary(store: str | Path, max_reasons: int = 10) -> StoreSummary:
     for (label, s), n in table.assign(split=split).groupby(["label_name", "split"]).size().items():
         per_label.setdefault(str(label), {})[s] = int(n)
     header = [
-        f"[bold]{store}[/]: {attrs.get('kind', '?')} (format_version {attrs.get('format_version', '?')}), "
+        f"{store}: {attrs.get('kind', '?')} (format_version {attrs.get('format_version', '?')}), "
         f"layout {attrs.get('layout', '?')}",
         f"{len(table)} clips, {int(table['n_frames'].sum())} frames, {len(per_label)} labels, "
         f"up to {int(table['n_persons'].max()) if len(table) else 0} persons per clip",

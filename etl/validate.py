@@ -13,6 +13,7 @@ from numbers import Integral
 import numpy as np
 
 from etl.errors import ActrecError
+from etl.limits import MAX_IMAGE_SIDE
 from etl.poseclip import PoseClip, Reject
 from etl.skeleton import Layout
 
@@ -76,6 +77,10 @@ def _structure_problem(clip: PoseClip, layout: Layout) -> str | None:
         return f"scores must be (M, T, V), found shape {scores.shape}"
     if not np.issubdtype(keypoints.dtype, np.number) or not np.issubdtype(scores.dtype, np.number):
         return f"keypoints and scores must be numeric, found dtypes {keypoints.dtype} and {scores.dtype}"
+    if np.iscomplexobj(keypoints) or np.iscomplexobj(scores):
+        return (
+            f"keypoints and scores must be real, found dtypes {keypoints.dtype} and {scores.dtype} (complex)"
+        )
     n_persons, n_frames, n_joints, _ = keypoints.shape
     if n_frames == 0 or n_persons == 0:
         return f"empty clip: {n_frames} frames, {n_persons} persons (keypoints shape {keypoints.shape})"
@@ -91,7 +96,11 @@ def _structure_problem(clip: PoseClip, layout: Layout) -> str | None:
 
 def _image_size_problem(img_h, img_w) -> str | None:
     ok = all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in (img_h, img_w))
-    return None if ok else f"image size must be positive integers, found img_h={img_h!r}, img_w={img_w!r}"
+    if not ok:
+        return f"image size must be positive integers, found img_h={img_h!r}, img_w={img_w!r}"
+    if max(img_h, img_w) > MAX_IMAGE_SIDE:  # e.g. img_shape 1e30: no int64 column or pixel grid holds it
+        return f"image size img_h={img_h}, img_w={img_w} is above the limit of {MAX_IMAGE_SIDE} pixels a side"
+    return None
 
 
 def _describe_bad(bad: np.ndarray) -> str:

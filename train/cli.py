@@ -13,8 +13,9 @@ from rich.progress import (
     Progress,
 )
 from rich.table import Table
+from rich.text import Text
 
-from etl.cli import cli_errors
+from etl.cli import cells, cli_errors, say
 from etl.cli_progress import progress_bar, progress_columns
 from etl.render import RenderParams
 
@@ -46,6 +47,11 @@ def _is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _plain_log(console: Console):
+    """fit's log lines name paths and settings from the user: printed verbatim, never as markup."""
+    return lambda message: console.print(message, markup=False, highlight=False)
+
+
 @app.command()
 @cli_errors
 def fit(
@@ -64,10 +70,10 @@ def fit(
     grad_clip: Annotated[float, typer.Option(min=0.0, help="max gradient norm (0 = off)")] = 0.0,
     dropout: Annotated[float | None, typer.Option(help="override the preset's dropout")] = None,
     train_where: Annotated[
-        str, typer.Option(help="pandas query selecting training clips")
+        str, typer.Option(help="query selecting training clips (pandas syntax, checked)")
     ] = "split == 'train'",
     val_where: Annotated[
-        str, typer.Option(help="pandas query selecting validation clips")
+        str, typer.Option(help="query selecting validation clips (pandas syntax, checked)")
     ] = "split == 'test'",
     input_size: Annotated[int, typer.Option(min=0, help="model input size (0 = store size)")] = 0,
     augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = True,
@@ -150,10 +156,12 @@ def fit(
             return lambda n, **fields: progress.update(task, advance=n, **fields)
 
         result = run_fit(
-            cfg, log=progress.console.print if _is_main_rank() else (lambda *_: None), progress=epoch_bar
+            cfg,
+            log=_plain_log(progress.console) if _is_main_rank() else (lambda *_: None),
+            progress=epoch_bar,
         )
     if _is_main_rank() and result:
-        console.print(
+        say(
             f"best validation: top1 {result['val_top1']:.3f}, mean class acc "
             f"{result['val_mean_class_acc']:.3f} (epoch {result['best_epoch']}); run in {out}"
         )
@@ -164,7 +172,9 @@ def fit(
 def evaluate(
     checkpoint: CheckpointPath,
     store: StorePath,
-    where: Annotated[str | None, typer.Option(help="pandas query selecting the clips")] = "split == 'test'",
+    where: Annotated[
+        str | None, typer.Option(help="query selecting the clips (pandas syntax, checked)")
+    ] = "split == 'test'",
     clips: Annotated[int, typer.Option(min=1, help="uniformly spaced views per clip")] = 10,
     flip: Annotated[bool, typer.Option(help="also score the mirrored views")] = True,
     out: Annotated[Path | None, typer.Option("--out", "-o", dir_okay=False, help="metrics JSON")] = None,
@@ -199,7 +209,7 @@ def evaluate(
             on_batch=advance,
             source=source,
         )
-    console.print(
+    say(
         f"{metrics['model']} on {metrics['n_clips']} clips ({clips} views{' + flip' if flip else ''}): "
         f"top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
         f"mean class acc {metrics['mean_class_acc']:.3f}"
@@ -208,7 +218,7 @@ def evaluate(
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(content, indent=2) + "\n")
-            console.print(f"wrote {path}", markup=False, highlight=False)
+            say(f"wrote {path}")
 
 
 @app.command()
@@ -227,9 +237,9 @@ def predict(
     from train.predict import predict_file
 
     for pred in predict_file(checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips, device=device):
-        table = Table("label", "probability", title=pred.clip_id)
+        table = Table("label", "probability", title=Text(pred.clip_id))
         for name, p in pred.top:
-            table.add_row(name, f"{p:.3f}")
+            table.add_row(*cells(name, f"{p:.3f}"))
         console.print(table)
 
 

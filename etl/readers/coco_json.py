@@ -23,8 +23,7 @@ from etl.readers.common import (
     natural_key,
 )
 from etl.readers.joint_order import coco_category_names, order_for_layout
-from etl.readers.options import ReadContext
-from etl.skeleton import Layout
+from etl.readers.options import ReadContext, ReadOptions
 
 FORMAT = "coco-json"
 PATTERNS = ("*.json",)
@@ -47,6 +46,10 @@ def load_json(path: Path):
         raise ClipError(f"not UTF-8 text: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ClipError(f"not valid JSON (truncated or corrupt?): {exc}") from None
+    except RecursionError:  # '[[[[...' nested deeper than Python's parser goes
+        raise ClipError("JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ClipError(f"unreadable JSON value: {exc}") from None
 
 
 def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
@@ -54,11 +57,11 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         data = load_json(path)
     except ClipError as exc:
         return file_reject(path, str(exc))
-    result = guarded(lambda: _clip(path, data, ctx.options.layout), fallback_clip_id(path.stem), str(path))
+    result = guarded(lambda: _clip(path, data, ctx.options), fallback_clip_id(path.stem), str(path))
     return ctx.labelled(result)
 
 
-def _clip(path: Path, data, layout: Layout) -> PoseClip:
+def _clip(path: Path, data, options: ReadOptions) -> PoseClip:
     if isinstance(data, list):
         detections, images = data, None
     elif isinstance(data, Mapping) and isinstance(data.get("annotations"), list):
@@ -87,6 +90,7 @@ def _clip(path: Path, data, layout: Layout) -> PoseClip:
             )
     person_of = _assign_persons(detections, frame_of)
     n_persons = max(person_of, default=-1) + 1
+    options.check_clip_size(n_persons, len(frame_ids), n_joints)  # before the (M, T, V) arrays exist
 
     values = [
         np.asarray(det["keypoints"], dtype=np.float64).reshape(n_joints, 3) for det in detections
@@ -105,7 +109,7 @@ def _clip(path: Path, data, layout: Layout) -> PoseClip:
             scores[person, t] = joints[:, 2]
     mark_missing(keypoints, scores, ~(scores > 0))
     names = coco_category_names(data, detections, n_joints)
-    order = None if names is None else order_for_layout(names, layout, "categories[].keypoints")
+    order = None if names is None else order_for_layout(names, options.layout, "categories[].keypoints")
     if order is not None:  # the file's joints, read in the layout's order by name
         keypoints, scores = keypoints[:, :, order], scores[:, :, order]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from etl.limits import LimitError
 from etl.poseclip import PoseClip, Reject, safe_clip_id
 
 _DIGITS = re.compile(r"(\d+)")
@@ -49,7 +50,7 @@ def guarded(build: Callable[[], PoseClip], clip_id: str, source: str) -> PoseCli
     """Run `build`; any failure becomes a Reject naming the source, so one bad clip never stops a read."""
     try:
         return build()
-    except ClipError as exc:
+    except (ClipError, LimitError) as exc:
         return Reject(clip_id, source, f"{source}: {exc}")
     except Exception as exc:  # unexpected content: report it, keep reading the other clips
         return Reject(clip_id, source, f"{source}: cannot parse clip: {describe_error(exc)}")
@@ -66,6 +67,14 @@ def fallback_clip_id(raw: str, default: str = "clip") -> str:
 def file_reject(path: Path, reason: str) -> Reject:
     """A Reject for a whole file; the reason names the file so a user can find it."""
     return Reject(fallback_clip_id(path.stem), str(path), f"{path}: {reason}")
+
+
+def refuse_complex(array: np.ndarray, name: str) -> None:
+    """Converting complex values to float32 silently drops the imaginary part: refuse them instead."""
+    if np.iscomplexobj(array):
+        raise ClipError(
+            f"'{name}' is complex-valued ({array.dtype}): coordinates and scores must be real numbers"
+        )
 
 
 def describe_error(exc: BaseException) -> str:
@@ -138,7 +147,7 @@ def as_int(value, what: str) -> int:
     scalar = as_scalar(value)
     if isinstance(scalar, str):
         scalar = scalar.strip()
-        if re.fullmatch(r"-?\d+", scalar):
+        if re.fullmatch(r"-?\d{1,30}", scalar):  # longer digit strings are no label or size
             return int(scalar)
         raise ClipError(f"{what} must be an integer, found {scalar!r}")
     if isinstance(scalar, bool) or scalar is None:

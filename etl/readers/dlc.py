@@ -161,6 +161,7 @@ def _clip(
         raise ClipError("frame numbers must be distinct and >= 0")
     n_frames = int(frames.max()) + 1  # DeepLabCut numbers the video's frames from 0
     check_frame_span(n_frames, len(frames), "frame numbers")
+    ctx.options.check_clip_size(len(individuals), n_frames, len(bodyparts))  # before the (M, T, V) arrays
     keypoints = np.full((len(individuals), n_frames, len(bodyparts), 2), np.nan, np.float32)  # (M, T, V, 2)
     scores = np.zeros((len(individuals), n_frames, len(bodyparts)), np.float32)  # (M, T, V)
     for m, individual in enumerate(individuals):

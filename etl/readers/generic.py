@@ -10,7 +10,15 @@ from collections.abc import Mapping
 import numpy as np
 
 from etl.poseclip import PoseClip
-from etl.readers.common import ClipError, as_int, as_scalar, as_text, extent_size, mark_missing
+from etl.readers.common import (
+    ClipError,
+    as_int,
+    as_scalar,
+    as_text,
+    extent_size,
+    mark_missing,
+    refuse_complex,
+)
 
 LABEL_ATTRS = ("label_name", "label", "split", "img_h", "img_w")
 
@@ -53,10 +61,12 @@ def clip_from_arrays(
         )
     if not np.issubdtype(kp.dtype, np.number):
         raise ClipError(f"'keypoints' must be numeric, found dtype {kp.dtype}")
+    refuse_complex(kp, "keypoints")
     kp = kp.astype(np.float32).transpose(1, 0, 2, 3)  # (M, T, V, C)
     coords = np.ascontiguousarray(kp[..., :2])  # (M, T, V, 2)
     if scores is not None:
         sc = np.asarray(scores)
+        refuse_complex(sc, "scores")
         if sc.ndim == 2:
             sc = sc[:, None]
         expected = (kp.shape[1], kp.shape[0], kp.shape[2])  # (T, M, V) as stored

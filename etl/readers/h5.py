@@ -23,7 +23,8 @@ from etl.readers.common import (
     natural_key,
 )
 from etl.readers.generic import clip_from_arrays
-from etl.readers.options import ReadContext
+from etl.readers.h5_checks import foreign_data
+from etl.readers.options import ReadContext, ReadOptions
 from etl.readers.sleap_axes import sleap_arrays, sleap_node_order
 
 FORMAT = "h5"
@@ -45,9 +46,13 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
         return
     with f:
         try:
+            foreign = foreign_data(f)
             kind, names = _layout_of(f)
         except Exception as exc:  # damaged metadata can fail on the first lookup
             yield file_reject(path, f"cannot read the HDF5 structure (corrupt?): {describe_error(exc)}")
+            return
+        if foreign is not None:
+            yield file_reject(path, foreign)
             return
         if kind == "sleap":
             yield ctx.labelled(guarded(lambda: _sleap_clip(path, f, ctx), _sleap_id(path), str(path)))
@@ -95,18 +100,19 @@ def _sleap_id(path: Path) -> str:
     return fallback_clip_id(stem)
 
 
-def _dataset(group: h5py.Group, name: str, where: str) -> np.ndarray:
+def _dataset(group: h5py.Group, name: str, where: str, options: ReadOptions) -> np.ndarray:
     node = group.get(name)
     if not isinstance(node, h5py.Dataset):
         raise ClipError(f"{where}: '{name}' must be a dataset")
+    options.check_array_size(node.shape or (), node.dtype, f"dataset {node.name}")  # before reading it
     return node[()]
 
 
 def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx: ReadContext) -> PoseClip:
     if not isinstance(group, h5py.Group) or "keypoints" not in group:
         raise ClipError(f"no 'keypoints' dataset in {group.name}: each clip is a group holding one")
-    keypoints = _dataset(group, "keypoints", group.name)  # (T, M, V, 2|3)
-    scores = _dataset(group, "scores", group.name) if "scores" in group else None  # (T, M, V)
+    keypoints = _dataset(group, "keypoints", group.name, ctx.options)  # (T, M, V, 2|3)
+    scores = _dataset(group, "scores", group.name, ctx.options) if "scores" in group else None  # (T, M, V)
     return clip_from_arrays(
         clip_id=safe_clip_id(raw_id),
         source=source,
@@ -119,6 +125,10 @@ def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx
 
 
 def _sleap_clip(path: Path, f: h5py.File, ctx: ReadContext) -> PoseClip:
+    for name in ("tracks", "point_scores"):  # declared sizes, before sleap_arrays reads them
+        node = f.get(name)
+        if isinstance(node, h5py.Dataset):
+            ctx.options.check_array_size(node.shape or (), node.dtype, f"dataset {node.name}")
     keypoints, scores = sleap_arrays(f)  # (M, T, V, 2), (M, T, V) or None: axis order as the file says
     order = sleap_node_order(f, keypoints.shape[2], ctx.options.layout)  # nodes named like layout joints
     if order is not None:

@@ -76,6 +76,7 @@ def _clip(path: Path, data, ctx: ReadContext) -> PoseClip:
     check_frame_span(n_frames, len(frames), "frame_index values")
     n_persons = max(len(people) for people in frames.values())
     img_h, img_w = ctx.options.image_size or DEFAULT_SIZE
+    ctx.options.check_clip_size(n_persons, n_frames, n_joints)  # before the (M, T, V) arrays
     keypoints = np.full((n_persons, n_frames, n_joints, 2), np.nan, np.float32)  # (M, T, V, 2)
     scores = np.zeros((n_persons, n_frames, n_joints), np.float32)  # (M, T, V)
     for t, people in frames.items():

@@ -71,6 +71,7 @@ def _clip(path: Path, ctx: ReadContext) -> PoseClip:
     slot = {p: m for m, p in enumerate(persons)}
     n_frames = max(times) + 1
     check_frame_span(n_frames, len(rows), "frame numbers")
+    ctx.options.check_clip_size(len(persons), n_frames, N_LANDMARKS)  # before the (M, T, V) arrays
     values = np.full((len(persons), n_frames, N_LANDMARKS, 3), np.nan)  # (M, T, 33, x y vis)
     seen = set()
     for t, (frame, person, lm) in zip(times, rows, strict=True):

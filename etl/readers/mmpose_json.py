@@ -106,6 +106,7 @@ def _clip(path: Path, data, ctx: ReadContext) -> PoseClip:
     n_joints = n_joints.pop() if n_joints else ctx.options.layout.n_joints
     slots = _slots(instances)
     n_persons = max(slots, default=-1) + 1
+    ctx.options.check_clip_size(n_persons, n_frames, n_joints)  # before the (M, T, V) arrays
     keypoints = np.full((n_persons, n_frames, n_joints, 2), np.nan, np.float32)  # (M, T, V, 2)
     scores = np.zeros((n_persons, n_frames, n_joints), np.float32)  # (M, T, V)
     for (t, kp, sc, _, _), m in zip(instances, slots, strict=True):

@@ -15,6 +15,7 @@ import numpy as np
 from etl.poseclip import PoseClip, Reject
 from etl.readers.common import ClipError, describe_error, expand_files, fallback_clip_id, file_reject, guarded
 from etl.readers.generic import clip_from_arrays
+from etl.readers.npz_checks import check_npz_sizes
 from etl.readers.options import ReadContext
 
 FORMAT = "npz"
@@ -47,6 +48,8 @@ def _clip(path: Path, archive: np.lib.npyio.NpzFile, ctx: ReadContext) -> PoseCl
         raise ClipError(
             f"wrong structure: no 'keypoints' array; found {', '.join(sorted(keys)) or 'nothing'}"
         )
+    options = ctx.options
+    check_npz_sizes(archive, options.check_array_size, options.max_clip_bytes)  # before numpy allocates
     try:
         arrays = {key: archive[key] for key in sorted(keys)}
     except ValueError as exc:  # object arrays need pickle, which is refused on purpose

@@ -149,6 +149,7 @@ def _clip(path: Path, text: str, match: re.Match, ctx: ReadContext) -> PoseClip:
         raise ClipError(f"no body in any of its {n_frames} frames")
     # person 0 = the body tracked in the most frames (ties: the first to appear)
     order = sorted(bodies, key=lambda body: -len(bodies[body]))
+    ctx.options.check_clip_size(len(order), n_frames, N_JOINTS)  # before the (M, T, V) arrays
     values = np.full((len(order), n_frames, N_JOINTS, _JOINT_VALUES), np.nan)  # (M, T, 25, 12)
     for m, body in enumerate(order):
         for t, joints in bodies[body].items():

@@ -14,7 +14,7 @@ from etl.poseclip import PoseClip, Reject
 from etl.readers.coco_json import load_json
 from etl.readers.common import ClipError, extent_size, fallback_clip_id, guarded, mark_missing, natural_key
 from etl.readers.frame_gaps import frame_slots
-from etl.readers.options import ReadContext
+from etl.readers.options import ReadContext, ReadOptions
 from etl.skeleton import LAYOUTS, Layout
 
 FORMAT = "openpose-json"
@@ -60,15 +60,17 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
     for folder, frames in clip_folders(paths):
         clip_id = fallback_clip_id(folder.name)
         result = guarded(
-            lambda folder=folder, frames=frames: _clip(folder, frames, ctx.options.layout),
+            lambda folder=folder, frames=frames: _clip(folder, frames, ctx.options),
             clip_id,
             str(folder),
         )
         yield ctx.labelled(result)
 
 
-def _clip(folder: Path, frames: list[Path], layout: Layout) -> PoseClip:
+def _clip(folder: Path, frames: list[Path], options: ReadOptions) -> PoseClip:
+    layout = options.layout
     n_joints = layout.n_joints
+    options.check_clip_size(1, len(frames), n_joints)  # one frame file per frame: refuse before parsing them
     people_per_frame = []  # per frame: list of (person_id | None, (V, 3) array)
     for frame in frames:
         try:
@@ -92,6 +94,7 @@ def _clip(folder: Path, frames: list[Path], layout: Layout) -> PoseClip:
     slots = _assign_persons(people_per_frame, frames)
     n_persons = max((max(s, default=-1) for s in slots), default=-1) + 1
     times, n_frames = frame_slots(frames)  # a frame number without a file is an empty frame
+    options.check_clip_size(n_persons, n_frames, n_joints)  # before the (M, T, V) arrays exist
     keypoints = np.full((n_persons, n_frames, n_joints, 2), np.nan, np.float32)  # (M, T, V, 2)
     scores = np.zeros((n_persons, n_frames, n_joints), np.float32)  # (M, T, V)
     for t, people, person_slots in zip(times, people_per_frame, slots, strict=True):

@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from etl.errors import ActrecError
+from etl.limits import (
+    DEFAULT_MAX_CLIP_BYTES,
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_PERSONS,
+    check_array_size,
+    check_clip_size,
+)
 from etl.poseclip import PoseClip, Reject
 from etl.readers.manifest import ManifestRow, apply_manifest
 from etl.skeleton import Layout
@@ -23,6 +30,33 @@ class ReadOptions:
     # ntu-skeleton: "xsub" | "xview" | "xset"
     coords: str = "color"  # ntu-skeleton 2D coordinates: "color" | "depth" | "3d" (projected with `project`)
     image_size: tuple[int, int] | None = None  # (img_h, img_w) of formats with normalised coordinates
+    # bounds checked from declared sizes before a reader allocates (etl/limits.py); a clip above one is rejected
+    max_persons: int = DEFAULT_MAX_PERSONS  # persons (tracks) per clip
+    max_frames: int = DEFAULT_MAX_FRAMES  # frames per clip
+    max_clip_bytes: int = (
+        DEFAULT_MAX_CLIP_BYTES  # bytes of one clip's arrays, and of any array a file declares
+    )
+
+    def __post_init__(self):
+        for name in ("max_persons", "max_frames", "max_clip_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ActrecError(f"{name} must be a positive integer, found {value!r}")
+
+    def check_clip_size(self, n_persons: int, n_frames: int, n_joints: int) -> None:
+        """LimitError when a (M, T, V) clip is above max_persons, max_frames or max_clip_bytes."""
+        check_clip_size(
+            n_persons,
+            n_frames,
+            n_joints,
+            max_persons=self.max_persons,
+            max_frames=self.max_frames,
+            max_clip_bytes=self.max_clip_bytes,
+        )
+
+    def check_array_size(self, shape, dtype, what: str) -> None:
+        """LimitError when an array a file declares is above max_clip_bytes (checked before reading it)."""
+        check_array_size(shape, dtype, what, max_clip_bytes=self.max_clip_bytes)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from etl.readers.common import (
     file_reject,
     guarded,
     mark_missing,
+    refuse_complex,
 )
 from etl.readers.generic import label_name_for
 from etl.readers.options import ReadContext
@@ -38,7 +39,7 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
 
 def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
     try:
-        data = load_pickle(path)
+        data = load_pickle(path, max_bytes=ctx.options.max_clip_bytes)
     except ActrecError as exc:  # refused global or corrupt stream: reject this file, keep going
         yield file_reject(path, str(exc).removeprefix(f"{path}: "))
         return
@@ -141,9 +142,11 @@ def _clip(
             f"{keypoints.dtype}"
             + (" (3D skeletons are not supported)" if keypoints.shape[-1:] == (3,) else "")
         )
+    refuse_complex(keypoints, "keypoint")
     keypoints = keypoints.astype(np.float32)  # (M, T, V, 2), a copy
     if "keypoint_score" in annotation:
         scores = np.asarray(annotation["keypoint_score"])
+        refuse_complex(scores, "keypoint_score")
         if scores.shape != keypoints.shape[:3] or not np.issubdtype(scores.dtype, np.number):
             raise ClipError(
                 f"'keypoint_score' must be (M, T, V) = {keypoints.shape[:3]} to match 'keypoint' "

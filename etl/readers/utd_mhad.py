@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from etl.limits import LimitError
 from etl.poseclip import PoseClip, Reject
 from etl.readers.common import (
     ClipError,
@@ -25,6 +26,7 @@ from etl.readers.common import (
     guarded,
     mark_missing,
 )
+from etl.readers.mat_checks import check_mat_sizes
 from etl.readers.options import ReadContext
 
 FORMAT = "utd-mhad"
@@ -80,6 +82,10 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         return file_reject(
             path, "file name does not follow UTD-MHAD's aA_sS_tT_skeleton.mat (action, subject, trial)"
         )
+    try:
+        check_mat_sizes(path, ctx.options.check_array_size)  # before loadmat allocates
+    except LimitError as exc:
+        return file_reject(path, str(exc))
     try:
         mat = scipy.io.loadmat(path)
     except Exception as exc:  # scipy raises ValueError, TypeError, OSError... for damaged files
