@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Loader throughput: one training sample from our heatmap store vs the anchor's on-the-fly PoseC3D pipeline.
+"""Loader throughput: one full training sample (augmentation included), from our heatmap store and from our
+keypoint store, vs the anchor's on-the-fly PoseC3D pipeline.
 
     .venv/bin/python bench/bench_loader.py            # prints a markdown table (bench/run_all.sh collects it)
 
@@ -11,6 +12,11 @@ a PYSKL pickle, ingest and render them once (64 px, as the anchor's PoseCompact 
 a DataLoader worker does per sample: UniformSampleFrames(48) + read + decode (`HeatmapClips.__getitem__`), one
 thread. Random resized crop + flip run batched on the device in our trainer; their CPU cost is reported too (for
 a CPU-only machine), per sample in a batch of 8.
+
+`--source keypoints` (train/keypoint_data.py) is timed the same way: the worker's UniformSampleFrames + PoseC3D
+geometry on coordinates + render (numba, uint8, 48 x C x 56 x 56), plus the uint8 -> float model input per
+sample in a batch of 8; and with the torch renderer the worker's coordinates + `render_torch` on this CPU per
+sample in a batch of 8 (on a GPU that part runs on the device: bench/gpu_check.sh).
 """
 
 from __future__ import annotations
@@ -85,7 +91,7 @@ def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Pa
         pickle.dump({"split": {"xsub_train": names}, "annotations": annos}, f)
     kp = tmp / "kp.zarr"
     ingest([pkl], out=kp, fmt="pyskl", options=ReadOptions(layout=get_layout("coco17")))
-    stores = {}
+    stores = {"keypoints": kp}
     for variant, channels in (("joints", "joints"), ("limbs", "limbs")):
         stores[variant] = tmp / f"{variant}.zarr"
         render(
@@ -127,6 +133,41 @@ def time_ours(store: Path, runs: int) -> dict:
     }
 
 
+def time_keypoints(kp_store: Path, channels: str, runs: int) -> dict:
+    """Full train samples from the keypoint store, numba in the worker and torch (CPU) after it."""
+    from etl.render import RenderParams
+    from train.augment import to_model_input
+    from train.keypoint_data import KeypointClips, KeypointSource, collate_keypoints
+    from train.render_torch import quantize_like, render_torch
+
+    src = KeypointSource(kp_store, RenderParams(channels=channels, size=64))
+    rows, labels = np.arange(len(src)), src.table.label.to_numpy()
+    out = {}
+    for renderer in ("numba", "torch"):
+        ds = KeypointClips(src, rows, labels, clip_len=48, train=True, input_size=56, renderer=renderer)
+        ds[(0, 0)]  # warm-up: numba kernels loaded from the cache
+        times = []
+        for epoch in range(runs):
+            for i in range(len(ds)):
+                t0 = time.perf_counter()
+                ds[(i, epoch)]
+                times.append(time.perf_counter() - t0)
+        items = [ds[(i, 0)] for i in range(8)]
+        post = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            if renderer == "numba":
+                to_model_input(torch.stack([v[0] for v, _ in items]), 255.0)
+            else:
+                (kp, sc), _ = collate_keypoints(items)
+                limbs = [tuple(x) for x in src.layout.limbs] if channels == "limbs" else None
+                x = render_torch(kp, sc, (56, 56), with_joints=channels == "joints", limbs=limbs)
+                quantize_like(x, "uint8")
+            post.append((time.perf_counter() - t0) / len(items))
+        out[renderer] = {"ms": statistics.median(times) * 1e3, "post_ms": statistics.median(post) * 1e3}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=32)
@@ -140,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     anchor = run_anchor(a.samples, a.runs, a.seed)
     with tempfile.TemporaryDirectory() as tmp:
         stores = build_stores(Path(tmp), a.samples, a.seed, a.codec)
-        ours = {v: time_ours(stores[v], a.runs) for v in stores}
+        ours = {v: time_ours(stores[v], a.runs) for v in ("joints", "limbs")}
+        kps = {v: time_keypoints(stores["keypoints"], v, a.runs) for v in ("joints", "limbs")}
     load.append(os.getloadavg()[0])
     cmd = command_line("bench_loader.py", argv)
     lines = [
@@ -169,7 +211,31 @@ def main(argv: list[str] | None = None) -> int:
         "renders, so its crop is nearly free; ours resamples rendered heatmaps (`grid_sample`, batched), which "
         "is cheap on a GPU but on one CPU core costs more than the anchor's whole pipeline: without a GPU, "
         "augmentation, not reading the store, is the data cost.",
+        "",
+        "### A full training sample, augmentation included, from each source",
+        "",
+        "Per sample, one thread; `heatmaps` = read + decode + crop/flip of the cached maps on the CPU (the two "
+        "columns above, added); `keypoints, numba` = the loader worker's sampling + PoseC3D geometry on "
+        "coordinates + rendering 48 x 17 x 56 x 56 uint8, then the float model input (batch of 8); "
+        "`keypoints, torch (CPU)` = the worker's coordinates (what it ships) + `render_torch` on this CPU "
+        "(batch of 8), which on a GPU runs on the device instead.",
+        "",
+        "| variant | anchor ms/sample | source | worker ms/sample | + batch step ms/sample | total ms/sample "
+        "| speed-up per core |",
+        "|---|---|---|---|---|---|---|",
     ]
+    for v, key in (("joints", "train_joint"), ("limbs", "train_limb")):
+        an, o = anchor[key], ours[v]
+        rows = [("heatmaps (cache)", o["ms"], o["aug_ms"])]
+        rows += [
+            (f"keypoints, {r}{' (CPU)' if r == 'torch' else ''}", k["ms"], k["post_ms"])
+            for r, k in kps[v].items()
+        ]
+        for name, worker, post in rows:
+            lines.append(
+                f"| {v} | {an:.2f} | {name} | {worker:.3f} | {post:.3f} | {worker + post:.3f} "
+                f"| {ratio(an / (worker + post))} |"
+            )
     emit("\n".join(lines) + "\n", a.write_doc)
     return 0
 

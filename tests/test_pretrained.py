@@ -113,7 +113,7 @@ def test_converted_weights_give_the_logits_of_the_same_tensors_loaded_directly(
     loaded = load_model(out)
     assert loaded.model_name == "c3d" and loaded.clip_len == 40 and len(loaded.classes) == 60
     assert loaded.render["sigma"] == 0.7 and loaded.render["size"] == 60
-    assert loaded.checkpoint["source"]["sha256"] == sha256_file(src)
+    assert loaded.checkpoint["converted_from"]["sha256"] == sha256_file(src)
     x = torch.rand(2, 17, 8, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(loaded.model(x), model(x))

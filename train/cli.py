@@ -18,6 +18,9 @@ from rich.text import Text
 from etl.cli import cells, cli_errors, say
 from etl.cli_progress import progress_bar, progress_columns
 from etl.errors import ActrecError
+from etl.render import RenderParams
+
+_RENDER = RenderParams()  # --source keypoints: `actrec-etl render`'s options, with its defaults
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -29,7 +32,15 @@ console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
 # what `evaluate --scores` keeps: the numbers a user compares across models and experiments (dvc metrics show)
 SCORE_KEYS = ("top1", "top5", "mean_class_acc")
 
-StorePath = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="heatmap store")]
+StorePath = Annotated[
+    Path,
+    typer.Argument(
+        exists=True, file_okay=False, help="heatmap store (keypoint store with --source keypoints)"
+    ),
+]
+Source = Annotated[
+    str, typer.Option(help="heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly)")
+]
 CheckpointPath = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .pt checkpoint")]
 
 
@@ -80,6 +91,23 @@ def fit(
         bool,
         typer.Option(help="replace the run in --out (with --resume: only when it cannot be continued)"),
     ] = False,
+    source: Source = "heatmaps",
+    renderer: Annotated[
+        str,
+        typer.Option(help="keypoints: numba (loader workers) | torch (on the device) | auto (torch on CUDA)"),
+    ] = "auto",
+    channels: Annotated[
+        str, typer.Option(help="keypoints: joints | limbs | joints+limbs")
+    ] = _RENDER.channels,
+    size: Annotated[int, typer.Option(help="keypoints: heatmap size in pixels (square)")] = _RENDER.size,
+    sigma: Annotated[float, typer.Option(help="keypoints: Gaussian sigma in output pixels")] = _RENDER.sigma,
+    padding: Annotated[float, typer.Option(help="keypoints: PoseCompact padding")] = _RENDER.padding,
+    eps: Annotated[
+        float, typer.Option(help="keypoints: joints with a lower score are not drawn")
+    ] = _RENDER.eps,
+    dtype: Annotated[str, typer.Option(help="keypoints: uint8 | float16 (values as a store holds them)")] = (
+        _RENDER.dtype
+    ),
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -96,7 +124,8 @@ def fit(
         int, typer.Option(min=0, help="train only the head for the first N epochs")
     ] = 0,
 ):
-    """Train a model on a heatmap store; writes last.pt, best.pt, metrics.csv, metrics.json and plots to --out."""
+    """Train a model on a heatmap store, or on a keypoint store rendered on the fly (--source keypoints, with the
+    render options of `actrec-etl render`); writes last.pt, best.pt, metrics.csv, metrics.json and plots to --out."""
     from train.fit import FitConfig
     from train.fit import fit as run_fit
 
@@ -124,6 +153,14 @@ def fit(
         device=device,
         resume=resume,
         overwrite=overwrite,
+        source=source,
+        renderer=renderer,
+        channels=channels,
+        size=size,
+        sigma=sigma,
+        padding=padding,
+        eps=eps,
+        dtype=dtype,
         init_from=None if init_from is None else str(init_from),
         backbone_lr_scale=backbone_lr_scale,
         freeze_backbone_epochs=freeze_backbone_epochs,
@@ -167,6 +204,7 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     workers: Annotated[int, typer.Option(min=0)] = 2,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    source: Source = "heatmaps",
 ):
     """Multi-clip testing of a checkpoint (10 views + flip, averaged, as PoseC3D); writes metrics JSON."""
     from train.checkpoint import load_model
@@ -192,6 +230,7 @@ def evaluate(
             workers=workers,
             device=device,
             on_batch=advance,
+            source=source,
         )
     say(
         f"{metrics['model']} on {metrics['n_clips']} clips ({clips} views{' + flip' if flip else ''}): "

@@ -251,7 +251,7 @@ def convert(
         "classes": names,
         "render": render,
         "fit_config": {"clip_len": int(chosen["clip_len"])},
-        "source": {"path": str(src), "sha256": sha256_file(src), "format": source},
+        "converted_from": {"path": str(src), "sha256": sha256_file(src), "format": source},
     }
     # The result must pass the loader every command uses (render sizes, clip length within bounds).
     from train.checkpoint import check_checkpoint

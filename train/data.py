@@ -7,6 +7,7 @@ workers only decode. Every random choice is a function of (seed, epoch, clip), n
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,26 @@ class HeatmapClips(Dataset):
         return torch.from_numpy(views), int(self.labels[i])
 
 
+class TimedLoader:
+    """Iterates a loader and adds up the time spent waiting for its batches (`wait_s`): the data-wait share of
+    a step. On CUDA the step ends in a host sync (loss.item()), so the rest of the step is device work."""
+
+    def __init__(self, loader):
+        self.loader = loader
+        self.wait_s = 0.0
+
+    def __iter__(self):
+        it = iter(self.loader)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            self.wait_s += time.perf_counter() - t0
+            yield batch
+
+
 class EpochSampler(Sampler):
     """Yields (index, epoch): a seeded permutation per epoch (or the plain order), split across DDP ranks.
 
@@ -107,8 +128,18 @@ class EpochSampler(Sampler):
 
 
 def make_loader(
-    dataset: HeatmapClips, sampler: EpochSampler, *, batch_size: int, workers: int, device: torch.device
+    dataset: Dataset,
+    sampler: EpochSampler,
+    *,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    seed: int = 0,
+    collate_fn=None,
 ) -> DataLoader:
+    # A seeded generator of its own: otherwise each new iterator draws its base seed from the global torch RNG,
+    # which happens once per process with persistent workers but once per epoch without, so dropout masks
+    # (and a resumed run) would depend on the worker count. The datasets draw from (seed, epoch, clip) only.
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -118,4 +149,6 @@ def make_loader(
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         drop_last=False,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=collate_fn,
     )

@@ -50,10 +50,27 @@ def _softmax(model, x, autocast: bool) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=1)
 
 
+def check_render_settings(store, render: dict, store_path: str, checkpoint: str) -> None:
+    """Refuse a store whose views differ from what the checkpoint was trained on (channels, size, sigma)."""
+    from etl.errors import ActrecError
+
+    got = (list(store.channels), int(store.attrs["size"]), float(store.attrs["sigma"]))
+    want = (list(render["channels"]), int(render["size"]), float(render["sigma"]))
+    if got != want:
+        raise ActrecError(
+            f"{store_path} ({len(got[0])} channels, {got[1]} px, sigma {got[2]}) does not match "
+            f"what {checkpoint} was trained on ({len(want[0])} channels, {want[1]} px, sigma {want[2]}): "
+            "render the store with the checkpoint's settings"
+        )
+
+
 def evaluate_checkpoint(checkpoint: str | LoadedModel, store_path: str, **kw) -> dict:
     """PoseC3D-style testing of a checkpoint: `clips` uniformly spaced views per clip (+ mirror), averaged.
     The store is read under a shared lock, so no render replaces it meanwhile. `checkpoint` is a path or what
-    `load_model` made of one (the CLI checks it before drawing progress)."""
+    `load_model` made of one (the CLI checks it before drawing progress).
+
+    source "heatmaps": the fixed views of a heatmap store; "keypoints": the same views rendered from a
+    keypoint store with the checkpoint's render settings (the values a heatmap store of them holds)."""
     from etl.heatmap_store import reading_store
 
     with reading_store(store_path, "evaluation"):
@@ -71,39 +88,29 @@ def _evaluate_checkpoint(
     workers: int = 2,
     device: str = "auto",
     on_batch=None,
+    source: str = "heatmaps",
 ) -> dict:
     from etl.errors import ActrecError
-    from etl.heatmap_store import HeatmapStore, value_scale
+    from etl.heatmap_store import value_scale
     from train.checkpoint import load_model
-    from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
+    from train.data import EpochSampler, make_loader, select_clips
     from train.fit import pick_device
+    from train.keypoint_data import render_params_from
+    from train.sources import clip_dataset, open_source
 
     dev = pick_device(device)
     loaded = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, dev)
-    loaded.model.to(dev)
+    model, render = loaded.model.to(dev), loaded.render
     checkpoint = loaded.path
-    model, render = loaded.model, loaded.render
-    store = HeatmapStore.open(store_path)
-    if store.channels != list(render["channels"]) or int(store.attrs["size"]) != int(render["size"]):
-        raise ActrecError(
-            f"{store_path} ({len(store.channels)} channels, {store.attrs['size']} px) does not match "
-            f"what {checkpoint} was trained on ({len(render['channels'])} channels, "
-            f"{render['size']} px)"
-        )
+    store = open_source(source, store_path, render_params_from(render) if source == "keypoints" else None)
+    check_render_settings(store, render, store_path, checkpoint)
     if store.classes != loaded.classes:
         raise ActrecError(
             f"{store_path} has classes {store.classes[:5]}..., the checkpoint "
             f"{loaded.classes[:5]}...: not the same label set"
         )
     rows = select_clips(store, where)
-    dataset = HeatmapClips(
-        store_path,
-        rows.index.to_numpy(),
-        rows["label"].to_numpy(),
-        clip_len=loaded.clip_len,
-        train=False,
-        num_clips=clips,
-    )
+    dataset = clip_dataset(store, rows, clip_len=loaded.clip_len, train=False, num_clips=clips)
     loader = make_loader(
         dataset,
         EpochSampler(len(dataset), shuffle=False, pad=False),
@@ -130,8 +137,9 @@ def _evaluate_checkpoint(
             "loss": loss,
             "model": loaded.model_name,
             "checkpoint": str(checkpoint),
-            "checkpoint_epoch": loaded.epoch,
+            "checkpoint_epoch": loaded.epoch,  # 0: a converted checkpoint
             "store": str(store_path),
+            "source": source,
             "where": where,
             "clips": clips,
             "flip": flip,

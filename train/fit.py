@@ -25,9 +25,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore, reading_store, value_scale
+from etl.heatmap_store import reading_store, value_scale
+from etl.render import RenderParams
 from etl.storeio import SEAL_KEY, exclusive_lock
-from train.augment import random_resized_crop_flip, resize, to_model_input
+from train.augment import resize, to_model_input
 from train.checkpoint import (
     check_checkpoint,
     load_checkpoint,
@@ -36,14 +37,16 @@ from train.checkpoint import (
     rng_states,
     save_checkpoint,
 )
-from train.data import EpochSampler, HeatmapClips, make_loader, select_clips
+from train.data import EpochSampler, TimedLoader, make_loader, select_clips
 from train.evaluation import predict_loader
 from train.metrics import classification_metrics
 from train.models import MODELS, build_model
 from train.plots import plot_attention, plot_confusion, plot_curves
 from train.pretrained import freeze_backbone_statistics, init_from, optimizer_groups
+from train.sources import SOURCES, clip_dataset, open_source, resolve_renderer, train_input
 
 SCHEDULES = ("cosine", "step", "constant")
+_RENDER = RenderParams()  # `--source keypoints` takes `actrec-etl render`'s options with its defaults
 # Fields that may differ between a run and its resumption (they do not change what is learned).
 RESUME_FREE = {"epochs", "resume", "overwrite", "workers", "device", "out", "store"}  # store: by content
 # What a run folder holds; --overwrite removes these before training from scratch (no stale plots or best.pt).
@@ -77,12 +80,34 @@ class FitConfig:
     device: str = "auto"
     resume: bool = False
     overwrite: bool = False  # replace a run in `out` (else fit refuses to touch it)
+    source: str = (
+        "heatmaps"  # heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly)
+    )
+    renderer: str = "auto"  # keypoints: numba (loader workers) | torch (on the device) | auto (torch on CUDA)
+    channels: str = _RENDER.channels  # render settings of --source keypoints (the store's are used otherwise)
+    size: int = _RENDER.size
+    sigma: float = _RENDER.sigma
+    padding: float = _RENDER.padding
+    eps: float = _RENDER.eps
+    dtype: str = _RENDER.dtype
     # fine-tuning (train/pretrained.py): weights to start from, backbone lr factor, epochs with a frozen backbone
     init_from: str | None = None
     backbone_lr_scale: float = 1.0
     freeze_backbone_epochs: int = 0
 
+    def render_params(self) -> RenderParams:
+        return RenderParams(
+            channels=self.channels,
+            size=self.size,
+            sigma=self.sigma,
+            padding=self.padding,
+            eps=self.eps,
+            dtype=self.dtype,
+        )
+
     def check(self) -> None:
+        if self.source not in SOURCES:
+            raise ActrecError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
         if self.schedule not in SCHEDULES:
             raise ActrecError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
         for name in ("epochs", "clip_len", "batch_size"):
@@ -125,32 +150,37 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     plots = out / "plots"  # curves.png, confusion.png, attention.png (cnn_lstm_attn)
 
     # ---- data: clips chosen by pandas queries on the clip table; the store gives channels, size, classes
-    store = HeatmapStore.open(cfg.store)
+    store = open_source(cfg.source, cfg.store, cfg.render_params())
+    renderer = resolve_renderer(cfg.renderer, device)
     attrs = store.attrs
-    classes, flip_perm = store.classes, store.flip_permutation
+    classes = store.classes
     scale = value_scale(attrs["dtype"])
     input_size = cfg.input_size or int(attrs["size"])
     train_rows = select_clips(store, cfg.train_where)
     val_rows = select_clips(store, cfg.val_where)
-    train_set = HeatmapClips(
-        cfg.store,
-        train_rows.index.to_numpy(),
-        train_rows["label"].to_numpy(),
+    train_set = clip_dataset(
+        store,
+        train_rows,
         clip_len=cfg.clip_len,
         train=True,
         seed=cfg.seed,
+        input_size=input_size,
+        augment=cfg.augment,
+        renderer=renderer,
     )
-    val_set = HeatmapClips(
-        cfg.store,
-        val_rows.index.to_numpy(),
-        val_rows["label"].to_numpy(),
-        clip_len=cfg.clip_len,
-        train=False,
-        num_clips=1,
+    val_set = clip_dataset(store, val_rows, clip_len=cfg.clip_len, train=False, num_clips=1)
+    to_input = train_input(
+        store, device=device, scale=scale, input_size=input_size, augment=cfg.augment, renderer=renderer
     )
     train_sampler = EpochSampler(len(train_set), shuffle=True, seed=cfg.seed, rank=rank, world_size=world)
     train_loader = make_loader(
-        train_set, train_sampler, batch_size=cfg.batch_size, workers=cfg.workers, device=device
+        train_set,
+        train_sampler,
+        batch_size=cfg.batch_size,
+        workers=cfg.workers,
+        device=device,
+        seed=cfg.seed,
+        collate_fn=getattr(train_set, "collate", None),
     )
     val_loader = make_loader(
         val_set,
@@ -158,6 +188,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         batch_size=cfg.batch_size,
         workers=cfg.workers,
         device=device,
+        seed=cfg.seed,
     )
 
     # ---- resume: only from a run with the same settings and fewer epochs; never replace a run unasked
@@ -213,7 +244,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         log(
             f"{cfg.model} ({cfg.preset}, {n_params / 1e6:.2f}M params) on {device}"
             f"{f' x{world}' if world > 1 else ''}: {len(train_set)} train / {len(val_set)} val clips, "
-            f"{len(store.channels)} channels, {cfg.clip_len} frames, {input_size} px"
+            f"{len(store.channels)} channels, {cfg.clip_len} frames, {input_size} px, from {cfg.source}"
+            f"{f' ({renderer} renderer)' if cfg.source == 'keypoints' else ''}"
         )
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -228,14 +260,11 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             progress(f"epoch {epoch + 1}/{cfg.epochs}", len(train_sampler)) if progress and main else None
         )
         loss_sum, correct, seen = 0.0, 0, 0
-        for views, labels in train_loader:
-            x = to_model_input(views.to(device, non_blocking=True)[:, 0], scale)  # (B, C, T, S, S)
-            if cfg.augment:
-                x = random_resized_crop_flip(
-                    x, size=input_size, flip_permutation=flip_perm, generator=aug_gen
-                )
-            else:
-                x = resize(x, input_size)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        batches = TimedLoader(train_loader)  # measures the time the step waits for the loader
+        for views, labels in batches:
+            x = to_input(views, aug_gen)  # (B, C, T, S, S) float, augmented as --source says
             labels = labels.to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
                 logits = train_model(x)
@@ -272,6 +301,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
                 "lr": lr,
                 "epoch_s": train_time,
                 "train_clips_per_s": seen * world / train_time,
+                "data_wait_share": batches.wait_s / train_time,
+                "peak_gpu_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else 0.0,
             }
             history.append(row)
             is_best = m["mean_class_acc"] > best
@@ -279,7 +310,9 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             log(
                 f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.3f} top1 {train_top1:.3f} | "
                 f"val loss {val_loss:.3f} top1 {m['top1']:.3f} mean-class {m['mean_class_acc']:.3f}"
-                f"{' (best)' if is_best else ''} | {row['train_clips_per_s']:.1f} clips/s"
+                f"{' (best)' if is_best else ''} | {row['train_clips_per_s']:.1f} clips/s, "
+                f"{row['data_wait_share']:.0%} waiting for data"
+                + (f", peak GPU memory {row['peak_gpu_mem_gb']:.1f} GiB" if cuda else "")
             )
             state = {
                 "model_name": cfg.model,
@@ -294,6 +327,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
                 "history": history,
                 "classes": classes,
                 "render": _render_settings(attrs, input_size),
+                "source": cfg.source,
                 "data": data_id,
                 "val_metrics": {k: v for k, v in m.items() if k != "confusion_matrix"},
                 "init_from": init_record,
@@ -474,6 +508,8 @@ def _final_metrics(out: Path, history: list[dict], cfg: FitConfig) -> dict:
         "last_val_mean_class_acc": last["val_mean_class_acc"],
         "train_clips_per_s": float(np.median([r["train_clips_per_s"] for r in history])),
         "train_time_s": float(sum(r["epoch_s"] for r in history)),
+        "data_wait_share": float(np.median([r.get("data_wait_share", 0.0) for r in history])),
+        "peak_gpu_mem_gb": float(max(r.get("peak_gpu_mem_gb", 0.0) for r in history)),
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -481,7 +517,7 @@ def _final_metrics(out: Path, history: list[dict], cfg: FitConfig) -> dict:
 
 @torch.no_grad()
 def _plot_attention(
-    model, val_set: HeatmapClips, val_rows: pd.DataFrame, device, scale, input_size, path: Path, n: int = 4
+    model, val_set, val_rows: pd.DataFrame, device, scale, input_size, path: Path, n: int = 4
 ) -> None:
     model.eval()
     picks = np.linspace(0, len(val_set) - 1, num=min(n, len(val_set))).round().astype(int)
