@@ -3,17 +3,16 @@ ActrecError into an exit code."""
 
 from __future__ import annotations
 
-import functools
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Column, Table
+from rich.table import Table
 from rich.text import Text
 
+from etl.cli_common import cells, cli_errors, console, err_console, headers, say
 from etl.cli_progress import progress_bar
 from etl.errors import ActrecError
 from etl.limits import DEFAULT_MAX_CLIP_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_PERSONS
@@ -26,43 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="actrec ETL: pose files -> keypoint store + clip table -> heatmap store (zarr).",
 )
-console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
-err_console = Console(stderr=True, soft_wrap=True)
-
-
-def say(message: str) -> None:
-    """Print a line that may hold user text (paths, labels, expressions) verbatim: never parsed as markup."""
-    console.print(message, markup=False, highlight=False)
-
-
-def cells(*values) -> list[Text]:
-    """Table cells shown as plain text: a label '[/x]' is a label, not a closing tag."""
-    return [Text(str(v)) for v in values]
-
-
-def headers(*values) -> list[Column]:
-    """Table column headers shown as plain text (split names, column names from a file)."""
-    return [Column(header=Text(str(v))) for v in values]
-
-
 StorePath = Annotated[
     Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="a store folder")
 ]
-
-
-def cli_errors(fn):
-    """Turn the domain error into a one-line message and exit code 1 (no traceback for user errors)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ActrecError as exc:
-            # the message holds paths, labels and expressions from the user: plain text, never markup
-            err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper
 
 
 @app.command("demo-data")

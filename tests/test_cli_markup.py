@@ -37,7 +37,9 @@ def _clips(folder: Path) -> Path:
 
 
 def test_ingest_info_query_print_markup_verbatim(tmp_path, monkeypatch):
-    monkeypatch.setattr("etl.cli.console", Console(soft_wrap=True, width=400))  # tables on one line each
+    wide = Console(soft_wrap=True, width=400)  # tables on one line each
+    monkeypatch.setattr("etl.cli.console", wide)
+    monkeypatch.setattr("etl.cli_common.console", wide)
     src = _clips(tmp_path / "in[bold]put")
     out = tmp_path / "out[/bold].zarr"
     result = runner.invoke(app, ["ingest", str(src), "--format", "npz", "--out", str(out)])

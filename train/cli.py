@@ -15,7 +15,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from etl.cli import cells, cli_errors, say
+from etl.cli_common import cells, cli_errors, say
 from etl.cli_progress import progress_bar, progress_columns
 from etl.errors import ActrecError
 from etl.render import RenderParams
@@ -208,8 +208,8 @@ def evaluate(
 ):
     """Multi-clip testing of a checkpoint (10 views + flip, averaged, as PoseC3D); writes metrics JSON."""
     from train.checkpoint import load_model
+    from train.device import pick_device
     from train.evaluation import evaluate_checkpoint
-    from train.fit import pick_device
 
     loaded = load_model(checkpoint, pick_device(device))  # checked before the progress bar starts
 

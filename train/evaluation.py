@@ -94,7 +94,7 @@ def _evaluate_checkpoint(
     from etl.heatmap_store import value_scale
     from train.checkpoint import load_model
     from train.data import EpochSampler, make_loader, select_clips
-    from train.fit import pick_device
+    from train.device import pick_device
     from train.keypoint_data import render_params_from
     from train.sources import clip_dataset, open_source
 

@@ -38,6 +38,7 @@ from train.checkpoint import (
     save_checkpoint,
 )
 from train.data import EpochSampler, TimedLoader, make_loader, select_clips
+from train.device import init_distributed, pick_device
 from train.evaluation import predict_loader
 from train.metrics import classification_metrics
 from train.models import MODELS, build_model
@@ -138,7 +139,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     out = Path(cfg.out)
 
     # ---- set-up: device, distributed, determinism
-    rank, world = _init_distributed()
+    rank, world = init_distributed()
     device = pick_device(cfg.device, rank)
     main = rank == 0
     torch.manual_seed(cfg.seed)
@@ -358,35 +359,6 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         dist.barrier()
         dist.destroy_process_group()
     return result
-
-
-def _init_distributed() -> tuple[int, int]:
-    """torchrun sets WORLD_SIZE/RANK; NCCL on GPUs, gloo on CPUs."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
-
-
-def pick_device(name: str, rank: int = 0) -> torch.device:
-    """auto | cpu | cuda | cuda:N, checked: a clear error instead of a torch traceback."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ActrecError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ActrecError(f"--device {name}, but this torch has no CUDA device (see README, 'GPU')")
-        index = device.index if device.index is not None else int(os.environ.get("LOCAL_RANK", rank))
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    if device.type != "cpu":
-        raise ActrecError(f"--device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
-    return device
 
 
 def _lr_factor(cfg: FitConfig) -> Callable[[int], float]:

@@ -21,7 +21,7 @@ from etl.skeleton import Layout, get_layout
 from etl.validate import validate_clip
 from train.augment import hflip, resize, to_model_input
 from train.checkpoint import LoadedModel, load_model
-from train.fit import pick_device
+from train.device import pick_device
 from train.sampling import sample_test
 
 

@@ -20,7 +20,7 @@ from etl.errors import ActrecError
 from etl.render import render_clip
 from etl.skeleton import get_layout
 from train.checkpoint import load_model
-from train.fit import pick_device
+from train.device import pick_device
 from train.predict import read_clips, render_params, view_probabilities
 from train.sampling import sample_test
 
