@@ -83,22 +83,24 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def _cells(r: dict) -> tuple[str, ...]:
+    """One row's cells as text, for the plain table and the HTML page alike."""
+    return (
+        r["model"],
+        _pct(r["top1"]),
+        _pct(r["top5"]),
+        _pct(r["mean_class_acc"]),
+        "-" if r["n_clips"] is None else str(r["n_clips"]),
+        r["views"] or "-",
+        "-" if r["checkpoint_epoch"] is None else f"{r['checkpoint_epoch']}/{r['epochs']}",
+        "-" if r["train_time_s"] is None else f"{r['train_time_s']:.0f}",
+    )
+
+
 def format_table(rows: list[dict], root: Path = Path(".")) -> str:
     """A plain-text table (fixed width, no colour) plus where the plots are."""
     header = ("model", "top1 %", "top5 %", "mean class %", "test clips", "views", "epoch", "train s")
-    body = [
-        (
-            r["model"],
-            _pct(r["top1"]),
-            _pct(r["top5"]),
-            _pct(r["mean_class_acc"]),
-            "-" if r["n_clips"] is None else str(r["n_clips"]),
-            r["views"] or "-",
-            "-" if r["checkpoint_epoch"] is None else f"{r['checkpoint_epoch']}/{r['epochs']}",
-            "-" if r["train_time_s"] is None else f"{r['train_time_s']:.0f}",
-        )
-        for r in rows
-    ]
+    body = [_cells(r) for r in rows]
     widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
 
     def line(cells) -> str:
@@ -162,16 +164,7 @@ def html_report(rows: list[dict]) -> str:
     )
     body = []
     for r in rows:
-        cells = (
-            r["model"],
-            _pct(r["top1"]),
-            _pct(r["top5"]),
-            _pct(r["mean_class_acc"]),
-            "-" if r["n_clips"] is None else str(r["n_clips"]),
-            r["views"] or "-",
-            "-" if r["checkpoint_epoch"] is None else f"{r['checkpoint_epoch']}/{r['epochs']}",
-            "-" if r["train_time_s"] is None else f"{r['train_time_s']:.0f}",
-        )
+        cells = _cells(r)
         cls = ' class="missing"' if r["top1"] is None else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     parts = [

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
+from fixtures_train import tiny
 from typer.testing import CliRunner
 
 from etl.cli import app
@@ -560,11 +561,7 @@ def test_a_real_full_disk_gives_one_line_for_render_and_checkpoint(kp, tiny_fs):
 
 
 def _tiny(store: Path, out: Path, **kw):
-    from train.fit import FitConfig
-
-    base = dict(store=str(store), out=str(out), model="c3d", preset="tiny", epochs=1, clip_len=8,
-                batch_size=4, lr=1e-3, workers=0, seed=1)  # fmt: skip
-    return FitConfig(**{**base, **kw})
+    return tiny(store, out, **{"epochs": 1, **kw})
 
 
 def test_render_overwrite_is_refused_while_a_fit_reads_the_store(kp, hm, small_render):

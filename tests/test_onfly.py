@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures_train import tiny
 from typer.testing import CliRunner
 
 from etl.heatmap_store import HeatmapStore
@@ -35,22 +36,6 @@ LIMBS = np.array(COCO17.limbs)
 
 def _quiet(*_):
     pass
-
-
-def tiny(store: Path, out: Path, **kw) -> FitConfig:
-    base = dict(
-        store=str(store),
-        out=str(out),
-        model="c3d",
-        preset="tiny",
-        epochs=2,
-        clip_len=8,
-        batch_size=4,
-        lr=1e-3,
-        workers=0,
-        seed=1,
-    )
-    return FitConfig(**{**base, **kw})
 
 
 def kp_tiny(kp_store: Path, out: Path, **kw) -> FitConfig:

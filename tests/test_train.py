@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fixtures_train import tiny
 from typer.testing import CliRunner
 
 from etl.errors import ActrecError
@@ -24,26 +25,10 @@ from train.augment import hflip, random_resized_crop_flip, to_model_input
 from train.checkpoint import load_checkpoint
 from train.cli import app
 from train.data import EpochSampler, HeatmapClips
-from train.fit import FitConfig, fit
+from train.fit import fit
 from train.sampling import sample_test, sample_train
 
 runner = CliRunner()
-
-
-def tiny(store: Path, out: Path, **kw) -> FitConfig:
-    base = dict(
-        store=str(store),
-        out=str(out),
-        model="c3d",
-        preset="tiny",
-        epochs=2,
-        clip_len=8,
-        batch_size=4,
-        lr=1e-3,
-        workers=0,
-        seed=1,
-    )
-    return FitConfig(**{**base, **kw})
 
 
 def _quiet(*_):

@@ -80,15 +80,14 @@ def predict_windows(
             raise ActrecError(
                 f"{clip.clip_id}: {len(starts)} windows (more than {MAX_WINDOWS}); use a larger --stride"
             )
+        ends = [min(s + window, n) for s in starts]
         rows = []
-        for s in starts:
-            e = min(s + window, n)
+        for s, e in zip(starts, ends, strict=True):
             heatmaps, _ = render_clip(
                 clip.keypoints[:, s:e], clip.scores[:, s:e], (clip.img_h, clip.img_w), params, layout
             )  # (e - s, C, S, S)
             frames = sample_test(len(heatmaps), loaded.clip_len, clips)  # (V, T)
             rows.append(view_probabilities(loaded, heatmaps[frames], dev, flip=flip).mean(dim=0).numpy())
-        ends = [min(s + window, n) for s in starts]
         results.append(
             ClipWindows(clip.clip_id, n, np.asarray(starts), np.asarray(ends), np.stack(rows), loaded.classes)
         )
