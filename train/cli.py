@@ -59,24 +59,43 @@ def fit(
     store: StorePath,
     model: Annotated[str, typer.Option(help="c3d | cnn_lstm | cnn_lstm_attn")] = "cnn_lstm_attn",
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="run folder")] = Path("runs/run"),
-    preset: Annotated[str, typer.Option(help="full (original size) | small (CPU) | tiny (tests)")] = "small",
-    epochs: Annotated[int, typer.Option(min=1)] = 80,
-    clip_len: Annotated[int, typer.Option(min=1, help="frames sampled per clip")] = 32,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate (original recipe: 1e-5)")] = 1e-5,
-    weight_decay: Annotated[float, typer.Option()] = 0.01,
-    schedule: Annotated[str, typer.Option(help="cosine | step | constant")] = "cosine",
-    warmup_epochs: Annotated[int, typer.Option(min=0)] = 0,
-    label_smoothing: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
-    grad_clip: Annotated[float, typer.Option(min=0.0, help="max gradient norm (0 = off)")] = 0.0,
-    dropout: Annotated[float | None, typer.Option(help="override the preset's dropout")] = None,
+    preset: Annotated[
+        str, typer.Option(help="full (original size) | small (CPU: recipe scaled down) | tiny (tests)")
+    ] = "small",
+    epochs: Annotated[int | None, typer.Option(min=1, help="default: the model's recipe")] = None,
+    clip_len: Annotated[
+        int | None, typer.Option(min=1, help="frames sampled per clip; default: the model's recipe")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="an SGD recipe's lr scales with it")] = 8,
+    optimizer: Annotated[str | None, typer.Option(help="adamw | sgd; default: the model's recipe")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate; default: the model's recipe")] = None,
+    momentum: Annotated[float | None, typer.Option(min=0.0, help="sgd; default: the model's recipe")] = None,
+    nesterov: Annotated[bool | None, typer.Option(help="sgd; default: the model's recipe")] = None,
+    weight_decay: Annotated[float | None, typer.Option(min=0.0, help="default: the model's recipe")] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="cosine | step | constant, per iteration; default: the model's recipe")
+    ] = None,
+    warmup_epochs: Annotated[int | None, typer.Option(min=0, help="default: the model's recipe")] = None,
+    label_smoothing: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="default: the model's recipe")
+    ] = None,
+    grad_clip: Annotated[
+        float | None, typer.Option(min=0.0, help="max gradient norm (0 = off); default: the model's recipe")
+    ] = None,
+    dropout: Annotated[float | None, typer.Option(help="default: the model's recipe")] = None,
     train_where: Annotated[
         str, typer.Option(help="query selecting training clips (pandas syntax, checked)")
     ] = "split == 'train'",
     val_where: Annotated[
         str, typer.Option(help="query selecting validation clips (pandas syntax, checked)")
     ] = "split == 'test'",
-    input_size: Annotated[int, typer.Option(min=0, help="model input size (0 = store size)")] = 0,
+    input_size: Annotated[
+        int | None,
+        typer.Option(min=0, help="model (test) input size, 0 = the store's; default: the recipe's"),
+    ] = None,
+    train_size: Annotated[
+        int | None, typer.Option(min=1, help="training crops are resized to it; default: the recipe's")
+    ] = None,
     augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = True,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = 2,
     seed: Annotated[int, typer.Option()] = 0,
@@ -137,7 +156,10 @@ def fit(
         epochs=epochs,
         clip_len=clip_len,
         batch_size=batch_size,
+        optimizer=optimizer,
         lr=lr,
+        momentum=momentum,
+        nesterov=nesterov,
         weight_decay=weight_decay,
         schedule=schedule,
         warmup_epochs=warmup_epochs,
@@ -147,6 +169,7 @@ def fit(
         train_where=train_where,
         val_where=val_where,
         input_size=input_size,
+        train_size=train_size,
         augment=augment,
         workers=workers,
         seed=seed,

@@ -10,12 +10,11 @@ exactly as if it had never stopped (tested), and CPU runs repeat bit for bit.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +41,12 @@ from train.device import init_distributed, pick_device
 from train.evaluation import predict_loader
 from train.metrics import classification_metrics
 from train.models import MODELS, build_model
+from train.optim import SCHEDULES, build_optimizer
 from train.plots import plot_attention, plot_confusion, plot_curves
-from train.pretrained import freeze_backbone_statistics, init_from, optimizer_groups
+from train.pretrained import freeze_backbone_statistics, init_from
+from train.recipes import FIELDS, OPTIMIZERS, SGD_ONLY, resolve
 from train.sources import SOURCES, clip_dataset, open_source, resolve_renderer, train_input
 
-SCHEDULES = ("cosine", "step", "constant")
 _RENDER = RenderParams()  # `--source keypoints` takes `actrec-etl render`'s options with its defaults
 # Fields that may differ between a run and its resumption (they do not change what is learned).
 RESUME_FREE = {"epochs", "resume", "overwrite", "workers", "device", "out", "store"}  # store: by content
@@ -60,21 +60,26 @@ class FitConfig:
     store: str
     model: str = "cnn_lstm_attn"
     out: str = "runs/cnn_lstm_attn"
-    preset: str = "small"
-    epochs: int = 80  # the original recipe: AdamW, lr 1e-5, 80 epochs, cross-entropy
-    clip_len: int = 32
-    batch_size: int = 8
-    lr: float = 1e-5
-    weight_decay: float = 0.01
-    schedule: str = "cosine"
-    warmup_epochs: int = 0
+    preset: str = "small"  # model size, and how the recipe is scaled (train/recipes.py PRESET_SCALES)
+    # None = the model's recipe (train/recipes.py), scaled by the preset; a value overrides it
+    epochs: int | None = None
+    clip_len: int | None = None  # frames sampled per clip
+    batch_size: int = 8  # an SGD recipe's lr scales with it
+    optimizer: str | None = None  # adamw | sgd
+    lr: float | None = None
+    momentum: float | None = None  # sgd
+    nesterov: bool | None = None  # sgd
+    weight_decay: float | None = None
+    schedule: str | None = None  # cosine | step | constant, per iteration
+    warmup_epochs: int | None = None
     step_size: int = 30  # schedule "step": lr x 0.1 every step_size epochs
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0  # max gradient norm; 0 = off
-    dropout: float | None = None  # override the preset's dropout
+    label_smoothing: float | None = None
+    grad_clip: float | None = None  # max gradient norm; 0 = off
+    dropout: float | None = None
     train_where: str = "split == 'train'"
     val_where: str = "split == 'test'"
-    input_size: int = 0  # model input size; 0 = the store's size (train crops are resized to it)
+    input_size: int | None = None  # model (test) input size; 0 = the store's size
+    train_size: int | None = None  # training crops are resized to it (PoseC3D: 56 px for 64 px test)
     augment: bool = True  # random resized crop + flip (PoseC3D train geometry)
     workers: int = 2
     seed: int = 0
@@ -109,13 +114,25 @@ class FitConfig:
     def check(self) -> None:
         if self.source not in SOURCES:
             raise ActrecError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
-        if self.schedule not in SCHEDULES:
+        if self.schedule is not None and self.schedule not in SCHEDULES:
             raise ActrecError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
-        for name in ("epochs", "clip_len", "batch_size"):
-            if getattr(self, name) < 1:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ActrecError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        for name in ("epochs", "clip_len", "batch_size", "train_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ActrecError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.lr <= 0:
+        if self.lr is not None and self.lr <= 0:
             raise ActrecError("--lr must be positive")
+        for name in (
+            "momentum",
+            "weight_decay",
+            "warmup_epochs",
+            "label_smoothing",
+            "grad_clip",
+            "input_size",
+        ):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ActrecError(f"--{name.replace('_', '-')} must be >= 0")
         if self.model not in MODELS:
             raise ActrecError(f"--model must be one of {', '.join(MODELS)}, not {self.model!r}")
         if self.backbone_lr_scale < 0 or self.freeze_backbone_epochs < 0:
@@ -156,7 +173,18 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     attrs = store.attrs
     classes = store.classes
     scale = value_scale(attrs["dtype"])
-    input_size = cfg.input_size or int(attrs["size"])
+    # ---- the recipe: the model's own, scaled by the preset, overridden by options (train/recipes.py)
+    recipe = resolve(
+        cfg.model,
+        cfg.preset,
+        {k: getattr(cfg, k) for k in FIELDS},
+        batch_size=cfg.batch_size,
+        store_size=int(attrs["size"]),
+        pretrained=cfg.init_from is not None,
+    )
+    cfg = replace(cfg, **recipe.values)  # every recipe field resolved from here on (and saved so)
+    cfg.check()
+    input_size = cfg.input_size
     train_rows = select_clips(store, cfg.train_where)
     val_rows = select_clips(store, cfg.val_where)
     train_set = clip_dataset(
@@ -165,13 +193,13 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         clip_len=cfg.clip_len,
         train=True,
         seed=cfg.seed,
-        input_size=input_size,
+        input_size=cfg.train_size,
         augment=cfg.augment,
         renderer=renderer,
     )
     val_set = clip_dataset(store, val_rows, clip_len=cfg.clip_len, train=False, num_clips=1)
     to_input = train_input(
-        store, device=device, scale=scale, input_size=input_size, augment=cfg.augment, renderer=renderer
+        store, device=device, scale=scale, input_size=cfg.train_size, augment=cfg.augment, renderer=renderer
     )
     train_sampler = EpochSampler(len(train_set), shuffle=True, seed=cfg.seed, rank=rank, world_size=world)
     train_loader = make_loader(
@@ -196,6 +224,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     data_id = _store_identity(attrs)
     ckpt = _starting_checkpoint(out / "last.pt", cfg, data_id, log)
     if main:
+        log(recipe.line())
+    if main:
         if ckpt is None:
             _clear_run(out)
         plots.mkdir(parents=True, exist_ok=True)
@@ -204,8 +234,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     if ckpt is not None:
         model = model_from_checkpoint(ckpt, out / "last.pt")
     else:
-        overrides = {} if cfg.dropout is None else {"dropout": cfg.dropout}
-        model, _ = build_model(cfg.model, cfg.preset, len(store.channels), len(classes), **overrides)
+        model, _ = build_model(cfg.model, cfg.preset, len(store.channels), len(classes), dropout=cfg.dropout)
     init_record = ckpt.get("init_from") if ckpt is not None else None
     if ckpt is None and cfg.init_from:
         report = init_from(model, cfg.model, cfg.init_from)
@@ -218,23 +247,29 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         model.to(memory_format=torch.channels_last_3d if cfg.model == "c3d" else torch.channels_last)
     train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    # ---- optimizer and schedule (stepped per epoch)
-    groups, factors = optimizer_groups(
-        model, cfg.model, cfg.lr, cfg.backbone_lr_scale, cfg.freeze_backbone_epochs, _lr_factor(cfg)
+    # ---- optimizer and schedule (stepped per iteration: train/optim.py)
+    steps_per_epoch = len(train_loader)
+    optimizer, scheduler, factors = build_optimizer(
+        model,
+        cfg.model,
+        recipe.values,
+        steps_per_epoch,
+        backbone_lr_scale=cfg.backbone_lr_scale,
+        freeze_backbone_epochs=cfg.freeze_backbone_epochs,
+        step_size=cfg.step_size,
     )
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
     start_epoch, best, history = 0, -1.0, []
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         restore_rng_states(ckpt["rng"])
         start_epoch, best = int(ckpt["epoch"]) + 1, float(ckpt["best_metric"])
-        # The saved optimizer holds the lr of the last finished epoch; set this epoch's from the schedule. With
-        # the same --epochs this is what an uninterrupted run uses; with more, the schedule is stretched to the
-        # new length from here on (for cosine: a warm restart at the stretched curve's value).
+        # The schedule is a function of the iteration: continue at this epoch's first one. With the same
+        # --epochs this is what an uninterrupted run uses; with more, the schedule is stretched to the new
+        # length from here on (for cosine: a warm restart at the stretched curve's value).
+        scheduler.last_epoch = start_epoch * steps_per_epoch
         for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, factors, strict=True):
-            group["lr"] = base * factor(start_epoch)
+            group["lr"] = base * factor(scheduler.last_epoch)
         history = list(ckpt["history"])  # rows of epochs 1..start_epoch (1-based)
         if start_epoch < cfg.epochs:
             log(f"resuming {out / 'last.pt'} at epoch {start_epoch + 1}/{cfg.epochs} (best {best:.3f})")
@@ -249,6 +284,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             f"{f' ({renderer} renderer)' if cfg.source == 'keypoints' else ''}"
         )
 
+    lr = optimizer.param_groups[-1]["lr"]
     for epoch in range(start_epoch, cfg.epochs):
         # ---- train one epoch
         t0 = time.perf_counter()
@@ -275,13 +311,13 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
+            lr = optimizer.param_groups[-1]["lr"]  # the head's (the only group unless fine-tuning)
+            scheduler.step()
             loss_sum += loss.item() * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
             if advance:
                 advance(len(labels), loss=loss_sum / seen)
-        lr = optimizer.param_groups[-1]["lr"]  # the head's (the only group unless fine-tuning)
-        scheduler.step()
         train_time = time.perf_counter() - t0
         train_loss, train_top1 = _reduce(loss_sum, correct, seen, device, world)
 
@@ -332,6 +368,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
                 "data": data_id,
                 "val_metrics": {k: v for k, v in m.items() if k != "confusion_matrix"},
                 "init_from": init_record,
+                "recipe": recipe.as_dict(),  # where each resolved value came from; fit_config holds the values
             }
             store.check_unchanged()  # never checkpoint an epoch whose data came from a replaced store
             # last.pt goes last: whatever a resume from it implies (best.pt, metrics, plots) is on disk first
@@ -359,20 +396,6 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         dist.barrier()
         dist.destroy_process_group()
     return result
-
-
-def _lr_factor(cfg: FitConfig) -> Callable[[int], float]:
-    def factor(epoch: int) -> float:
-        if epoch < cfg.warmup_epochs:
-            return (epoch + 1) / (cfg.warmup_epochs + 1)
-        if cfg.schedule == "cosine":
-            span = max(cfg.epochs - cfg.warmup_epochs, 1)
-            return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
-        if cfg.schedule == "step":
-            return 0.1 ** (epoch // cfg.step_size)
-        return 1.0
-
-    return factor
 
 
 def _store_identity(attrs: dict) -> dict:
@@ -405,11 +428,12 @@ def _starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict
             f"{path.parent} already holds a run ({what}): pass --resume to continue it, --overwrite to replace "
             "it, or another --out"
         )
-    # A field the saved config predates (e.g. the fine-tuning options) had its default value then.
-    defaults = {f.name: f.default for f in fields(FitConfig)}
-    changed = sorted(
-        k for k, v in asdict(cfg).items() if k not in RESUME_FREE and saved.get(k, defaults[k]) != v
-    )
+    # Resolved values against resolved values: `--lr 0.0125` resumes a run whose recipe gave 0.0125.
+    saved = _saved_settings(ckpt)
+    free = RESUME_FREE | (set(SGD_ONLY) if cfg.optimizer == saved["optimizer"] == "adamw" else set())
+    changed = sorted(k for k, v in asdict(cfg).items() if k not in free and saved[k] != v)
+    if "recipe" not in ckpt:
+        changed.append("its schedule was stepped per epoch (an older actrec), now per iteration")
     if ckpt.get("data") != data_id:
         changed.append("the heatmap store's contents or its clip table (labels, splits)")
     if ckpt["model_name"] != cfg.model and "model" not in changed:
@@ -429,6 +453,27 @@ def _starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict
         )
     log(f"--resume: not continuing {path}: {reason}; --overwrite: training from scratch")
     return None
+
+
+def _saved_settings(ckpt: dict) -> dict:
+    """The checkpoint's fit config with every recipe field resolved. Checkpoints before per-model recipes
+    (no "recipe" key) saved explicit values, except: dropout None (the model config's), input_size 0 (the
+    store's), AdamW with no train_size (= input size); a field the saved config predates (e.g. the fine-tuning
+    options) had its default value then."""
+    saved = dict(ckpt["fit_config"])
+    if "recipe" not in ckpt:
+        size = int(ckpt["render"]["input_size"])
+        legacy = {
+            "optimizer": "adamw",
+            "momentum": 0.9,
+            "nesterov": False,
+            "input_size": size,
+            "train_size": size,
+        }
+        saved = {**legacy, **{k: v for k, v in saved.items() if v is not None and k not in ("input_size",)}}
+        saved.setdefault("dropout", ckpt["model_config"].get("dropout"))
+    defaults = {f.name: f.default for f in fields(FitConfig)}
+    return {k: saved.get(k, default) for k, default in defaults.items()}
 
 
 def _clear_run(out: Path) -> None:
