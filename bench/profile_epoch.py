@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clip-len", type=int, default=None)
     p.add_argument("--batches", type=int, default=24)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--only", default=None, help="comma-separated variant names (default: all)")
+    p.add_argument("--only", default=None, help="semicolon-separated variant names (default: all)")
     p.add_argument("--write-doc", default=None)
     args = p.parse_args(argv)
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     cores = os.cpu_count() or 1
     chosen = variants(cores)
     if args.only:
-        keep = set(args.only.split(","))
+        keep = {name.strip() for name in args.only.split(";")}
         chosen = [c for c in chosen if c.name in keep]
     results: dict[str, list[dict[str, float]]] = {c.name: [] for c in chosen}
     for r in range(args.repeats):
@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     clips = args.batches * args.batch_size
     lscpu_bf16 = "avx512_bf16" in Path("/proc/cpuinfo").read_text()
     lines = [
+        "## CPU training step: where the time goes (`bench/profile_epoch.py`)",
+        "",
         f"`{command_line('profile_epoch.py', argv)}`: {args.model} {args.preset}, {v['clip_len']} frames, "
         f"{v['train_size']} px train crops, batch {args.batch_size}, {args.batches} batches per run, "
         f"{args.repeats} interleaved repeats, {cores} cores (avx512_bf16: {'yes' if lscpu_bf16 else 'no'}), "

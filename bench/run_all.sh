@@ -10,6 +10,10 @@ $PY bench/bench_kernels.py --write-doc "$tmp/kernels.md"
 $PY bench/bench_loader.py --write-doc "$tmp/loader.md"
 $PY bench/bench_loader.py --codec zstd --write-doc "$tmp/loader_zstd.md"
 $PY bench/bench_render.py --write-doc "$tmp/render.md"
+# the CPU epoch profile needs a rendered store (e.g. bench/train_penn.sh's runs/penn/heatmaps.zarr)
+PROFILE_STORE=${PROFILE_STORE:-runs/penn/heatmaps.zarr}
+touch "$tmp/epoch.md"
+[ -d "$PROFILE_STORE" ] && $PY bench/profile_epoch.py "$PROFILE_STORE" --write-doc "$tmp/epoch.md"
 {
     cat docs/benchmarks_intro.md
     echo
@@ -22,6 +26,8 @@ $PY bench/bench_render.py --write-doc "$tmp/render.md"
     echo "The same loader benchmark with the zstd store (\`--codec zstd\`):"
     echo
     grep '^|' "$tmp/loader_zstd.md"
+    echo
+    cat "$tmp/epoch.md"
 } > docs/benchmarks.md
 rm -r "$tmp"
 echo "wrote docs/benchmarks.md"
