@@ -80,3 +80,38 @@ def test_params_yaml_uses_the_defaults_unless_it_says_why(stage):
     for key in _PARAMS_DIFFER[stage]:  # each deliberate difference is explained next to it
         line = next(line for line in block if line.strip().startswith(f"{key}:"))
         assert "#" in line, f"params.yaml {stage}.{key}: say why it differs from the default"
+
+
+def _bench_module(name: str):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "bench"))  # the scripts import bench/common.py as `common`
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return module
+
+
+def test_the_loader_benchmark_measures_the_default_store():
+    """bench_loader once kept its own codec table and defaulted to zstd: run_all.sh measured zstd twice."""
+    bench = _bench_module("bench_loader")
+    defaults = vars(bench.parser().parse_args([]))
+    assert defaults["codec"] == RenderParams().codec
+    choices = next(a.choices for a in bench.parser()._actions if a.dest == "codec")
+    assert tuple(choices) == ("lz4", "zstd", "none")
+    run_all = (ROOT / "bench" / "run_all.sh").read_text()
+    loader_runs = [line for line in run_all.splitlines() if line.startswith("$PY bench/bench_loader.py")]
+    codecs = [
+        line.split("--codec ")[1].split()[0] if "--codec" in line else defaults["codec"]
+        for line in loader_runs
+    ]
+    assert len(codecs) == len(set(codecs)) == 2, loader_runs  # the default store, then the other codec
+
+
+def test_the_render_benchmark_uses_the_default_size():
+    bench = _bench_module("bench_render")
+    assert bench.parser().parse_args([]).size == RenderParams().size
