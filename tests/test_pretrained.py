@@ -488,4 +488,6 @@ def test_evaluate_accepts_a_converted_checkpoint(keypoint_store, tmp_path):
     )
     assert result.exit_code == 0, result.output
     m = json.loads(metrics.read_text())
-    assert m["checkpoint_epoch"] == 0 and m["clip_len"] == 8 and 0 <= m["top1"] <= 1
+    assert m["checkpoint_epoch"] == 0 and m["clip_len"] == 8
+    cm = np.asarray(m["confusion_matrix"])  # (K, K): the predictions the scores were computed from
+    assert m["top1"] == pytest.approx(np.trace(cm) / cm.sum()) and m["n_clips"] == cm.sum()
