@@ -147,6 +147,7 @@ def test_channels_last_input(name):
     torch.testing.assert_close(model(x_cl), model(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_model_overfits_separable_samples(name):
     # 8 clips of 4 classes; class k lights up a blob in channel k (plus sparse noise everywhere).

@@ -122,6 +122,7 @@ def test_model_input_is_the_scaled_views_channels_first(dtype, scale):
 # ------------------------------------------------------------------------------------------- fit
 
 
+@pytest.mark.slow
 def test_fit_writes_checkpoints_metrics_and_plots(heatmap_store, tmp_path):
     result = fit(tiny(heatmap_store, tmp_path / "run", model="cnn_lstm_attn", workers=2), log=_quiet)
     run = tmp_path / "run"
@@ -149,6 +150,7 @@ def _weights(path: Path) -> dict:
     return load_checkpoint(path)["model"]
 
 
+@pytest.mark.slow
 def test_cpu_training_is_deterministic(heatmap_store, tmp_path):
     fit(tiny(heatmap_store, tmp_path / "a", model="cnn_lstm"), log=_quiet)
     fit(tiny(heatmap_store, tmp_path / "b", model="cnn_lstm"), log=_quiet)
@@ -227,6 +229,7 @@ def test_sigkill_then_resume_continues_exactly(heatmap_store, reference_3_epochs
     _resume_equals_reference(heatmap_store, run, reference_3_epochs)
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_is_refused_unless_overwrite(heatmap_store, tmp_path):
     run = tmp_path / "run"
     fit(tiny(heatmap_store, run, epochs=1), log=_quiet)
@@ -240,6 +243,7 @@ def test_resume_with_other_settings_is_refused_unless_overwrite(heatmap_store, t
     assert load_checkpoint(run / "last.pt")["fit_config"]["lr"] == 5e-4
 
 
+@pytest.mark.slow
 def test_fit_never_replaces_a_run_unasked(heatmap_store, tmp_path):
     run = tmp_path / "run"
     fit(tiny(heatmap_store, run, model="cnn_lstm_attn", epochs=1), log=_quiet)
@@ -258,6 +262,7 @@ def test_fit_never_replaces_a_run_unasked(heatmap_store, tmp_path):
     assert not (run / "plots" / "attention.png").exists()
 
 
+@pytest.mark.slow
 def test_resume_with_fewer_epochs_trains_from_scratch_with_overwrite(heatmap_store, tmp_path):
     """An experiment asking for fewer epochs than a finished run gets a run of its own length, never the
     longer run's numbers; more epochs continue; the same number has nothing to do."""
@@ -288,6 +293,7 @@ def test_unknown_model_leaves_no_run_folder(heatmap_store, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_resume_notices_a_re_rendered_store_at_the_same_path(
     heatmap_store, keypoint_store, small_render, tmp_path
 ):
