@@ -552,3 +552,35 @@ def test_labels_manifest_is_applied_for_every_format(tmp_path, fmt):
     assert target.label_name != "from_manifest" and target.split != "val"
     for clip in plain[1:]:  # clips the manifest does not list keep what the file says
         assert (by_id[clip.clip_id].label_name, by_id[clip.clip_id].split) == (clip.label_name, clip.split)
+
+
+def test_missing_input_paths(tmp_path):
+    """One check (readers.common.existing_inputs) behind the three callers: ingest wants every path, read_source
+    and detect_format at least one (read_source rejects the others)."""
+    from etl.ingest import ingest
+
+    present = write_coco_results(tmp_path / "c.json", moving_poses(1, 4, 17), confidences((1, 4, 17)))
+    missing = tmp_path / "gone.json"
+    with pytest.raises(ActrecError, match=f"input not found: {missing}$"):
+        ingest(
+            [present, missing], out=tmp_path / "kp.zarr", fmt="coco-json", options=ReadOptions(layout=COCO17)
+        )
+    assert not (tmp_path / "kp.zarr").exists()
+    items = read_all([present, missing], "coco-json")
+    assert [type(i) for i in items] == [Reject, PoseClip] and "no such file or folder" in items[0].reason
+    assert detect_format([present, missing]) == "coco-json"
+    for check in (lambda: read_all([missing], "coco-json"), lambda: detect_format([missing])):
+        with pytest.raises(ActrecError, match="none of the input paths exist"):
+            check()
+
+
+def test_person_ranking_and_found_structure_helpers():
+    from etl.readers.common import describe_found, score_ranks
+
+    assert score_ranks([0.2, 0.9, 0.5, 0.9]) == [3, 0, 2, 1]  # most confident first; a tie keeps file order
+    assert score_ranks([]) == []
+    assert describe_found({"a": 1, "b": 2}) == "a dict with keys a, b"
+    assert (
+        describe_found(dict.fromkeys("abcdefghij"), max_keys=8) == "a dict with keys a, b, c, d, e, f, g, h"
+    )
+    assert describe_found({}) == "a dict with keys none" and describe_found([1]) == "list"
