@@ -384,6 +384,7 @@ def test_evaluate_refuses_a_heatmap_store_with_another_sigma(keypoint_store, tmp
     assert res.exit_code == 1 and "does not match" in res.output and "sigma 0.6" in res.output
 
 
+@pytest.mark.slow
 def test_cli_fit_from_keypoints_takes_the_render_options(keypoint_store, tmp_path):
     run = tmp_path / "cli"
     args = ["fit", str(keypoint_store), "--source", "keypoints", "--size", "24", "--sigma", "0.8"]
