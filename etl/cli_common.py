@@ -4,6 +4,7 @@ code."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import typer
@@ -45,3 +46,12 @@ def cli_errors(fn):
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+def default_of(config: type, name: str):
+    """The default of field `name` of dataclass `config`: command-line options take their defaults from the
+    config object the library uses, so the two cannot drift (tests/test_settings.py checks every option)."""
+    field = {f.name: f for f in dataclasses.fields(config)}[name]
+    if field.default is dataclasses.MISSING:
+        raise TypeError(f"{config.__name__}.{name} has no plain default")
+    return field.default

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore
+from etl.heatmap_store import HeatmapStore, value_scale
 
 JOINT_RGB = np.array([1.0, 0.55, 0.1])  # joints orange
 LIMB_RGB = np.array([0.1, 0.75, 1.0])  # limbs cyan
@@ -44,7 +44,9 @@ def save_filmstrip(
     index = int(rows[0])
     t = int(store.n_frames[index])
     picks = np.unique(np.linspace(0, t - 1, num=min(n_frames, t)).round().astype(np.int64))
-    frames = store.to_float(store.read_clip(index, picks))  # (K, C, S, S)
+    frames = store.read_clip(index, picks).astype(np.float32) / value_scale(
+        store.attrs["dtype"]
+    )  # (K, C, S, S)
     rgb = filmstrip_rgb(frames, store.channels)
     row = store.table.iloc[index]
     cols = min(cols, len(picks))
