@@ -25,7 +25,10 @@ import torch
 from torch import nn
 
 from etl.errors import ActrecError
+from etl.render_params import RenderSettings
 from etl.storeio import disk_full_error, is_disk_full
+
+_RENDER = RenderSettings()  # a converted checkpoint's render settings default to `actrec-etl render`'s
 
 # What every model checkpoint (trained or converted) holds; a training checkpoint also has RESUME_KEYS.
 MODEL_KEYS = ("model_name", "model_config", "model", "classes", "render", "fit_config")
@@ -362,9 +365,9 @@ def render_settings(
     size: int,
     sigma: float,
     input_size: int | None = None,
-    padding: float = 0.25,
-    eps: float = 1e-4,
-    dtype: str = "uint8",
+    padding: float = _RENDER.padding,
+    eps: float = _RENDER.eps,
+    dtype: str = _RENDER.dtype,
 ) -> dict:
     """Render settings for a checkpoint that did not come from one of our stores (a converted one)."""
     from etl.skeleton import get_layout
@@ -382,3 +385,18 @@ def render_settings(
         "dtype": dtype,
         "input_size": int(input_size or size),
     }
+
+
+def render_params(render: dict):
+    """The RenderParams (the options `actrec-etl render` takes) of a checkpoint's checked render settings:
+    what predict and `--source keypoints` render new poses with."""
+    from etl.render import RenderParams
+
+    return RenderParams(
+        channels=render["channel_preset"],
+        size=int(render["size"]),
+        sigma=float(render["sigma"]),
+        padding=float(render["padding"]),
+        eps=float(render["eps"]),
+        dtype=render["dtype"],
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -15,12 +16,20 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from etl.cli_common import cells, cli_errors, say
+from etl.cli_common import cells, cli_errors, default_of, say
 from etl.cli_progress import progress_bar, progress_columns
 from etl.errors import ActrecError
-from etl.render import RenderParams
+from train.config import FitConfig
 
-_RENDER = RenderParams()  # --source keypoints: `actrec-etl render`'s options, with its defaults
+
+def fit_default(name: str):
+    return default_of(FitConfig, name)
+
+
+def _plain(value):
+    """A parsed option as FitConfig holds it (paths as text, so the config is plain JSON in a checkpoint)."""
+    return str(value) if isinstance(value, Path) else value
+
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -57,57 +66,78 @@ def _plain_log(console: Console):
 @cli_errors
 def fit(
     store: StorePath,
-    model: Annotated[str, typer.Option(help="c3d | cnn_lstm | cnn_lstm_attn")] = "cnn_lstm_attn",
-    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="run folder")] = Path("runs/run"),
-    preset: Annotated[str, typer.Option(help="full (original size) | small (CPU) | tiny (tests)")] = "small",
-    epochs: Annotated[int, typer.Option(min=1)] = 80,
-    clip_len: Annotated[int, typer.Option(min=1, help="frames sampled per clip")] = 32,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate (original recipe: 1e-5)")] = 1e-5,
-    weight_decay: Annotated[float, typer.Option()] = 0.01,
-    schedule: Annotated[str, typer.Option(help="cosine | step | constant")] = "cosine",
-    warmup_epochs: Annotated[int, typer.Option(min=0)] = 0,
-    label_smoothing: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
-    grad_clip: Annotated[float, typer.Option(min=0.0, help="max gradient norm (0 = off)")] = 0.0,
-    dropout: Annotated[float | None, typer.Option(help="override the preset's dropout")] = None,
+    model: Annotated[str, typer.Option(help="c3d | cnn_lstm | cnn_lstm_attn")] = fit_default("model"),
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="run folder")] = fit_default(
+        "out"
+    ),
+    preset: Annotated[
+        str, typer.Option(help="full (original size) | small (CPU) | tiny (tests)")
+    ] = fit_default("preset"),
+    epochs: Annotated[int, typer.Option(min=1)] = fit_default("epochs"),
+    clip_len: Annotated[int, typer.Option(min=1, help="frames sampled per clip")] = fit_default("clip_len"),
+    batch_size: Annotated[int, typer.Option(min=1)] = fit_default("batch_size"),
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (original recipe: 1e-5)")] = fit_default(
+        "lr"
+    ),
+    weight_decay: Annotated[float, typer.Option()] = fit_default("weight_decay"),
+    schedule: Annotated[str, typer.Option(help="cosine | step | constant")] = fit_default("schedule"),
+    warmup_epochs: Annotated[int, typer.Option(min=0)] = fit_default("warmup_epochs"),
+    step_size: Annotated[
+        int, typer.Option(min=1, help="schedule step: lr x 0.1 every this many epochs")
+    ] = fit_default("step_size"),
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=1.0)] = fit_default("label_smoothing"),
+    grad_clip: Annotated[float, typer.Option(min=0.0, help="max gradient norm (0 = off)")] = fit_default(
+        "grad_clip"
+    ),
+    dropout: Annotated[float | None, typer.Option(help="override the preset's dropout")] = fit_default(
+        "dropout"
+    ),
     train_where: Annotated[
         str, typer.Option(help="query selecting training clips (pandas syntax, checked)")
-    ] = "split == 'train'",
+    ] = fit_default("train_where"),
     val_where: Annotated[
         str, typer.Option(help="query selecting validation clips (pandas syntax, checked)")
-    ] = "split == 'test'",
-    input_size: Annotated[int, typer.Option(min=0, help="model input size (0 = store size)")] = 0,
-    augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = True,
-    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = 2,
-    seed: Annotated[int, typer.Option()] = 0,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    ] = fit_default("val_where"),
+    input_size: Annotated[int, typer.Option(min=0, help="model input size (0 = store size)")] = fit_default(
+        "input_size"
+    ),
+    augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = fit_default(
+        "augment"
+    ),
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = fit_default("workers"),
+    seed: Annotated[int, typer.Option()] = fit_default("seed"),
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = fit_default("device"),
     resume: Annotated[
         bool,
         typer.Option(
             help="continue RUN_DIR/last.pt: same settings and data, at most --epochs epochs trained"
         ),
-    ] = False,
+    ] = fit_default("resume"),
     overwrite: Annotated[
         bool,
         typer.Option(help="replace the run in --out (with --resume: only when it cannot be continued)"),
-    ] = False,
-    source: Source = "heatmaps",
+    ] = fit_default("overwrite"),
+    source: Source = fit_default("source"),
     renderer: Annotated[
         str,
         typer.Option(help="keypoints: numba (loader workers) | torch (on the device) | auto (torch on CUDA)"),
-    ] = "auto",
-    channels: Annotated[
-        str, typer.Option(help="keypoints: joints | limbs | joints+limbs")
-    ] = _RENDER.channels,
-    size: Annotated[int, typer.Option(help="keypoints: heatmap size in pixels (square)")] = _RENDER.size,
-    sigma: Annotated[float, typer.Option(help="keypoints: Gaussian sigma in output pixels")] = _RENDER.sigma,
-    padding: Annotated[float, typer.Option(help="keypoints: PoseCompact padding")] = _RENDER.padding,
+    ] = fit_default("renderer"),
+    channels: Annotated[str, typer.Option(help="keypoints: joints | limbs | joints+limbs")] = fit_default(
+        "channels"
+    ),
+    size: Annotated[int, typer.Option(help="keypoints: heatmap size in pixels (square)")] = fit_default(
+        "size"
+    ),
+    sigma: Annotated[float, typer.Option(help="keypoints: Gaussian sigma in output pixels")] = fit_default(
+        "sigma"
+    ),
+    padding: Annotated[float, typer.Option(help="keypoints: PoseCompact padding")] = fit_default("padding"),
     eps: Annotated[
         float, typer.Option(help="keypoints: joints with a lower score are not drawn")
-    ] = _RENDER.eps,
-    dtype: Annotated[str, typer.Option(help="keypoints: uint8 | float16 (values as a store holds them)")] = (
-        _RENDER.dtype
-    ),
+    ] = fit_default("eps"),
+    dtype: Annotated[
+        str, typer.Option(help="keypoints: uint8 | float16 (values as a store holds them)")
+    ] = fit_default("dtype"),
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -116,55 +146,20 @@ def fit(
             help="start from these weights: an actrec checkpoint, a MMAction2/PYSKL PoseC3D checkpoint (c3d) "
             "or a torchvision ResNet state dict (cnn_lstm, cnn_lstm_attn); see docs/pretrained.md",
         ),
-    ] = None,
+    ] = fit_default("init_from"),
     backbone_lr_scale: Annotated[
         float, typer.Option(min=0.0, help="backbone lr = lr x this (fine-tuning: e.g. 0.1)")
-    ] = 1.0,
+    ] = fit_default("backbone_lr_scale"),
     freeze_backbone_epochs: Annotated[
         int, typer.Option(min=0, help="train only the head for the first N epochs")
-    ] = 0,
+    ] = fit_default("freeze_backbone_epochs"),
 ):
     """Train a model on a heatmap store, or on a keypoint store rendered on the fly (--source keypoints, with the
     render options of `actrec-etl render`); writes last.pt, best.pt, metrics.csv, metrics.json and plots to --out."""
-    from train.fit import FitConfig
     from train.fit import fit as run_fit
 
-    cfg = FitConfig(
-        store=str(store),
-        model=model,
-        out=str(out),
-        preset=preset,
-        epochs=epochs,
-        clip_len=clip_len,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        schedule=schedule,
-        warmup_epochs=warmup_epochs,
-        label_smoothing=label_smoothing,
-        grad_clip=grad_clip,
-        dropout=dropout,
-        train_where=train_where,
-        val_where=val_where,
-        input_size=input_size,
-        augment=augment,
-        workers=workers,
-        seed=seed,
-        device=device,
-        resume=resume,
-        overwrite=overwrite,
-        source=source,
-        renderer=renderer,
-        channels=channels,
-        size=size,
-        sigma=sigma,
-        padding=padding,
-        eps=eps,
-        dtype=dtype,
-        init_from=None if init_from is None else str(init_from),
-        backbone_lr_scale=backbone_lr_scale,
-        freeze_backbone_epochs=freeze_backbone_epochs,
-    )
+    options = locals()  # exactly the parameters above: one per FitConfig field (tests/test_train_settings.py)
+    cfg = FitConfig(**{f.name: _plain(options[f.name]) for f in dataclasses.fields(FitConfig)})
     columns = progress_columns("clips", extra="loss {task.fields[loss]:.3f}")
     with Progress(
         *columns, console=Console(stderr=True, soft_wrap=True), disable=not _is_main_rank()
@@ -256,7 +251,7 @@ def predict(
     clips: Annotated[
         int | None, typer.Option(min=1, help="views per clip (per window with --window) [default: 10 (1)]")
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     window: Annotated[
         int, typer.Option(min=0, help="label windows of this many frames over time (0 = one label per clip)")
     ] = 0,

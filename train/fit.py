@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,6 @@ import torch.nn.functional as F
 
 from etl.errors import ActrecError
 from etl.heatmap_store import reading_store, value_scale
-from etl.render import RenderParams
 from etl.storeio import SEAL_KEY, exclusive_lock
 from train.augment import resize, to_model_input
 from train.checkpoint import (
@@ -37,89 +36,21 @@ from train.checkpoint import (
     rng_states,
     save_checkpoint,
 )
+from train.config import FitConfig
 from train.data import EpochSampler, TimedLoader, make_loader, select_clips
 from train.device import init_distributed, pick_device
 from train.evaluation import predict_loader
 from train.metrics import classification_metrics
-from train.models import MODELS, build_model
+from train.models import build_model
 from train.plots import plot_attention, plot_confusion, plot_curves
 from train.pretrained import freeze_backbone_statistics, init_from, optimizer_groups
-from train.sources import SOURCES, clip_dataset, open_source, resolve_renderer, train_input
+from train.sources import clip_dataset, open_source, resolve_renderer, train_input
 
-SCHEDULES = ("cosine", "step", "constant")
-_RENDER = RenderParams()  # `--source keypoints` takes `actrec-etl render`'s options with its defaults
 # Fields that may differ between a run and its resumption (they do not change what is learned).
 RESUME_FREE = {"epochs", "resume", "overwrite", "workers", "device", "out", "store"}  # store: by content
 # What a run folder holds; --overwrite removes these before training from scratch (no stale plots or best.pt).
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "metrics.json")
 RUN_PLOTS = ("curves.png", "confusion.png", "attention.png")
-
-
-@dataclass
-class FitConfig:
-    store: str
-    model: str = "cnn_lstm_attn"
-    out: str = "runs/cnn_lstm_attn"
-    preset: str = "small"
-    epochs: int = 80  # the original recipe: AdamW, lr 1e-5, 80 epochs, cross-entropy
-    clip_len: int = 32
-    batch_size: int = 8
-    lr: float = 1e-5
-    weight_decay: float = 0.01
-    schedule: str = "cosine"
-    warmup_epochs: int = 0
-    step_size: int = 30  # schedule "step": lr x 0.1 every step_size epochs
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0  # max gradient norm; 0 = off
-    dropout: float | None = None  # override the preset's dropout
-    train_where: str = "split == 'train'"
-    val_where: str = "split == 'test'"
-    input_size: int = 0  # model input size; 0 = the store's size (train crops are resized to it)
-    augment: bool = True  # random resized crop + flip (PoseC3D train geometry)
-    workers: int = 2
-    seed: int = 0
-    device: str = "auto"
-    resume: bool = False
-    overwrite: bool = False  # replace a run in `out` (else fit refuses to touch it)
-    source: str = (
-        "heatmaps"  # heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly)
-    )
-    renderer: str = "auto"  # keypoints: numba (loader workers) | torch (on the device) | auto (torch on CUDA)
-    channels: str = _RENDER.channels  # render settings of --source keypoints (the store's are used otherwise)
-    size: int = _RENDER.size
-    sigma: float = _RENDER.sigma
-    padding: float = _RENDER.padding
-    eps: float = _RENDER.eps
-    dtype: str = _RENDER.dtype
-    # fine-tuning (train/pretrained.py): weights to start from, backbone lr factor, epochs with a frozen backbone
-    init_from: str | None = None
-    backbone_lr_scale: float = 1.0
-    freeze_backbone_epochs: int = 0
-
-    def render_params(self) -> RenderParams:
-        return RenderParams(
-            channels=self.channels,
-            size=self.size,
-            sigma=self.sigma,
-            padding=self.padding,
-            eps=self.eps,
-            dtype=self.dtype,
-        )
-
-    def check(self) -> None:
-        if self.source not in SOURCES:
-            raise ActrecError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
-        if self.schedule not in SCHEDULES:
-            raise ActrecError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
-        for name in ("epochs", "clip_len", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ActrecError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.lr <= 0:
-            raise ActrecError("--lr must be positive")
-        if self.model not in MODELS:
-            raise ActrecError(f"--model must be one of {', '.join(MODELS)}, not {self.model!r}")
-        if self.backbone_lr_scale < 0 or self.freeze_backbone_epochs < 0:
-            raise ActrecError("--backbone-lr-scale and --freeze-backbone-epochs must be >= 0")
 
 
 def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> dict:

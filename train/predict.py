@@ -16,12 +16,13 @@ from etl.errors import ActrecError
 from etl.heatmap_store import value_scale
 from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, read_source
-from etl.render import RenderParams, render_clip
+from etl.render import render_clip
 from etl.skeleton import Layout, get_layout
 from etl.validate import validate_clip
-from train.augment import hflip, resize, to_model_input
-from train.checkpoint import LoadedModel, load_model
+from train.augment import resize, to_model_input
+from train.checkpoint import LoadedModel, load_model, render_params
 from train.device import pick_device
+from train.evaluation import score_views
 from train.sampling import sample_test
 
 
@@ -29,18 +30,6 @@ from train.sampling import sample_test
 class Prediction:
     clip_id: str
     top: list[tuple[str, float]]  # (label name, probability), most likely first
-
-
-def render_params(render: dict) -> RenderParams:
-    """The RenderParams of a checkpoint's (already checked) render settings."""
-    return RenderParams(
-        channels=render["channel_preset"],
-        size=int(render["size"]),
-        sigma=float(render["sigma"]),
-        padding=float(render["padding"]),
-        eps=float(render["eps"]),
-        dtype=render["dtype"],
-    )
 
 
 def read_clips(pose_file: Path, fmt: str, layout: Layout) -> Iterator[PoseClip]:
@@ -63,14 +52,11 @@ def view_probabilities(
     """(V, T, C, S, S) heatmap views -> softmax (V, K), averaged with the mirrored views when flip."""
     render = loaded.render
     scale = value_scale(render["dtype"])
+    flip_permutation = render["flip_permutation"] if flip else None
     out = []
     for part in torch.from_numpy(views).split(batch):
         x = resize(to_model_input(part.to(device), scale), int(render["input_size"]))  # (b, C, T, S', S')
-        probs = torch.softmax(loaded.model(x).float(), dim=1)
-        if flip:
-            mirrored = loaded.model(hflip(x, render["flip_permutation"]))
-            probs = (probs + torch.softmax(mirrored.float(), dim=1)) / 2
-        out.append(probs.cpu())
+        out.append(score_views(loaded.model, x, flip_permutation, autocast=device.type == "cuda").cpu())
     return torch.cat(out)
 
 
@@ -82,7 +68,7 @@ def predict_file(
     top_k: int = 5,
     clips: int = 10,
     flip: bool = True,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> list[Prediction]:
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)

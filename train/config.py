@@ -1,0 +1,87 @@
+"""`actrec-train fit`'s settings as plain data, in a module with no heavy imports: the command line takes every
+option's default from `FitConfig` and builds the config from the parsed options field by field, so the two cannot
+drift (tests/test_train_settings.py holds FitConfig, the fit options and params.yaml's `train:` block together)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from etl.errors import ActrecError
+from etl.render_params import RenderSettings
+
+SCHEDULES = ("cosine", "step", "constant")
+SOURCES = ("heatmaps", "keypoints")
+_RENDER = RenderSettings()  # `--source keypoints` takes `actrec-etl render`'s options with its defaults
+
+
+@dataclass
+class FitConfig:
+    store: str
+    model: str = "cnn_lstm_attn"
+    out: str = "runs/run"
+    preset: str = "small"
+    epochs: int = 80  # the original recipe: AdamW, lr 1e-5, 80 epochs, cross-entropy
+    clip_len: int = 32
+    batch_size: int = 8
+    lr: float = 1e-5
+    weight_decay: float = 0.01
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    step_size: int = 30  # schedule "step": lr x 0.1 every step_size epochs
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    dropout: float | None = None  # override the preset's dropout
+    train_where: str = "split == 'train'"
+    val_where: str = "split == 'test'"
+    input_size: int = 0  # model input size; 0 = the store's size (train crops are resized to it)
+    augment: bool = True  # random resized crop + flip (PoseC3D train geometry)
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    overwrite: bool = False  # replace a run in `out` (else fit refuses to touch it)
+    source: str = (
+        "heatmaps"  # heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly)
+    )
+    renderer: str = "auto"  # keypoints: numba (loader workers) | torch (on the device) | auto (torch on CUDA)
+    channels: str = _RENDER.channels  # render settings of --source keypoints (the store's are used otherwise)
+    size: int = _RENDER.size
+    sigma: float = _RENDER.sigma
+    padding: float = _RENDER.padding
+    eps: float = _RENDER.eps
+    dtype: str = _RENDER.dtype
+    # fine-tuning (train/pretrained.py): weights to start from, backbone lr factor, epochs with a frozen backbone
+    init_from: str | None = None
+    backbone_lr_scale: float = 1.0
+    freeze_backbone_epochs: int = 0
+
+    def render_params(self):
+        from etl.render import RenderParams
+
+        return RenderParams(
+            channels=self.channels,
+            size=self.size,
+            sigma=self.sigma,
+            padding=self.padding,
+            eps=self.eps,
+            dtype=self.dtype,
+        )
+
+    def check(self) -> None:
+        from train.models import MODELS
+
+        if self.source not in SOURCES:
+            raise ActrecError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+        if self.schedule not in SCHEDULES:
+            raise ActrecError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        for name in ("epochs", "clip_len", "batch_size", "step_size"):
+            if getattr(self, name) < 1:
+                raise ActrecError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.seed < 0:
+            raise ActrecError("--seed must be >= 0")
+        if self.lr <= 0:
+            raise ActrecError("--lr must be positive")
+        if self.model not in MODELS:
+            raise ActrecError(f"--model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        if self.backbone_lr_scale < 0 or self.freeze_backbone_epochs < 0:
+            raise ActrecError("--backbone-lr-scale and --freeze-backbone-epochs must be >= 0")
