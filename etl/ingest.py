@@ -263,7 +263,9 @@ def _meta_column_types(table: pd.DataFrame) -> pd.DataFrame:
     `camera == 3` and `speed > 1.0` select clips; any other mix (e.g. fps 30.0 from files, "30fps") is text."""
     for col in table.columns:
         dtype = table[col].dtype
-        if col in CORE_COLUMNS or not (dtype == object or pd.api.types.is_string_dtype(dtype)):
+        if col in CORE_COLUMNS or not (
+            pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+        ):
             continue
         values = [v for v in table[col] if v is not None and v == v]
         if values and all(_is_int(v) for v in values):

@@ -293,7 +293,9 @@ def test_manifest_with_numbers_only_and_mixed_meta_types(demo_dir, tmp_path):
 
     from etl.ingest import _meta_column_types
 
-    frame = pd.DataFrame({"clip_id": ["a", "b", "c"], "fps": [30.0, "30", None], "tag": [30.0, "30fps", None]})
+    frame = pd.DataFrame(
+        {"clip_id": ["a", "b", "c"], "fps": [30.0, "30", None], "tag": [30.0, "30fps", None]}
+    )
     typed = _meta_column_types(frame)
     assert typed.fps.dtype == "float64" and list(typed.fps[:2]) == [30.0, 30.0] and pd.isna(typed.fps[2])
     assert list(typed.tag[:2]) == ["30.0", "30fps"] and pd.isna(typed.tag[2])  # a real mix stays text

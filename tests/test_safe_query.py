@@ -207,7 +207,9 @@ def test_text_column_against_a_number_warns_or_says_why(tmp_path):
         query_clips(df, "speed > 1.0")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert len(query_clips(df, "n == 3 and camera == '3'")) == 1  # numbers vs numbers, text vs text: silent
+        assert (
+            len(query_clips(df, "n == 3 and camera == '3'")) == 1
+        )  # numbers vs numbers, text vs text: silent
 
 
 def test_cli_query_warns_in_one_line_when_text_meets_a_number(tmp_path):

@@ -4,8 +4,8 @@ evaluate, predict and DDP (gloo, 2 processes)."""
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import signal
 import subprocess
 import sys
