@@ -391,6 +391,24 @@ def test_predict_layout_hint_names_no_missing_option():
     assert "--layout" not in hinted and "layout coco17 matches" in hinted and "trained on jhmdb15" in hinted
 
 
+def test_fit_uses_its_thread_count_whatever_the_machine_gives(heatmap_store, tmp_path):
+    # torch's default thread count is the machine's core count, and float sums are split by it (a 1- and a
+    # 2-thread epoch differ in the last bits here): fit fixes it, so a 1-core default gives the 2-core numbers
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for default in (1, 2):
+            torch.set_num_threads(default)
+            run = tmp_path / f"default{default}"
+            fit(tiny(heatmap_store, run, epochs=1, threads=2), log=_quiet)
+            assert torch.get_num_threads() == 2
+            weights.append(load_checkpoint(run / "last.pt")["model"])
+    finally:
+        torch.set_num_threads(before)
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 # ------------------------------------------------------------------------------------------- DDP
 
 

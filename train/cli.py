@@ -80,6 +80,10 @@ def fit(
     augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = True,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = 2,
     seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[
+        int,
+        typer.Option(min=0, help="CPU threads (fixed: the same numbers on any machine's core count; 0 = all)"),
+    ] = 2,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     resume: Annotated[
         bool,
@@ -150,6 +154,7 @@ def fit(
         augment=augment,
         workers=workers,
         seed=seed,
+        threads=threads,
         device=device,
         resume=resume,
         overwrite=overwrite,

@@ -79,6 +79,9 @@ class FitConfig:
     workers: int = 2
     seed: int = 0
     device: str = "auto"
+    # CPU threads of the training process: float sums are split by thread count, so a fixed count gives the
+    # same numbers on any core count (docs/pipeline.md, determinism); 0 = torch's default (all cores)
+    threads: int = 2
     resume: bool = False
     overwrite: bool = False  # replace a run in `out` (else fit refuses to touch it)
     source: str = (
@@ -145,6 +148,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
