@@ -82,7 +82,9 @@ def fit(
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[
         int,
-        typer.Option(min=0, help="CPU threads (fixed: the same numbers on any machine's core count; 0 = all)"),
+        typer.Option(
+            min=0, help="CPU threads (fixed: the same numbers on any machine's core count; 0 = all)"
+        ),
     ] = 2,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     resume: Annotated[
