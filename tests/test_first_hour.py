@@ -42,3 +42,38 @@ def test_show_draws_a_keypoint_store_clip(keypoint_store, tmp_path):
     result = runner.invoke(etl_app, ["show", str(keypoint_store), clip_id, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_a_failed_render_leaves_no_partial_folder(keypoint_store, tmp_path, monkeypatch):
+    import etl.render as render_module
+    from etl.storeio import partial_path
+
+    def fail(*args, **kwargs):
+        raise ActrecError("a partition failed")
+
+    monkeypatch.setattr(render_module, "_run_partitions", fail)
+    out = tmp_path / "hm.zarr"
+    with pytest.raises(ActrecError, match="a partition failed"):
+        render_module.render(keypoint_store, out, render_module.RenderParams(size=16))
+    assert not out.exists() and not partial_path(out).exists()
+
+
+def test_no_empty_bar_before_a_validation_error_and_no_unknown_totals(keypoint_store, demo_dir, tmp_path):
+    out = tmp_path / "hm.zarr"
+    out.mkdir()
+    refused = runner.invoke(etl_app, ["render", str(keypoint_store), "-o", str(out)])
+    assert refused.exit_code == 1 and "already exists" in refused.output
+    assert "render" not in refused.output.replace(str(out), "").split("error:")[0]  # no bar before the error
+    ingest = runner.invoke(
+        etl_app,
+        [
+            "ingest",
+            str(demo_dir / "clips"),
+            "--labels",
+            str(demo_dir / "clips.csv"),
+            "-o",
+            str(tmp_path / "k"),
+        ],
+    )
+    assert ingest.exit_code == 0, ingest.output
+    assert "/?" not in ingest.output and "ingest" in ingest.output  # a bar, counting clips of unknown number
