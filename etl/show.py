@@ -51,7 +51,7 @@ def save_filmstrip(
     picks = np.unique(np.linspace(0, t - 1, num=min(n_frames, t)).round().astype(np.int64))
     if keypoints:
         frames, channels = _render_keypoints(store, index, row, picks)
-        how = "rendered with render's defaults"
+        how = "rendered with render's defaults, joints orange, limbs cyan"
     else:
         frames, channels = store.to_float(store.read_clip(index, picks)), store.channels  # (K, C, S, S)
         how = "joints orange, limbs cyan"

@@ -77,3 +77,11 @@ def test_no_empty_bar_before_a_validation_error_and_no_unknown_totals(keypoint_s
     )
     assert ingest.exit_code == 0, ingest.output
     assert "/?" not in ingest.output and "ingest" in ingest.output  # a bar, counting clips of unknown number
+
+
+def test_demo_readme_lists_the_labels_in_the_store_order(demo_dir, keypoint_store):
+    from etl.keypoint_store import KeypointStore
+
+    classes = KeypointStore.open(keypoint_store).classes
+    line = next(line for line in (demo_dir / "README.md").read_text().splitlines() if line.startswith("`"))
+    assert [part.strip().strip("`") for part in line.split(":")[0].split(",")] == classes
