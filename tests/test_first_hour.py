@@ -85,3 +85,10 @@ def test_demo_readme_lists_the_labels_in_the_store_order(demo_dir, keypoint_stor
     classes = KeypointStore.open(keypoint_store).classes
     line = next(line for line in (demo_dir / "README.md").read_text().splitlines() if line.startswith("`"))
     assert [part.strip().strip("`") for part in line.split(":")[0].split(",")] == classes
+
+
+def test_download_list_names_only_paths_a_user_has():
+    result = runner.invoke(etl_app, ["download", "--list"])
+    assert result.exit_code == 0, result.output
+    assert "shared/" not in result.output and "DEST" not in result.output
+    assert "actrec-etl ingest data/downloads/utd-mhad-skeleton --format utd-mhad" in result.output
