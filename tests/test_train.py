@@ -453,3 +453,12 @@ def test_ddp_with_gloo_on_two_processes(heatmap_store, tmp_path):
     n_train = int((HeatmapStore.open(heatmap_store).table.split == "train").sum())
     assert len(history) == 1 and "x2" in proc.stdout + proc.stderr
     assert n_train > 0
+
+
+def test_confusion_plot_is_of_the_last_epoch_like_last_pt(heatmap_store, tmp_path, monkeypatch):
+    import train.fit as fit_module
+
+    titles = []
+    monkeypatch.setattr(fit_module, "plot_confusion", lambda cm, classes, path, title: titles.append(title))
+    fit(tiny(heatmap_store, tmp_path / "run", epochs=2), log=_quiet)
+    assert len(titles) == 2 and titles[-1].endswith("epoch 2 (last.pt)")  # every epoch, not only the best
