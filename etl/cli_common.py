@@ -25,8 +25,13 @@ def say(message: str) -> None:
 
 
 def cells(*values) -> list[Text]:
-    """Table cells shown as plain text: a label '[/x]' is a label, not a closing tag."""
-    return [Text(str(v)) for v in values]
+    """Table cells shown as plain text: a label '[/x]' is a label, not a closing tag; a missing value (a clip
+    with no split: None, NaN or pandas' NA) shows as '-', not 'nan'."""
+    return [Text("-" if _missing(v) else str(v)) for v in values]
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"
 
 
 def headers(*values) -> list[Column]:

@@ -92,3 +92,20 @@ def test_download_list_names_only_paths_a_user_has():
     assert result.exit_code == 0, result.output
     assert "shared/" not in result.output and "DEST" not in result.output
     assert "actrec-etl ingest data/downloads/utd-mhad-skeleton --format utd-mhad" in result.output
+
+
+def test_a_missing_split_shows_as_a_dash_not_nan(tmp_path):
+    import pandas as pd
+
+    from etl.cliptable import CLIPS_FILE
+
+    store = tmp_path / "s.zarr"
+    store.mkdir()
+    pd.DataFrame(
+        {"clip_id": ["a", "b"], "label_name": ["x", "y"], "split": ["train", None], "n_frames": [3, 4],
+         "n_persons": [1, 1]}
+    ).to_parquet(store / CLIPS_FILE, index=False)  # fmt: skip
+    result = runner.invoke(etl_app, ["query", str(store), "n_frames > 0"])
+    assert result.exit_code == 0, result.output
+    row_b = next(line for line in result.output.splitlines() if " b " in line)
+    assert "nan" not in result.output and " - " in row_b
