@@ -13,7 +13,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export DVC_NO_ANALYTICS := 1
 export DVC_SITE_CACHE_DIR ?= $(CURDIR)/.cache/dvc
 
-.PHONY: install demo test lint
+.PHONY: install demo test test-fast lint
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The edit loop: everything but the tests marked slow (end-to-end DVC, DDP, SIGKILL/resume, long renders).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

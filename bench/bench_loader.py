@@ -45,7 +45,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_kernels import anchor_python  # noqa: E402
 from common import command_line, emit, ratio  # noqa: E402
 
-LEVEL = {"zstd": 1, "lz4": 5, "none": 0}
+from etl.heatmap_store import CODECS, DEFAULT_LEVEL  # noqa: E402
+from etl.render_params import RenderSettings  # noqa: E402
+
+DEFAULTS = RenderSettings()  # the store is the project's default (`actrec-etl render`), unless --codec says
+ANCHOR_SIZE = 64  # the anchor's PoseCompact + Resize(-1, 64)
 ANCHOR_DRIVER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -97,7 +101,7 @@ def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Pa
         render(
             kp,
             stores[variant],
-            RenderParams(channels=channels, size=64, codec=codec, level=LEVEL[codec]),
+            RenderParams(channels=channels, size=ANCHOR_SIZE, codec=codec),  # the codec's default level
             threads=1,
         )
     return stores
@@ -140,7 +144,7 @@ def time_keypoints(kp_store: Path, channels: str, runs: int) -> dict:
     from train.keypoint_data import KeypointClips, KeypointSource, collate_keypoints
     from train.render_torch import quantize_like, render_torch
 
-    src = KeypointSource(kp_store, RenderParams(channels=channels, size=64))
+    src = KeypointSource(kp_store, RenderParams(channels=channels, size=ANCHOR_SIZE))
     rows, labels = np.arange(len(src)), src.table.label.to_numpy()
     out = {}
     for renderer in ("numba", "torch"):
@@ -168,14 +172,23 @@ def time_keypoints(kp_store: Path, channels: str, runs: int) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--codec", default="zstd", choices=sorted(LEVEL), help="codec of the heatmap store")
+    ap.add_argument(
+        "--codec",
+        default=DEFAULTS.codec,
+        choices=CODECS,
+        help=f"codec of the heatmap store, at its default level (default: {DEFAULTS.codec}, as actrec-etl render)",
+    )
     ap.add_argument("--write-doc", default="", help="also write the markdown table to this file")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
     torch.set_num_threads(1)
     load = [os.getloadavg()[0]]
     anchor = run_anchor(a.samples, a.runs, a.seed)
@@ -189,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         "## Loader: a training sample from the store vs the anchor's on-the-fly pipeline",
         "",
         f"Command: `{cmd}`  ",
+        f"Heatmap store: {a.codec} at level {DEFAULT_LEVEL[a.codec]}"
+        f"{' (the default of `actrec-etl render`)' if a.codec == DEFAULTS.codec else ''}, {ANCHOR_SIZE} px.  ",
         f"{a.samples} synthetic 100-frame 1080p COCO-17 clips (the anchor's `synth_sample`, seed {a.seed}), "
         f"{a.runs} passes, medians, one thread/process each; 1-min load average {load[0]:.2f} before, "
         f"{load[1]:.2f} after; {time.strftime('%Y-%m-%d')}.",

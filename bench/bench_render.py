@@ -37,6 +37,7 @@ from etl.ingest import ingest  # noqa: E402
 from etl.keypoint_store import KeypointStore  # noqa: E402
 from etl.readers import ReadOptions  # noqa: E402
 from etl.render import RenderParams, render, render_clip  # noqa: E402
+from etl.render_params import RenderSettings  # noqa: E402
 from etl.skeleton import get_layout  # noqa: E402
 from train.sampling import sample_train  # noqa: E402
 
@@ -67,14 +68,18 @@ def time_samples(kp: KeypointStore, hm: HeatmapStore, params: RenderParams, n: i
     return statistics.median(decode) * 1e3, statistics.median(draw) * 1e3
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", default=str(SHARED / "data" / "penn_action" / "labels"))
     ap.add_argument("--limit", type=int, default=0, help="use only the first N clips (0 = all 2326)")
-    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--size", type=int, default=RenderSettings().size)
     ap.add_argument("--samples", type=int, default=300, help="samples for the decode-vs-render timing")
     ap.add_argument("--write-doc", default="", help="also write the markdown table to this file")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
     load = [os.getloadavg()[0]]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             kp_path, tmp / "warm.zarr", replace(base, codec="none"), threads=1
         )  # compile/load kernels once
         shutil.rmtree(tmp / "warm.zarr")
-        for codec, level in (("zstd", 1), ("lz4", 5), ("none", 0)):
+        for codec in ("zstd", "lz4", "none"):  # each at the project's default level for it (DEFAULT_LEVEL)
             for threads in (1, 2):
                 out = tmp / f"{codec}-{threads}.zarr"
                 t0 = time.perf_counter()
-                render(kp_path, out, replace(base, codec=codec, level=level), threads=threads)
+                render(kp_path, out, replace(base, codec=codec, level=None), threads=threads)
                 dt = time.perf_counter() - t0
                 rows.append((codec, threads, dt, du(out)))
                 if not (codec == "zstd" and threads == 2):

@@ -12,11 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from etl.cli_common import cells, cli_errors, console, err_console, headers, say
+from etl.cli_common import cells, cli_errors, console, default_of, err_console, headers, say
 from etl.cli_progress import progress_bar
 from etl.errors import ActrecError
-from etl.limits import DEFAULT_MAX_CLIP_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_MAX_PERSONS
-from etl.readers import FORMATS
+from etl.readers import FORMATS, ReadOptions
+from etl.render_params import RenderSettings
 from etl.skeleton import LAYOUTS
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="actrec ETL: pose files -> keypoint store + clip table -> heatmap store (zarr).",
 )
+_RENDER = RenderSettings()  # `render`'s option defaults (RenderParams' fields)
 StorePath = Annotated[
     Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="a store folder")
 ]
@@ -73,14 +74,16 @@ def ingest(
     ] = None,
     project: Annotated[
         str, typer.Option(help="3D -> 2D projection for 3D inputs: pinhole | ortho")
-    ] = "pinhole",
-    occluded_score: Annotated[float, typer.Option(help="score given to joints marked occluded")] = 0.5,
+    ] = default_of(ReadOptions, "project"),
+    occluded_score: Annotated[float, typer.Option(help="score given to joints marked occluded")] = default_of(
+        ReadOptions, "occluded_score"
+    ),
     split_protocol: Annotated[
         str | None, typer.Option(help="which split family names the split column")
-    ] = None,
+    ] = default_of(ReadOptions, "split_protocol"),
     coords: Annotated[
         str, typer.Option(help="ntu-skeleton 2D coordinates: color | depth | 3d (projected with --project)")
-    ] = "color",
+    ] = default_of(ReadOptions, "coords"),
     image_size: Annotated[
         str | None,
         typer.Option(
@@ -95,13 +98,13 @@ def ingest(
     strict: Annotated[bool, typer.Option(help="fail (write nothing) if any clip is rejected")] = False,
     max_persons: Annotated[
         int, typer.Option(min=1, help="reject a clip with more persons (tracks), checked before reading it")
-    ] = DEFAULT_MAX_PERSONS,
-    max_frames: Annotated[
-        int, typer.Option(min=1, help="reject a clip with more frames")
-    ] = DEFAULT_MAX_FRAMES,
+    ] = default_of(ReadOptions, "max_persons"),
+    max_frames: Annotated[int, typer.Option(min=1, help="reject a clip with more frames")] = default_of(
+        ReadOptions, "max_frames"
+    ),
     max_clip_bytes: Annotated[
         int, typer.Option(min=1, help="reject a clip (or a file's array) needing more bytes in memory")
-    ] = DEFAULT_MAX_CLIP_BYTES,
+    ] = default_of(ReadOptions, "max_clip_bytes"),
 ):
     """Read pose files, validate them and write a keypoint store with its clip table."""
     from etl.ingest import ingest as run_ingest
@@ -219,18 +222,26 @@ def info(store: StorePath):
 def render(
     keypoints: StorePath,
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="heatmap store to create")],
-    channels: Annotated[str, typer.Option(help="joints | limbs | joints+limbs")] = "joints+limbs",
-    size: Annotated[int, typer.Option(help="output heatmap size in pixels (square)")] = 64,
-    sigma: Annotated[float, typer.Option(help="Gaussian sigma in output pixels")] = 0.6,
-    padding: Annotated[float, typer.Option(help="PoseCompact padding around the clip's keypoint box")] = 0.25,
-    eps: Annotated[float, typer.Option(help="joints with a score below this are not drawn")] = 1e-4,
-    dtype: Annotated[str, typer.Option(help="uint8 (quantised, error <= 1/510) | float16")] = "uint8",
-    codec: Annotated[str, typer.Option(help="lz4 (fastest to read) | zstd (smallest) | none")] = "lz4",
+    channels: Annotated[str, typer.Option(help="joints | limbs | joints+limbs")] = _RENDER.channels,
+    size: Annotated[int, typer.Option(help="output heatmap size in pixels (square)")] = _RENDER.size,
+    sigma: Annotated[float, typer.Option(help="Gaussian sigma in output pixels")] = _RENDER.sigma,
+    padding: Annotated[
+        float, typer.Option(help="PoseCompact padding around the clip's keypoint box")
+    ] = _RENDER.padding,
+    eps: Annotated[float, typer.Option(help="joints with a score below this are not drawn")] = _RENDER.eps,
+    dtype: Annotated[str, typer.Option(help="uint8 (quantised, error <= 1/510) | float16")] = _RENDER.dtype,
+    codec: Annotated[
+        str, typer.Option(help="lz4 (fastest to read) | zstd (smallest) | none")
+    ] = _RENDER.codec,
     level: Annotated[
         int | None, typer.Option(min=0, max=9, help="compression level (default: lz4 5, zstd 1)")
-    ] = None,
-    frames_per_chunk: Annotated[int, typer.Option(min=1, help="frames per zarr chunk")] = 16,
-    chunks_per_shard: Annotated[int, typer.Option(min=1, help="chunks per shard file")] = 16,
+    ] = _RENDER.level,
+    frames_per_chunk: Annotated[
+        int, typer.Option(min=1, help="frames per zarr chunk")
+    ] = _RENDER.frames_per_chunk,
+    chunks_per_shard: Annotated[
+        int, typer.Option(min=1, help="chunks per shard file")
+    ] = _RENDER.chunks_per_shard,
     threads: Annotated[
         int | None, typer.Option(min=1, help="partitions rendered at once (default: cores)")
     ] = None,

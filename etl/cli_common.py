@@ -4,6 +4,7 @@ code."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 
@@ -63,3 +64,12 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
         err_console.print(Text.assemble(("warning:", "bold yellow"), " ", str(message)), highlight=False)
     else:
         _show_warning(message, category, filename, lineno, file, line)
+
+
+def default_of(config: type, name: str):
+    """The default of field `name` of dataclass `config`: command-line options take their defaults from the
+    config object the library uses, so the two cannot drift (tests/test_settings.py checks every option)."""
+    field = {f.name: f for f in dataclasses.fields(config)}[name]
+    if field.default is dataclasses.MISSING:
+        raise TypeError(f"{config.__name__}.{name} has no plain default")
+    return field.default

@@ -178,11 +178,6 @@ class InstallReport:
     skipped: bool = False  # already installed with the same checksums (marker found)
     unverified: list[str] = field(default_factory=list)  # names installed without a known checksum
 
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["dest"] = str(self.dest)
-        return d
-
 
 # ---------------------------------------------------------------------------------------- registry access
 

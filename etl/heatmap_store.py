@@ -243,8 +243,3 @@ class HeatmapStore:
             out = block[frames - lo]
         self.check_unchanged()  # after the read: what was read came from the store that was opened
         return out
-
-    def to_float(self, values: np.ndarray) -> np.ndarray:
-        return (
-            values.astype(np.float32) / UINT8_SCALE if values.dtype == np.uint8 else values.astype(np.float32)
-        )

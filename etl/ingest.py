@@ -32,6 +32,7 @@ from etl.labels import FIXED, LabelBook
 from etl.layout_map import layout_mapping, remap_clip
 from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, dataset_classes, detect_format, read_source
+from etl.readers.common import existing_inputs
 from etl.readers.manifest import load_classes
 from etl.skeleton import Layout
 from etl.storeio import (
@@ -86,9 +87,7 @@ def ingest(
     if mode not in MODES:
         raise ActrecError(f"unknown ingest mode {mode!r}; choose one of {', '.join(MODES)}")
     mapping = None if to_layout is None else layout_mapping(options.layout, to_layout)
-    missing = [str(p) for p in paths if not Path(p).exists()]
-    if missing:
-        raise ActrecError(f"input not found: {', '.join(missing)}")
+    existing_inputs(paths, all_required=True)
     if fmt == "auto":
         fmt = detect_format(paths)
     out = Path(out)

@@ -44,6 +44,7 @@ from etl.heatmap_store import (
     shard_key,
 )
 from etl.keypoint_store import KeypointStore
+from etl.render_params import RenderSettings
 from etl.skeleton import Layout
 from etl.storeio import (
     SEAL_KEY,
@@ -63,17 +64,8 @@ _KERNEL_LOCK = threading.Lock() if os.environ.get("NUMBA_THREADING_LAYER") != "t
 
 
 @dataclass(frozen=True)
-class RenderParams:
-    channels: str = "joints+limbs"
-    size: int = 64
-    sigma: float = 0.6
-    padding: float = 0.25
-    eps: float = 1e-4
-    dtype: str = "uint8"
-    codec: str = "lz4"  # fastest to decode (the loader's cost); zstd stores ~2.4x less, decodes ~1.6x slower
-    level: int | None = None  # None: the codec's default (DEFAULT_LEVEL)
-    frames_per_chunk: int = 16
-    chunks_per_shard: int = 16
+class RenderParams(RenderSettings):
+    """RenderSettings (the fields and their defaults) checked, with the codec's default level filled in."""
 
     def __post_init__(self) -> None:
         if self.level is None:

@@ -53,7 +53,11 @@ def save_filmstrip(
         frames, channels = _render_keypoints(store, index, row, picks)
         how = "rendered with render's defaults, joints orange, limbs cyan"
     else:
-        frames, channels = store.to_float(store.read_clip(index, picks)), store.channels  # (K, C, S, S)
+        scale = value_scale(store.attrs["dtype"])
+        frames, channels = (
+            store.read_clip(index, picks).astype(np.float32) / scale,
+            store.channels,
+        )  # (K, C, S, S)
         how = "joints orange, limbs cyan"
     rgb = filmstrip_rgb(frames, channels)
     cols = min(cols, len(picks))

@@ -80,8 +80,8 @@ def clean(tmp_path_factory):
 # --- API, determinism, output folder ----------------------------------------------------------------------
 
 
-def test_summary_progress_and_speed(demo):
-    out, summary, seconds, calls = demo
+def test_summary_and_progress(demo):
+    out, summary, _, calls = demo
     assert len(ACTIONS) >= 6
     assert summary.classes == list(ACTIONS)
     assert summary.n_clips == len(ACTIONS) * 8 * 5 == sum(summary.counts.values())
@@ -89,7 +89,6 @@ def test_summary_progress_and_speed(demo):
     assert summary.manifest == out / "clips.csv"
     assert calls[-1] == (summary.n_clips, summary.n_clips)
     assert [c[0] for c in calls] == list(range(1, summary.n_clips + 1))
-    assert seconds < 10
     size = sum(len(b) for b in _all_files(out).values())
     assert size < 10e6, f"demo data is {size / 1e6:.1f} MB"
 

@@ -597,6 +597,7 @@ def test_two_fits_into_one_out_cannot_run_at_once(hm, tmp_path):
         fit(_tiny(hm, tmp_path / "run"), log=lambda *_: None)
 
 
+@pytest.mark.slow
 def test_resume_notices_relabelled_clips(demo_dir, small_render, tmp_path):
     from train.fit import fit
 

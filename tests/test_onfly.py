@@ -292,6 +292,7 @@ def test_train_items_depend_on_seed_epoch_clip_only(kp_source, renderer):
 # ------------------------------------------------------------------------------- fit and evaluate
 
 
+@pytest.mark.slow
 def test_resume_with_workers_continues_exactly_and_workers_do_not_matter(heatmap_store, tmp_path):
     """The loader has its own seeded generator: 3 epochs straight == 1 epoch, stop, --resume (workers 2), and
     workers 0 == workers 2 (dropout masks no longer depend on when iterators are created)."""
@@ -318,6 +319,7 @@ def test_resume_with_workers_continues_exactly_and_workers_do_not_matter(heatmap
     assert _same(ref, _weights(tmp_path / "w0" / "last.pt"))
 
 
+@pytest.mark.slow
 def test_keypoints_without_augment_train_exactly_like_the_cache(keypoint_store, heatmap_store, tmp_path):
     """Same frames, same stored values: --source keypoints --no-augment learns bit for bit what --source
     heatmaps --no-augment learns, and both record their source and render settings."""
@@ -331,6 +333,7 @@ def test_keypoints_without_augment_train_exactly_like_the_cache(keypoint_store, 
     assert kp["fit_config"]["source"] == "keypoints" and kp["fit_config"]["size"] == 32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("renderer", ["numba", "torch"])
 def test_fit_from_keypoints_then_evaluate_from_either_store(
     renderer, keypoint_store, heatmap_store, tmp_path
@@ -381,6 +384,7 @@ def test_evaluate_refuses_a_heatmap_store_with_another_sigma(keypoint_store, tmp
     assert res.exit_code == 1 and "does not match" in res.output and "sigma 0.6" in res.output
 
 
+@pytest.mark.slow
 def test_cli_fit_from_keypoints_takes_the_render_options(keypoint_store, tmp_path):
     run = tmp_path / "cli"
     args = ["fit", str(keypoint_store), "--source", "keypoints", "--size", "24", "--sigma", "0.8"]

@@ -196,6 +196,16 @@ def repo(tmp_path_factory) -> Path:
     return repo
 
 
+@pytest.fixture
+def fresh(repo, tmp_path) -> Path:
+    """A private copy of the reproduced repository (git, DVC cache and outputs) for a test that changes it: no
+    test sees another's params, commits, experiments or remotes, whatever the order they run in."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True)
+    dvc("config", "--local", "core.site_cache_dir", str(tmp_path / "dvc-site-cache"), cwd=copy)
+    return copy
+
+
 @pytest.mark.slow
 def test_repro_runs_every_stage_and_writes_the_outputs(repo):
     log = (repo.parent / "repro.log").read_text()
@@ -270,100 +280,97 @@ def test_plots_show_writes_the_html_report(repo, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_train_param_reruns_only_train_and_evaluate(repo):
-    heatmaps_before = (repo / "data" / "heatmaps.zarr" / "zarr.json").stat().st_mtime_ns
-    set_params(repo, {"train": {"lr": 0.00077}})  # differs from params.yaml and from the experiment below
-    status = dvc("status", "--json", cwd=repo)
+def test_a_train_param_reruns_only_train_and_evaluate(fresh):
+    heatmaps_before = (fresh / "data" / "heatmaps.zarr" / "zarr.json").stat().st_mtime_ns
+    set_params(fresh, {"train": {"lr": 0.00077}})  # differs from params.yaml and from the experiment below
+    status = dvc("status", "--json", cwd=fresh)
     changed = set(json.loads(status.stdout))
     assert changed == {f"train@{m}" for m in MODELS}, status.stdout
-    rerun = dvc("repro", cwd=repo)
+    rerun = dvc("repro", cwd=fresh)
     assert ran_stages(rerun.stdout) == {s for s in STAGES if s.startswith(("train@", "evaluate@"))}, (
         rerun.stdout
     )
-    assert (repo / "data" / "heatmaps.zarr" / "zarr.json").stat().st_mtime_ns == heatmaps_before
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert (fresh / "data" / "heatmaps.zarr" / "zarr.json").stat().st_mtime_ns == heatmaps_before
+    lock = yaml.safe_load((fresh / "dvc.lock").read_text())
     assert lock["stages"]["train@c3d"]["params"]["params.yaml"]["train.lr"] == 0.00077
-    commit(repo, "another lr")
 
 
 @pytest.mark.slow
-def test_exp_run_with_set_param(repo):
-    done = dvc("exp", "run", "-S", "train.lr=0.00033", cwd=repo)
+def test_exp_run_with_set_param(fresh):
+    done = dvc("exp", "run", "-S", "train.lr=0.00033", cwd=fresh)
     assert ran_stages(done.stdout) == {s for s in STAGES if s.startswith(("train@", "evaluate@"))}, (
         done.stdout
     )
-    exps = json.loads(dvc("exp", "show", "--json", cwd=repo).stdout)
+    exps = json.loads(dvc("exp", "show", "--json", cwd=fresh).stdout)
     assert "0.00033" in json.dumps(exps)
-    assert "Data and pipelines are up to date" in dvc("status", cwd=repo).stdout
-    commit(repo, "experiment applied")
+    assert "Data and pipelines are up to date" in dvc("status", cwd=fresh).stdout
 
 
 @pytest.mark.slow
-def test_push_and_pull_restore_the_stores(repo, tmp_path):
+def test_push_and_pull_restore_the_stores(fresh, tmp_path):
     remote = tmp_path / "remote"
-    dvc("remote", "add", "--local", "-d", "local", remote, cwd=repo)
-    before = tree_sha(repo / "data" / "heatmaps.zarr")
-    best = hashlib.sha256((repo / "runs" / "c3d" / "best.pt").read_bytes()).hexdigest()
-    dvc("push", cwd=repo)
+    dvc("remote", "add", "--local", "-d", "local", remote, cwd=fresh)
+    before = tree_sha(fresh / "data" / "heatmaps.zarr")
+    best = hashlib.sha256((fresh / "runs" / "c3d" / "best.pt").read_bytes()).hexdigest()
+    dvc("push", cwd=fresh)
     assert any(p.is_file() for p in remote.rglob("*"))
     # lose the cache and every cached output
-    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(fresh / ".dvc" / "cache")
     for path in ("data/demo", "data/keypoints.zarr", "data/heatmaps.zarr"):
-        shutil.rmtree(repo / path)
+        shutil.rmtree(fresh / path)
     for m in MODELS:
         for f in ("last.pt", "best.pt"):
-            (repo / "runs" / m / f).unlink()
-        shutil.rmtree(repo / "runs" / m / "plots")
-    assert "deleted" in dvc("status", cwd=repo).stdout
-    dvc("pull", cwd=repo)
-    assert tree_sha(repo / "data" / "heatmaps.zarr") == before
-    assert hashlib.sha256((repo / "runs" / "c3d" / "best.pt").read_bytes()).hexdigest() == best
-    assert "Data and pipelines are up to date" in dvc("status", cwd=repo).stdout
+            (fresh / "runs" / m / f).unlink()
+        shutil.rmtree(fresh / "runs" / m / "plots")
+    assert "deleted" in dvc("status", cwd=fresh).stdout
+    dvc("pull", cwd=fresh)
+    assert tree_sha(fresh / "data" / "heatmaps.zarr") == before
+    assert hashlib.sha256((fresh / "runs" / "c3d" / "best.pt").read_bytes()).hexdigest() == best
+    assert "Data and pipelines are up to date" in dvc("status", cwd=fresh).stdout
 
 
 @pytest.mark.slow
-def test_more_epochs_resume_the_persisted_run(repo):
+def test_more_epochs_resume_the_persisted_run(fresh):
     """runs/<model> persists and the stage passes --resume: a higher train.epochs trains only the new epochs."""
-    rows_before = (repo / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()
-    epochs = yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"]
-    set_params(repo, {"train": {"epochs": epochs + 1}})
-    done = dvc("repro", "train@c3d", cwd=repo)
+    rows_before = (fresh / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()
+    epochs = yaml.safe_load((fresh / "params.yaml").read_text())["train"]["epochs"]
+    set_params(fresh, {"train": {"epochs": epochs + 1}})
+    done = dvc("repro", "train@c3d", cwd=fresh)
     assert ran_stages(done.stdout) == {"train@c3d"}, done.stdout
     assert f"resuming runs/c3d/last.pt at epoch {epochs + 1}/{epochs + 1}" in done.stdout + done.stderr
-    rows_after = (repo / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()
+    rows_after = (fresh / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()
     assert rows_after[: len(rows_before)] == rows_before and len(rows_after) == len(rows_before) + 1
-    commit(repo, "one more epoch")
 
 
 @pytest.mark.slow
-def test_exp_with_fewer_epochs_than_the_finished_run_trains_its_own(repo):
+def test_exp_with_fewer_epochs_than_the_finished_run_trains_its_own(fresh):
     """The persisted run has more epochs than the experiment asks: it must not be reported as the experiment's
     result ("resumed at epoch 3/1"); the experiment trains from scratch with its own epochs."""
-    epochs = yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"]
-    assert epochs >= 2, "runs after test_more_epochs_resume_the_persisted_run"
-    done = dvc("exp", "run", "-S", "train.epochs=1", cwd=repo)
+    epochs = yaml.safe_load((fresh / "params.yaml").read_text())["train"]["epochs"] + 1
+    set_params(fresh, {"train": {"epochs": epochs}})
+    dvc("repro", "train@c3d", cwd=fresh)  # the persisted run now has 2 epochs
+    commit(fresh, "one more epoch")
+    done = dvc("exp", "run", "-S", "train.epochs=1", cwd=fresh)
     out = done.stdout + done.stderr
     assert f"it has {epochs} epochs, more than the 1 asked" in out and "training from scratch" in out, out
-    assert len((repo / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()) == 1 + 1  # header
-    assert json.loads((repo / "runs" / "c3d" / "metrics.json").read_text())["epochs"] == 1
-    ev = json.loads((repo / "runs" / "c3d" / "eval.json").read_text())
+    assert len((fresh / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()) == 1 + 1  # header
+    assert json.loads((fresh / "runs" / "c3d" / "metrics.json").read_text())["epochs"] == 1
+    ev = json.loads((fresh / "runs" / "c3d" / "eval.json").read_text())
     assert ev["checkpoint_epoch"] == 1  # the experiment's scores are of its own 1-epoch model
-    run(["git", "checkout", "--", "params.yaml", "dvc.lock"], cwd=repo)
-    dvc("checkout", "--force", cwd=repo)
 
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_a_real_dataset_through_the_ingest_params(repo, shared_dir):
+def test_a_real_dataset_through_the_ingest_params(fresh, shared_dir):
     """Penn Action from a folder outside the repository: the same stage, other params, no demo manifest."""
     labels = shared_dir / "data" / "penn_action" / "labels"
-    set_params(repo, {"ingest": {"sources": str(labels), "format": "penn-action", "layout": "penn13"}})
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    set_params(fresh, {"ingest": {"sources": str(labels), "format": "penn-action", "layout": "penn13"}})
+    params = yaml.safe_load((fresh / "params.yaml").read_text())
     params["ingest"]["flags"]["labels"] = []
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    done = dvc("repro", "ingest", cwd=repo)
+    (fresh / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    done = dvc("repro", "ingest", cwd=fresh)
     assert ran_stages(done.stdout) == {"ingest"}, done.stdout
     assert "2326 kept" in done.stdout.replace("\n", " ")
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["ingest"]
+    lock = yaml.safe_load((fresh / "dvc.lock").read_text())["stages"]["ingest"]
     assert str(labels) in [d["path"] for d in lock["deps"]]
     assert "--labels" not in lock["cmd"]

@@ -513,3 +513,74 @@ def test_real_utd_mhad(shared_dir):
     assert len({c.label_name for c in kept}) == 27
     assert collections.Counter(c.split for c in kept) == {"train": 431, "test": 430}
     assert {c.clip_id for c in kept}.isdisjoint({"a8_s1_t4", "a23_s6_t4", "a27_s8_t4"})
+
+
+# --- the --labels manifest, applied once in read_source for every format ----------------------------------------
+
+
+def _one_clip_per_format(tmp_path) -> dict[str, Path]:
+    kp, sc = moving_poses(1, 4, 17), confidences((1, 4, 17))
+    return {
+        "jhmdb-ddnet": write_ddnet_folder(tmp_path / "ddnet"),
+        "pyskl": ntu_like_pyskl(tmp_path / "ntu.pkl"),
+        "coco-json": write_coco_results(tmp_path / "c.json", kp, sc),
+        "openpose-json": write_openpose_clip(tmp_path / "op" / "clip", kp, sc).parent,
+        "h5": write_h5_clip(tmp_path / "x.h5", kp, sc, {}),
+        "npz": write_npz_clip(tmp_path / "x.npz", kp, sc),
+        "penn-action": write_penn_mat(tmp_path / "0001.mat"),
+        "utd-mhad": write_utd_mat(tmp_path / "a1_s1_t1_skeleton.mat", utd_skeleton(5)),
+    }
+
+
+@pytest.mark.parametrize(
+    "fmt", ["jhmdb-ddnet", "pyskl", "coco-json", "openpose-json", "h5", "npz", "penn-action", "utd-mhad"]
+)
+def test_labels_manifest_is_applied_for_every_format(tmp_path, fmt):
+    # jhmdb-ddnet once ignored the manifest silently: each reader applied it itself and that one forgot to
+    path = _one_clip_per_format(tmp_path)[fmt]
+    plain = clips_only(read_all([path], fmt))
+    target = plain[0]
+    manifest = write_manifest(
+        tmp_path / "labels.csv",
+        [{"clip_id": target.clip_id, "label_name": "from_manifest", "split": "val", "camera": "7"}],
+    )
+    labelled = clips_only(read_all([path], fmt, labels_csv=manifest))
+    assert [c.clip_id for c in labelled] == [c.clip_id for c in plain]
+    by_id = {c.clip_id: c for c in labelled}
+    got = by_id[target.clip_id]
+    assert (got.label_name, got.split, got.meta.get("camera")) == ("from_manifest", "val", "7")
+    assert target.label_name != "from_manifest" and target.split != "val"
+    for clip in plain[1:]:  # clips the manifest does not list keep what the file says
+        assert (by_id[clip.clip_id].label_name, by_id[clip.clip_id].split) == (clip.label_name, clip.split)
+
+
+def test_missing_input_paths(tmp_path):
+    """One check (readers.common.existing_inputs) behind the three callers: ingest wants every path, read_source
+    and detect_format at least one (read_source rejects the others)."""
+    from etl.ingest import ingest
+
+    present = write_coco_results(tmp_path / "c.json", moving_poses(1, 4, 17), confidences((1, 4, 17)))
+    missing = tmp_path / "gone.json"
+    with pytest.raises(ActrecError, match=f"input not found: {missing}$"):
+        ingest(
+            [present, missing], out=tmp_path / "kp.zarr", fmt="coco-json", options=ReadOptions(layout=COCO17)
+        )
+    assert not (tmp_path / "kp.zarr").exists()
+    items = read_all([present, missing], "coco-json")
+    assert [type(i) for i in items] == [Reject, PoseClip] and "no such file or folder" in items[0].reason
+    assert detect_format([present, missing]) == "coco-json"
+    for check in (lambda: read_all([missing], "coco-json"), lambda: detect_format([missing])):
+        with pytest.raises(ActrecError, match="none of the input paths exist"):
+            check()
+
+
+def test_person_ranking_and_found_structure_helpers():
+    from etl.readers.common import describe_found, score_ranks
+
+    assert score_ranks([0.2, 0.9, 0.5, 0.9]) == [3, 0, 2, 1]  # most confident first; a tie keeps file order
+    assert score_ranks([]) == []
+    assert describe_found({"a": 1, "b": 2}) == "a dict with keys a, b"
+    assert (
+        describe_found(dict.fromkeys("abcdefghij"), max_keys=8) == "a dict with keys a, b, c, d, e, f, g, h"
+    )
+    assert describe_found({}) == "a dict with keys none" and describe_found([1]) == "list"

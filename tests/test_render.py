@@ -201,6 +201,7 @@ def test_dask_distributed_render_is_bitwise_equal_to_local(
     assert dist.keys() == local.keys() and all(dist[k] == local[k] for k in dist)
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_a_clear_error(keypoint_store, small_render, tmp_path):
     with pytest.raises(ActrecError, match="cannot reach the dask scheduler"):
         render(keypoint_store, tmp_path / "x.zarr", small_render, scheduler="tcp://127.0.0.1:9")

@@ -31,7 +31,7 @@ from etl.readers import (
     utd_mhad,
     yolo_pose,
 )
-from etl.readers.common import fallback_clip_id
+from etl.readers.common import existing_inputs, fallback_clip_id
 from etl.readers.detect import detect_format
 from etl.readers.manifest import load_classes, load_manifest
 from etl.readers.options import ReadContext, ReadOptions
@@ -76,14 +76,11 @@ def read_source(paths: list[Path], fmt: str, options: ReadOptions) -> Iterator[P
     """Stream the clips of `paths` (files or folders) in format `fmt` ("auto" detects it).
 
     Arguments, options and side files are checked now, before the first clip is read; a path that does not exist
-    becomes a Reject when some other path does exist.
+    becomes a Reject when some other path does exist. The `labels_csv` manifest is applied to every clip here,
+    whatever the format (readers never apply it themselves).
     """
     paths = [Path(p) for p in paths]
-    existing = [p for p in paths if p.exists()]
-    if not existing:
-        raise ActrecError(
-            f"none of the input paths exist: {', '.join(map(str, paths)) or '(no paths given)'}"
-        )
+    existing = existing_inputs(paths)
     if fmt == "auto":
         fmt = detect_format(existing)
     _check_format(fmt)
@@ -105,7 +102,7 @@ def _stream(
     n_items = 0
     for item in reader(existing, ctx):
         n_items += 1
-        yield item
+        yield ctx.labelled(item)  # the --labels manifest, applied here once for every format
     if n_items == 0:
         raise ActrecError(f"no {fmt} input found in {', '.join(map(str, existing))}; see docs/formats.md")
 

@@ -4,7 +4,6 @@ or a COCO-style dict with `images` and `annotations`. The clip id is the file st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -14,13 +13,16 @@ from etl.poseclip import PoseClip, Reject
 from etl.readers.alphapose import alphapose_tracks, frame_numbers_of_names
 from etl.readers.common import (
     ClipError,
+    describe_found,
     expand_files,
     extent_size,
     fallback_clip_id,
     file_reject,
     guarded,
+    load_json,
     mark_missing,
     natural_key,
+    score_ranks,
 )
 from etl.readers.joint_order import coco_category_names, order_for_layout
 from etl.readers.options import ReadContext, ReadOptions
@@ -36,29 +38,12 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
         yield _read_file(path, ctx)
 
 
-def load_json(path: Path):
-    """Parsed JSON, or ClipError saying why the file is not valid JSON."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except OSError as exc:
-        raise ClipError(f"cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ClipError(f"not UTF-8 text: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ClipError(f"not valid JSON (truncated or corrupt?): {exc}") from None
-    except RecursionError:  # '[[[[...' nested deeper than Python's parser goes
-        raise ClipError("JSON nested too deeply to read") from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise ClipError(f"unreadable JSON value: {exc}") from None
-
-
 def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
     try:
         data = load_json(path)
     except ClipError as exc:
         return file_reject(path, str(exc))
-    result = guarded(lambda: _clip(path, data, ctx.options), fallback_clip_id(path.stem), str(path))
-    return ctx.labelled(result)
+    return guarded(lambda: _clip(path, data, ctx.options), fallback_clip_id(path.stem), str(path))
 
 
 def _clip(path: Path, data, options: ReadOptions) -> PoseClip:
@@ -71,14 +56,9 @@ def _clip(path: Path, data, options: ReadOptions) -> PoseClip:
         ):
             raise ClipError("'images' must be a list of {id, file_name, width, height} dicts")
     else:
-        found = (
-            f"a dict with keys {', '.join(map(str, data))}"
-            if isinstance(data, Mapping)
-            else type(data).__name__
-        )
         raise ClipError(
             "wrong top-level structure: expected a list of keypoint detections or a dict with 'images' and "
-            f"'annotations', found {found}"
+            f"'annotations', found {describe_found(data)}"
         )
     n_joints = _check_detections(detections)
     frame_ids = _frame_order(images, detections)
@@ -217,8 +197,9 @@ def _assign_persons(detections: list, frame_of: dict) -> list[int]:
     for i, det in enumerate(detections):
         by_frame.setdefault(frame_of[det["image_id"]], []).append(i)
     for members in by_frame.values():
-        ranked = sorted(members, key=lambda i: -_detection_score(detections[i]))
-        for rank, i in enumerate(ranked):
+        for i, rank in zip(
+            members, score_ranks([_detection_score(detections[i]) for i in members]), strict=True
+        ):
             person_of[i] = rank
     return person_of
 

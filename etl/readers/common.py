@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from etl.errors import ActrecError
 from etl.limits import LimitError
 from etl.poseclip import PoseClip, Reject, safe_clip_id
 
@@ -42,8 +44,56 @@ def expand_files(paths: Iterable[Path], patterns: tuple[str, ...]) -> list[Path]
     return out
 
 
+def existing_inputs(paths: Iterable[Path | str], *, all_required: bool = False) -> list[Path]:
+    """The input paths that exist; ActrecError when none does (with `all_required`: when any does not)."""
+    paths = [Path(p) for p in paths]
+    existing = [p for p in paths if p.exists()]
+    if all_required and len(existing) < len(paths):
+        raise ActrecError(f"input not found: {', '.join(str(p) for p in paths if not p.exists())}")
+    if not existing:
+        raise ActrecError(
+            f"none of the input paths exist: {', '.join(map(str, paths)) or '(no paths given)'}"
+        )
+    return existing
+
+
 class ClipError(ValueError):
     """A clip (or file) that cannot be read, with a message written for the user."""
+
+
+def load_json(path: Path):
+    """Parsed JSON, or ClipError saying why the file is not valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise ClipError(f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ClipError(f"not UTF-8 text: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ClipError(f"not valid JSON (truncated or corrupt?): {exc}") from None
+    except RecursionError:  # '[[[[...' nested deeper than Python's parser goes
+        raise ClipError("JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ClipError(f"unreadable JSON value: {exc}") from None
+
+
+def describe_found(value, max_keys: int | None = None) -> str:
+    """What a file holds instead of the expected structure: 'a dict with keys a, b' or the type's name."""
+    if isinstance(value, Mapping):
+        keys = list(value)[:max_keys]
+        return f"a dict with keys {', '.join(map(str, keys)) or 'none'}"
+    return type(value).__name__
+
+
+def score_ranks(scores: Sequence[float]) -> list[int]:
+    """Rank of each detection among its frame's: 0 = the highest score; ties keep the input order.
+
+    Used to number persons without a track id (person 0 = the most confident detection of a frame)."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    ranks = [0] * len(scores)
+    for rank, i in enumerate(order):
+        ranks[i] = rank
+    return ranks
 
 
 def guarded(build: Callable[[], PoseClip], clip_id: str, source: str) -> PoseClip | Reject:
@@ -81,16 +131,6 @@ def describe_error(exc: BaseException) -> str:
     """A one-line description of an unexpected parse failure."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def scores_from_coords(keypoints: np.ndarray) -> np.ndarray:
-    """Scores for formats without confidences: 1.0 where (x, y) is finite and not the (0, 0) placeholder.
-
-    keypoints: (..., 2) -> scores (...) float32
-    """
-    finite = np.isfinite(keypoints).all(axis=-1)
-    zero_pair = (keypoints == 0).all(axis=-1)
-    return (finite & ~zero_pair).astype(np.float32)
 
 
 def mark_missing(keypoints: np.ndarray, scores: np.ndarray, missing: np.ndarray) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import scipy.io
 
 from etl.errors import ActrecError
-from etl.readers.common import natural_key
+from etl.readers.common import existing_inputs, natural_key
 from etl.readers.detect_more import detect_new_format
 
 _KNOWN_SUFFIXES = (
@@ -33,11 +33,7 @@ _DDNET_NAME = re.compile(r"GT_(train|test)_\d+")
 
 def detect_format(paths: list[Path]) -> str:
     """The format name every given path looks like; ActrecError when it cannot tell or the paths disagree."""
-    existing = [Path(p) for p in paths if Path(p).exists()]
-    if not existing:
-        raise ActrecError(
-            f"none of the input paths exist: {', '.join(map(str, paths)) or '(no paths given)'}"
-        )
+    existing = existing_inputs(paths)
     found: dict[str, list[Path]] = {}
     for path in existing:
         fmt = _detect_path(path)

@@ -52,10 +52,8 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
         except ClipError as exc:
             yield file_reject(path, str(exc))
             continue
-        yield ctx.labelled(
-            guarded(
-                lambda path=path, c=columns, f=frames, v=values: _clip(path, c, f, v, ctx), clip_id, str(path)
-            )
+        yield guarded(
+            lambda path=path, c=columns, f=frames, v=values: _clip(path, c, f, v, ctx), clip_id, str(path)
         )
 
 

@@ -55,7 +55,7 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
             yield file_reject(path, foreign)
             return
         if kind == "sleap":
-            yield ctx.labelled(guarded(lambda: _sleap_clip(path, f, ctx), _sleap_id(path), str(path)))
+            yield guarded(lambda: _sleap_clip(path, f, ctx), _sleap_id(path), str(path))
         elif kind == "many":
             root_attrs = dict(f.attrs)  # file-level attrs are defaults for every clip (e.g. fps)
             for name in names:
@@ -64,12 +64,10 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
                 def build(name: str = name, source: str = source) -> PoseClip:
                     return _group_clip(f["clips"][name], name, source, root_attrs, ctx)
 
-                yield ctx.labelled(guarded(build, fallback_clip_id(name), source))
+                yield guarded(build, fallback_clip_id(name), source)
         elif kind == "one":
             clip_id = _stem_id(path)
-            yield ctx.labelled(
-                guarded(lambda: _group_clip(f, clip_id, str(path), {}, ctx), clip_id, str(path))
-            )
+            yield guarded(lambda: _group_clip(f, clip_id, str(path), {}, ctx), clip_id, str(path))
         else:
             yield file_reject(
                 path,

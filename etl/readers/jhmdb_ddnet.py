@@ -18,7 +18,7 @@ import numpy as np
 
 from etl.errors import ActrecError
 from etl.poseclip import PoseClip, Reject
-from etl.readers.common import ClipError, expand_files, file_reject, guarded, mark_missing
+from etl.readers.common import ClipError, describe_found, expand_files, file_reject, guarded, mark_missing
 from etl.readers.options import ReadContext
 from etl.safe_pickle import load_pickle
 
@@ -88,13 +88,9 @@ def _read_file(path: Path, part: str, k: str) -> Iterator[PoseClip | Reject]:
         and isinstance(data.get("pose"), list)
         and isinstance(data.get("label"), list)
     ):
-        found = (
-            f"a dict with keys {', '.join(map(str, data))}"
-            if isinstance(data, Mapping)
-            else type(data).__name__
-        )
         yield file_reject(
-            path, f"wrong top-level structure: expected {{'pose': [...], 'label': [...]}}, found {found}"
+            path,
+            f"wrong top-level structure: expected {{'pose': [...], 'label': [...]}}, found {describe_found(data)}",
         )
         return
     poses, labels = data["pose"], data["label"]

@@ -1,11 +1,14 @@
-"""Sizes a MATLAB .mat file declares, checked before `scipy.io.loadmat` reads it: a compressed variable of zeros
-is a zip bomb (a 3 MB file holding a (20000, 20000) double matrix asks for 3.2 GB)."""
+"""Loading a MATLAB .mat file safely: the sizes it declares are checked before `scipy.io.loadmat` reads it (a
+compressed variable of zeros is a zip bomb: a 3 MB file holding a (20000, 20000) double matrix asks for 3.2 GB)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import scipy.io
+
+from etl.limits import LimitError
+from etl.readers.common import ClipError, describe_error
 
 # the numpy dtype scipy loads each MATLAB class as (cells and structs: object references, 8 bytes each)
 _DTYPE = {
@@ -36,3 +39,18 @@ def check_mat_sizes(path: Path, check_array_size) -> None:
     for name, shape, matlab_class in variables:
         dtype = _DTYPE.get(matlab_class, "O")
         check_array_size(tuple(shape), dtype, f"variable {name!r} ({matlab_class})")
+
+
+def load_mat(path: Path, check_array_size) -> dict:
+    """The variables of a .mat file; ClipError (the file's reject reason) when it declares more than the limit
+    allows or scipy cannot read it. check_array_size: as for `check_mat_sizes`."""
+    try:
+        check_mat_sizes(path, check_array_size)  # before loadmat allocates
+    except LimitError as exc:
+        raise ClipError(str(exc)) from None
+    try:
+        return scipy.io.loadmat(path)
+    except Exception as exc:  # scipy raises ValueError, TypeError, OSError... for damaged files
+        raise ClipError(
+            f"not a readable MATLAB .mat file (corrupt or truncated?): {describe_error(exc)}"
+        ) from None

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 
 from etl.poseclip import PoseClip, Reject
-from etl.readers.coco_json import load_json
 from etl.readers.common import (
     ClipError,
     describe_error,
     expand_files,
     fallback_clip_id,
     guarded,
+    load_json,
     mark_missing,
 )
 from etl.readers.frame_gaps import check_frame_span
@@ -51,7 +51,7 @@ _PERSON_COLUMNS = ("person", "person_id", "track_id", "pose_id")
 def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
     for path in expand_files(paths, PATTERNS):
         clip_id = fallback_clip_id(path.stem)
-        yield ctx.labelled(guarded(lambda path=path: _clip(path, ctx), clip_id, str(path)))
+        yield guarded(lambda path=path: _clip(path, ctx), clip_id, str(path))
 
 
 def _clip(path: Path, ctx: ReadContext) -> PoseClip:

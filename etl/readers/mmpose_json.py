@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from etl.poseclip import PoseClip, Reject
-from etl.readers.coco_json import load_json
 from etl.readers.common import (
     ClipError,
     expand_files,
@@ -26,6 +25,7 @@ from etl.readers.common import (
     fallback_clip_id,
     file_reject,
     guarded,
+    load_json,
     mark_missing,
 )
 from etl.readers.frame_gaps import check_frame_span
@@ -43,10 +43,8 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
         except ClipError as exc:
             yield file_reject(path, str(exc))
             continue
-        yield ctx.labelled(
-            guarded(
-                lambda path=path, data=data: _clip(path, data, ctx), fallback_clip_id(path.stem), str(path)
-            )
+        yield guarded(
+            lambda path=path, data=data: _clip(path, data, ctx), fallback_clip_id(path.stem), str(path)
         )
 
 

@@ -38,8 +38,7 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         )
     with archive:
         clip_id = fallback_clip_id(path.stem)
-        result = guarded(lambda: _clip(path, archive, ctx), clip_id, str(path))
-    return ctx.labelled(result)
+        return guarded(lambda: _clip(path, archive, ctx), clip_id, str(path))
 
 
 def _clip(path: Path, archive: np.lib.npyio.NpzFile, ctx: ReadContext) -> PoseClip:

@@ -80,7 +80,7 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
     files = [p for p in expand_files([p for p in paths if p not in lists], PATTERNS)]
     for path in files:
         if path.stem not in listed:
-            yield ctx.labelled(_read_file(path, ctx))
+            yield _read_file(path, ctx)
     for name, path in listed.items():
         yield Reject(
             fallback_clip_id(name),

@@ -11,8 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from etl.poseclip import PoseClip, Reject
-from etl.readers.coco_json import load_json
-from etl.readers.common import ClipError, extent_size, fallback_clip_id, guarded, mark_missing, natural_key
+from etl.readers.common import (
+    ClipError,
+    extent_size,
+    fallback_clip_id,
+    guarded,
+    load_json,
+    mark_missing,
+    natural_key,
+    score_ranks,
+)
 from etl.readers.frame_gaps import frame_slots
 from etl.readers.options import ReadContext, ReadOptions
 from etl.skeleton import LAYOUTS, Layout
@@ -59,12 +67,11 @@ def frame_key(path: Path) -> tuple:
 def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
     for folder, frames in clip_folders(paths):
         clip_id = fallback_clip_id(folder.name)
-        result = guarded(
+        yield guarded(
             lambda folder=folder, frames=frames: _clip(folder, frames, ctx.options),
             clip_id,
             str(folder),
         )
-        yield ctx.labelled(result)
 
 
 def _clip(folder: Path, frames: list[Path], options: ReadOptions) -> PoseClip:
@@ -152,12 +159,5 @@ def _assign_persons(people_per_frame: list[list], frames: list[Path]) -> list[li
                 raise ClipError(f"frame {frame.name}: a person_id appears twice")
             slots.append([slot_of[pid] for pid in frame_ids])
         return slots
-    slots = []
-    for people in people_per_frame:
-        confidence = [float(joints[:, 2].mean()) for _, joints in people]
-        order = sorted(range(len(people)), key=lambda i: -confidence[i])  # person 0 = most confident
-        rank = [0] * len(people)
-        for r, i in enumerate(order):
-            rank[i] = r
-        slots.append(rank)
-    return slots
+    # person 0 = the most confident (mean joint confidence) of its frame
+    return [score_ranks([float(joints[:, 2].mean()) for _, joints in people]) for people in people_per_frame]

@@ -11,22 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
-from etl.limits import LimitError
 from etl.poseclip import PoseClip, Reject
 from etl.readers.common import (
     ClipError,
     as_int,
     as_text,
-    describe_error,
     expand_files,
     fallback_clip_id,
     file_reject,
     guarded,
     mark_missing,
 )
-from etl.readers.mat_checks import check_mat_sizes
+from etl.readers.mat_checks import load_mat
 from etl.readers.options import ReadContext
 
 FORMAT = "penn-action"
@@ -61,19 +58,12 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
 
 def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
     try:
-        check_mat_sizes(path, ctx.options.check_array_size)  # before loadmat allocates
-    except LimitError as exc:
+        mat = load_mat(path, ctx.options.check_array_size)
+    except ClipError as exc:
         return file_reject(path, str(exc))
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as exc:  # scipy raises ValueError, TypeError, OSError... for damaged files
-        return file_reject(
-            path, f"not a readable MATLAB .mat file (corrupt or truncated?): {describe_error(exc)}"
-        )
-    result = guarded(
+    return guarded(
         lambda: _clip(path, mat, ctx.options.occluded_score), fallback_clip_id(path.stem), str(path)
     )
-    return ctx.labelled(result)
 
 
 def _clip(path: Path, mat: dict, occluded_score: float) -> PoseClip:

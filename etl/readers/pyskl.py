@@ -15,6 +15,7 @@ from etl.readers.common import (
     ClipError,
     as_int,
     as_text,
+    describe_found,
     expand_files,
     extent_size,
     fallback_clip_id,
@@ -52,14 +53,14 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
         yield file_reject(
             path,
             "wrong top-level structure: expected a dict with 'annotations' (and 'split') or a list of annotation "
-            f"dicts, found {_describe(data)}",
+            f"dicts, found {describe_found(data, max_keys=8)}",
         )
         return
     if not isinstance(annotations, list) or not isinstance(splits, Mapping):
         yield file_reject(
             path,
-            f"wrong structure: 'annotations' must be a list (found {_describe(annotations)}) and 'split' a dict "
-            f"(found {_describe(splits)})",
+            f"wrong structure: 'annotations' must be a list (found {describe_found(annotations, max_keys=8)}) and 'split' a dict "
+            f"(found {describe_found(splits, max_keys=8)})",
         )
         return
     try:
@@ -77,14 +78,7 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
         def build(annotation=annotation, index: int = index, source: str = source) -> PoseClip:
             return _clip(annotation, index, source, membership, split_names, protocol, ctx)
 
-        result = guarded(build, clip_id, source)
-        yield ctx.labelled(result)
-
-
-def _describe(value) -> str:
-    if isinstance(value, Mapping):
-        return f"a dict with keys {', '.join(map(str, list(value)[:8])) or 'none'}"
-    return type(value).__name__
+        yield guarded(build, clip_id, source)
 
 
 def _split_membership(splits: Mapping, protocol: str | None) -> tuple[dict[str, set[str]], str | None]:

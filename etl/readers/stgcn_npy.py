@@ -101,7 +101,7 @@ def _read_stgcn(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
             sample = np.asarray(data[i], dtype=np.float32)  # (C, T, V, M): this clip only
             return _clip(sample, clip_id, raw_id, label, split, source, ctx)
 
-        yield ctx.labelled(guarded(build, clip_id, source))
+        yield guarded(build, clip_id, source)
 
 
 def _labels(loaded) -> tuple[list, list]:
@@ -165,7 +165,7 @@ def _read_ctrgcn(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
                               ctx_3d=ctx_3d):  # fmt: skip
                         return _clip(sample, clip_id, clip_id, label, split, source, ctx_3d)
 
-                    yield ctx.labelled(guarded(build, clip_id, source))
+                    yield guarded(build, clip_id, source)
 
 
 def _open_rows(archive: zipfile.ZipFile, member: str):

@@ -13,20 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
-from etl.limits import LimitError
 from etl.poseclip import PoseClip, Reject
 from etl.readers.common import (
     ClipError,
-    describe_error,
     expand_files,
     fallback_clip_id,
     file_reject,
     guarded,
     mark_missing,
 )
-from etl.readers.mat_checks import check_mat_sizes
+from etl.readers.mat_checks import load_mat
 from etl.readers.options import ReadContext
 
 FORMAT = "utd-mhad"
@@ -83,22 +80,15 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
             path, "file name does not follow UTD-MHAD's aA_sS_tT_skeleton.mat (action, subject, trial)"
         )
     try:
-        check_mat_sizes(path, ctx.options.check_array_size)  # before loadmat allocates
-    except LimitError as exc:
+        mat = load_mat(path, ctx.options.check_array_size)
+    except ClipError as exc:
         return file_reject(path, str(exc))
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as exc:  # scipy raises ValueError, TypeError, OSError... for damaged files
-        return file_reject(
-            path, f"not a readable MATLAB .mat file (corrupt or truncated?): {describe_error(exc)}"
-        )
     action, subject, trial = (int(g) for g in match.groups())
-    result = guarded(
+    return guarded(
         lambda: _clip(path, mat, action, subject, trial, ctx.options.project),
         fallback_clip_id(path.stem),
         str(path),
     )
-    return ctx.labelled(result)
 
 
 def project(joints: np.ndarray, method: str) -> np.ndarray:

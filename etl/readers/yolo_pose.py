@@ -20,8 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from etl.poseclip import PoseClip, Reject
-from etl.readers.coco_json import load_json
-from etl.readers.common import ClipError, extent_size, fallback_clip_id, guarded, mark_missing, natural_key
+from etl.readers.common import (
+    ClipError,
+    extent_size,
+    fallback_clip_id,
+    guarded,
+    load_json,
+    mark_missing,
+    natural_key,
+)
 from etl.readers.frame_gaps import frame_slots
 from etl.readers.openpose_json import frame_key
 from etl.readers.options import ReadContext
@@ -55,9 +62,7 @@ def _frame_files(folder: Path) -> list[Path]:
 def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
     for unit, files in clip_units(paths):
         clip_id = fallback_clip_id(unit.stem if unit.is_file() else unit.name)
-        yield ctx.labelled(
-            guarded(lambda unit=unit, files=files: _clip(unit, files, ctx), clip_id, str(unit))
-        )
+        yield guarded(lambda unit=unit, files=files: _clip(unit, files, ctx), clip_id, str(unit))
 
 
 def _clip(unit: Path, files: list[Path], ctx: ReadContext) -> PoseClip:
