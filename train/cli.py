@@ -296,12 +296,11 @@ def predict(
     from train.predict import resolve_format
 
     picked = resolve_format(pose_file, fmt)
-    if fmt == "auto":
-        err_console.print(f"format auto: read {pose_file} as {picked}", markup=False, highlight=False)
+    said = f"format auto: read {pose_file} as {picked}" if fmt == "auto" else None  # once the clips are read
     if window == 0:
         if timeline is not None or stride is not None:
             raise ActrecError("--timeline and --stride need --window (windowed prediction)")
-        _predict_clips(checkpoint, pose_file, picked, top_k, clips or 10, device, out, as_json, labels)
+        _predict_clips(checkpoint, pose_file, picked, top_k, clips or 10, device, out, as_json, labels, said)
         return
     if as_json or labels is not None:
         raise ActrecError(
@@ -314,6 +313,8 @@ def predict(
     results = predict_windows(
         checkpoint, pose_file, window=window, stride=stride, fmt=fmt, clips=clips or 1, device=device
     )
+    if said:
+        err_console.print(said, markup=False, highlight=False)
     for r in results:
         table = Table(
             "frames", "label", "probability", title=Text(f"{r.clip_id} (window {window}, stride {stride})")
@@ -339,12 +340,14 @@ def predict(
             say(f"wrote {path}")
 
 
-def _predict_clips(checkpoint, pose_file, fmt, top_k, clips, device, out, as_json, labels) -> None:
+def _predict_clips(checkpoint, pose_file, fmt, top_k, clips, device, out, as_json, labels, said) -> None:
     from train.predict import accuracy, predict_file, predictions_json, write_predictions
 
     preds = predict_file(
         checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips, device=device, labels=labels
     )
+    if said:
+        err_console.print(said, markup=False, highlight=False)
     meta = {"checkpoint": str(checkpoint), "pose_file": str(pose_file), "format": fmt}
     if out is not None:
         write_predictions(preds, out, meta)
