@@ -85,6 +85,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ActrecError(f"checkpoint {path} not found")
     if path.stat().st_size == 0:
         raise ActrecError(f"cannot load checkpoint {path}: the file is empty")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip archive; files of torch < 1.6 are a bare pickle (protocol byte 0x80)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise ActrecError(
+            f"cannot load checkpoint {path}: not a PyTorch file (expected a .pt checkpoint written by "
+            f"`actrec-train fit` or `convert`, a zip archive){_looks_like(path)}"
+        )
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing them
             warnings.simplefilter("ignore", UserWarning)
@@ -103,6 +111,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} holds a {type(obj).__name__}, not a dict of weights and settings"
         )
     return obj
+
+
+def _looks_like(path: Path) -> str:
+    """'; it is text starting "epoch,train_loss"' for a text file (a metrics.csv passed by mistake), else ''."""
+    with path.open("rb") as fh:
+        head = fh.read(200)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    first = text.splitlines()[0][:40] if text.strip() else ""
+    return f"; it is text starting {first!r}" if first else ""
 
 
 def _first_line(exc: BaseException) -> str:

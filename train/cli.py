@@ -16,7 +16,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from etl.cli_common import cells, cli_errors, default_of, say
+from etl.cli_common import cells, cli_errors, default_of, err_console, say
 from etl.cli_progress import progress_bar, progress_columns
 from etl.errors import ActrecError
 from train.config import FitConfig
@@ -106,6 +106,12 @@ def fit(
     ),
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = fit_default("workers"),
     seed: Annotated[int, typer.Option()] = fit_default("seed"),
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0, help="CPU threads (fixed: the same numbers on any machine's core count; 0 = all)"
+        ),
+    ] = fit_default("threads"),
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = fit_default("device"),
     resume: Annotated[
         bool,
@@ -259,32 +265,50 @@ def predict(
         int | None, typer.Option(min=1, help="frames between window starts [default: window / 2]")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", dir_okay=False, help="windows as .csv or .json (+ .png)")
+        Path | None,
+        typer.Option(
+            "--out", "-o", dir_okay=False, help="predictions (windows with --window) as .csv or .json"
+        ),
     ] = None,
     timeline: Annotated[
         Path | None, typer.Option(dir_okay=False, help="timeline PNG [default: --out with .png]")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the predictions as JSON (attention weights included)")
+    ] = False,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="labels manifest CSV (clip_id,label_name): true labels, accuracy",
+        ),
+    ] = None,
 ):
     """Render a pose file in memory with the checkpoint's settings and print the top-k labels (per clip, or per
-    window over time with --window)."""
-    if window == 0:
-        if out is not None or timeline is not None or stride is not None:
-            raise ActrecError("--out, --timeline and --stride need --window (windowed prediction)")
-        from train.predict import predict_file
+    window over time with --window); a folder gets one table, with the accuracy when the clips have labels."""
+    from train.predict import resolve_format
 
-        preds = predict_file(checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips or 10, device=device)
-        for pred in preds:
-            table = Table("label", "probability", title=Text(pred.clip_id))
-            for name, p in pred.top:
-                table.add_row(*cells(name, f"{p:.3f}"))
-            console.print(table)
+    picked = resolve_format(pose_file, fmt)
+    said = f"format auto: read {pose_file} as {picked}" if fmt == "auto" else None  # once the clips are read
+    if window == 0:
+        if timeline is not None or stride is not None:
+            raise ActrecError("--timeline and --stride need --window (windowed prediction)")
+        _predict_clips(checkpoint, pose_file, picked, top_k, clips or 10, device, out, as_json, labels, said)
         return
+    if as_json or labels is not None:
+        raise ActrecError(
+            "--json and --labels are for one label per clip; with --window write --out FILE.json"
+        )
+    fmt = picked
     from train.windows import plot_timeline, predict_windows, write_windows
 
     stride = stride or max(1, window // 2)
     results = predict_windows(
         checkpoint, pose_file, window=window, stride=stride, fmt=fmt, clips=clips or 1, device=device
     )
+    if said:
+        err_console.print(said, markup=False, highlight=False)
     for r in results:
         table = Table(
             "frames", "label", "probability", title=Text(f"{r.clip_id} (window {window}, stride {stride})")
@@ -308,6 +332,40 @@ def predict(
             path = png if len(results) == 1 else png.with_name(f"{png.stem}_{r.clip_id}{png.suffix}")
             plot_timeline(r, path)
             say(f"wrote {path}")
+
+
+def _predict_clips(checkpoint, pose_file, fmt, top_k, clips, device, out, as_json, labels, said) -> None:
+    from train.predict import accuracy, predict_file, predictions_json, write_predictions
+
+    preds = predict_file(
+        checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips, device=device, labels=labels
+    )
+    if said:
+        err_console.print(said, markup=False, highlight=False)
+    meta = {"checkpoint": str(checkpoint), "pose_file": str(pose_file), "format": fmt}
+    if out is not None:
+        write_predictions(preds, out, meta)
+    if as_json:
+        print(predictions_json(preds, meta))
+    elif len(preds) == 1:
+        pred = preds[0]
+        truth = f" (true label: {pred.true_label})" if pred.true_label is not None else ""
+        table = Table("label", "probability", title=Text(pred.clip_id + truth))
+        for name, p in pred.top:
+            table.add_row(*cells(name, f"{p:.3f}"))
+        console.print(table)
+    else:  # a folder: one row per clip
+        table = Table("file", "clip", "predicted", "probability", "true label", title=Text(str(pose_file)))
+        for pred in preds:
+            name, p = pred.top[0]
+            shown = Path(pred.source).name or pred.source
+            table.add_row(*cells(shown, pred.clip_id, name, f"{p:.3f}", pred.true_label or "-"))
+        console.print(table)
+    correct, labelled = accuracy(preds)
+    if labelled and not as_json:
+        say(f"accuracy {correct}/{labelled} = {correct / labelled:.3f} (top-1, clips with a true label)")
+    if out is not None:
+        err_console.print(f"wrote {out}", markup=False, highlight=False)  # stdout may be the JSON
 
 
 @app.command()

@@ -38,6 +38,9 @@ class FitConfig:
     workers: int = 2
     seed: int = 0
     device: str = "auto"
+    # CPU threads of the training process: float sums are split by thread count, so a fixed count gives the
+    # same numbers on any core count (docs/pipeline.md, determinism); 0 = torch's default (all cores)
+    threads: int = 2
     resume: bool = False
     overwrite: bool = False  # replace a run in `out` (else fit refuses to touch it)
     source: str = (

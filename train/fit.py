@@ -76,6 +76,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -268,13 +270,14 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             # last.pt goes last: whatever a resume from it implies (best.pt, metrics, plots) is on disk first
             pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
             plot_curves(pd.DataFrame(history), plots / "curves.png", f"{cfg.model} ({cfg.preset})")
+            # the latest epoch's, as last.pt (what `evaluate` scores in the DVC pipeline), not best.pt's
+            plot_confusion(
+                np.asarray(m["confusion_matrix"]),
+                classes,
+                plots / "confusion.png",
+                f"{cfg.model}: validation, epoch {epoch + 1} (last.pt)",
+            )
             if is_best:
-                plot_confusion(
-                    np.asarray(m["confusion_matrix"]),
-                    classes,
-                    plots / "confusion.png",
-                    f"{cfg.model}: validation, epoch {epoch + 1}",
-                )
                 save_checkpoint(out / "best.pt", state)
             save_checkpoint(out / "last.pt", state)
         if world > 1:
