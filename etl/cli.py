@@ -361,7 +361,11 @@ def download(
                 highlight=False,
             )
             for key in ("description", "ingest", "licence", "citation", "checksum_note"):
-                say(f"  {key}: {row[key]}")
+                # DEST: where `download NAME` installs it unless --dest says otherwise
+                value = (
+                    row[key].replace("DEST", f"data/downloads/{row['name']}") if key == "ingest" else row[key]
+                )
+                say(f"  {key}: {value}")
         return
     if (name is None) == (url is None):
         raise ActrecError("give a dataset NAME or --url URL (see --list)")

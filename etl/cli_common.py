@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import typer
 from rich.console import Console
 from rich.table import Column
 from rich.text import Text
 
-from etl.errors import ActrecError
+from etl.errors import ActrecError, ActrecWarning
 
 console = Console(soft_wrap=True)  # log lines stay whole in files and CI logs
 err_console = Console(stderr=True, soft_wrap=True)
+_show_warning = warnings.showwarning  # Python's, for warnings that are not actrec's
 
 
 def say(message: str) -> None:
@@ -24,8 +26,13 @@ def say(message: str) -> None:
 
 
 def cells(*values) -> list[Text]:
-    """Table cells shown as plain text: a label '[/x]' is a label, not a closing tag."""
-    return [Text(str(v)) for v in values]
+    """Table cells shown as plain text: a label '[/x]' is a label, not a closing tag; a missing value (a clip
+    with no split: None, NaN or pandas' NA) shows as '-', not 'nan'."""
+    return [Text("-" if _missing(v) else str(v)) for v in values]
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"
 
 
 def headers(*values) -> list[Column]:
@@ -39,13 +46,24 @@ def cli_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", ActrecWarning)
+                warnings.showwarning = _warning_line
+                return fn(*args, **kwargs)
         except ActrecError as exc:
             # the message holds paths, labels and expressions from the user: plain text, never markup
             err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """The library's warnings as one plain line on stderr (never a file name and source line)."""
+    if issubclass(category, ActrecWarning):
+        err_console.print(Text.assemble(("warning:", "bold yellow"), " ", str(message)), highlight=False)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
 
 
 def default_of(config: type, name: str):

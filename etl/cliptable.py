@@ -39,6 +39,8 @@ REJECT_COLUMNS = ("clip_id", "source", "reason")
 def read_clip_table(store: str | Path) -> pd.DataFrame:
     """The clip table of a keypoint or heatmap store (a zarr folder)."""
     path = Path(store) / CLIPS_FILE
+    if not Path(store).exists():
+        raise ActrecError(f"{store} does not exist (expected an actrec store, a .zarr folder)")
     if not path.exists():
         raise ActrecError(
             f"{store} has no clip table ({CLIPS_FILE}): is it an actrec store? "

@@ -817,7 +817,8 @@ byte-identical files. No real person, video or dataset was used: every skeleton 
 
 ## Classes
 
-{", ".join(f"`{a}`" for a in ACTIONS)} (label order as listed).
+{", ".join(f"`{a}`" for a in sorted(ACTIONS))}: the label order of a store ingested from these files (the
+manifest gives names only, and ingest numbers names alphabetically: label 0 = `{sorted(ACTIONS)[0]}`).
 
 ## How a clip is made
 

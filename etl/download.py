@@ -116,8 +116,8 @@ REGISTRY: dict[str, DatasetEntry] = {
         licence="JHMDB: research use, no licence text found for the annotations; DD-Net's code is MIT.",
         citation="H. Jhuang et al., 'Towards understanding action recognition', ICCV 2013; F. Yang et al., "
         "'Make Skeleton-based Action Recognition Model Smaller, Faster and Better', ACM MM Asia 2019.",
-        checksum_note="sha256 and sizes of the copies in shared/data/jhmdb_ddnet14, which were copied from "
-        "fandulu/DD-Net at the pinned commit; raw blobs at a commit do not change. Only 14 of 21 classes.",
+        checksum_note="sha256 and sizes of the files of fandulu/DD-Net at the pinned commit (raw blobs at a "
+        "commit do not change). Only 14 of 21 classes.",
         ingest_hint="actrec-etl ingest DEST --format jhmdb-ddnet --layout jhmdb15 --split-protocol 1",
     ),
     "penn-action-labels": DatasetEntry(
@@ -141,8 +141,8 @@ REGISTRY: dict[str, DatasetEntry] = {
         "for Detailed Action Understanding', ICCV 2013. Official page: http://dreamdragon.github.io/PennAction/",
         checksum_note="GitHub builds commit archives on the fly and does not promise identical bytes over time, "
         "so the archive has no sha256 here (give --sha256 or --allow-unverified). The EXTRACTED labels/ tree is "
-        "checked against content_sha256 (computed from shared/data/penn_action/labels, byte-identical to the "
-        "repository's blobs) in every case.",
+        "checked against content_sha256 (computed from the repository's labels/ blobs at the pinned commit) in "
+        "every case.",
         ingest_hint="actrec-etl ingest DEST/labels --format penn-action --layout penn13",
         content_sha256="a661435785900e0bd44862cef987c1091eb575b0ac7ce52627e3bfce9dc0bd08",
     ),

@@ -12,3 +12,8 @@ class Interrupted(ActrecError):
     """The user stopped a command (Ctrl-C); the message says what was kept and how to go on."""
 
     exit_code = 130
+
+
+class ActrecWarning(UserWarning):
+    """Something that works but likely not as meant (a query comparing a text column with a number); the CLI
+    prints it as one line on stderr."""

@@ -6,11 +6,13 @@ something that looks complete.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from etl.cliptable import (
@@ -184,7 +186,7 @@ def _ingest_into(
     report.classes = labels.classes(table["label_name"])
     index = {name: i for i, name in enumerate(report.classes)}
     table["label"] = table["label_name"].map(index).astype("int64")
-    table = _uniform_meta_types(table)
+    table = _meta_column_types(table)
     table = order_columns(table)
     rejects = pd.DataFrame([r.__dict__ for r in report.rejects], columns=list(REJECT_COLUMNS))
     if old_rejects is not None and len(old_rejects):
@@ -249,16 +251,47 @@ def _fixed_classes(fmt: str, options: ReadOptions, old_attrs: dict) -> list[str]
     return dataset_classes(fmt)
 
 
-def _uniform_meta_types(table: pd.DataFrame) -> pd.DataFrame:
-    """A dataset column mixing numbers and text (e.g. fps 30.0 from files, "30" from a manifest) becomes text:
-    parquet needs one type per column."""
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _meta_column_types(table: pd.DataFrame) -> pd.DataFrame:
+    """One type per dataset column (parquet needs it), numbers where the values are numbers: a column whose
+    every non-empty value is an integer (or integer text, as a manifest gives it: camera "3") becomes integers
+    (nullable Int64 when some are empty), else one whose every value is a number becomes float64, so that
+    `camera == 3` and `speed > 1.0` select clips; any other mix (e.g. fps 30.0 from files, "30fps") is text."""
     for col in table.columns:
-        if col in CORE_COLUMNS or table[col].dtype != object:
+        dtype = table[col].dtype
+        if col in CORE_COLUMNS or not (
+            pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+        ):
             continue
-        kinds = {type(v) for v in table[col] if v is not None and v == v}
-        if len(kinds) > 1:
+        values = [v for v in table[col] if v is not None and v == v]
+        if values and all(_is_int(v) for v in values):
+            ints = [None if v is None or v != v else int(v) for v in table[col]]
+            table[col] = pd.array(ints, dtype="Int64" if len(values) < len(table) else "int64")
+        elif values and all(_is_int(v) or _is_float(v) for v in values):
+            table[col] = [float("nan") if v is None or v != v else float(v) for v in table[col]]
+        elif len({type(v) for v in values}) > 1:
             table[col] = [None if v is None or v != v else str(v) for v in table[col]]
     return table
+
+
+def _is_int(value) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | np.integer):
+        return True
+    return isinstance(value, str) and _INT.fullmatch(value.strip()) is not None
+
+
+def _is_float(value) -> bool:
+    """A finite float or float text ('nan' and 'inf' stay text: they name nothing a user compares)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, float | np.floating):
+        return bool(np.isfinite(value))
+    return isinstance(value, str) and _FLOAT.fullmatch(value.strip()) is not None
 
 
 def _row(clip: PoseClip, layout_name: str) -> dict:

@@ -158,7 +158,14 @@ def render(
                     f"render interrupted: {n_done} of {len(parts)} partitions are done and kept in {tmp}; "
                     "re-run the same command to resume"
                 ) from None
+            except Exception as exc:
+                # nothing to resume from: a failed render leaves no x.zarr.partial behind (finished partitions
+                # stay, for a re-run to resume once the cause is fixed; the error says what failed)
+                if not isinstance(exc, OSError) and not _marker_files(tmp):  # disk errors: disk_errors says
+                    shutil.rmtree(tmp, ignore_errors=True)
+                raise
             if _input_identity(keypoints) != identity:
+                shutil.rmtree(tmp, ignore_errors=True)  # rendered from the old input: no use to a resume
                 raise ActrecError(
                     f"{keypoints} changed while rendering from it (re-ingested?): nothing was published; "
                     "run the render again"

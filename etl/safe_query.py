@@ -25,11 +25,12 @@ import ast
 import io
 import operator
 import tokenize
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from etl.errors import ActrecError
+from etl.errors import ActrecError, ActrecWarning
 
 MAX_LENGTH = 2000  # characters: a selection is a line, not a program
 MAX_DEPTH = 64  # nesting of the parsed tree (keeps the evaluator's recursion far from Python's limit)
@@ -367,6 +368,7 @@ class _Evaluator:
             return ~mask if negate else mask
         if isinstance(left, list) or isinstance(right, list):
             raise _Refused("a list can only be compared with '==', '!=', 'in' or 'not in'")
+        _check_text_against_number(op, left, right)
         return _COMPARE[type(op)](left, right)
 
     def _Call(self, node: ast.Call):
@@ -403,6 +405,36 @@ def _check_power(base, exponent) -> None:
         raise _Refused(f"exponents above {MAX_POWER} are not allowed")
     if isinstance(base, int) and abs(base).bit_length() * abs(exponent) > 4096:
         raise _Refused("the power is too large (more than 4096 bits)")
+
+
+def _check_text_against_number(op: ast.cmpop, left, right) -> None:
+    """`camera == 3` on a text column matches nothing and `speed > 1.0` cannot be computed: say why, naming the
+    column (ingest stores a column as numbers only when every value is one, etl/ingest.py)."""
+    for column, other in ((left, right), (right, left)):
+        if not (isinstance(column, pd.Series) and _is_number(other)):
+            continue
+        if column.dtype != object and not pd.api.types.is_string_dtype(column.dtype):
+            continue
+        sample = next((v for v in column if isinstance(v, str)), None)
+        if sample is None:
+            continue
+        if isinstance(op, ast.Eq | ast.NotEq):
+            warnings.warn(
+                ActrecWarning(
+                    f"column {column.name!r} holds text (e.g. {sample!r}), so comparing it with the number "
+                    f"{other!r} is never equal; write {column.name} == '{other}' to compare text"
+                ),
+                stacklevel=2,
+            )
+        else:
+            raise _Refused(
+                f"column {column.name!r} holds text (e.g. {sample!r}) and cannot be ordered against the number "
+                f"{other!r} (a column is numeric only when every value in it is a number)"
+            )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
 def _is_text(value) -> bool:

@@ -43,7 +43,9 @@ def open_group(path: str | Path, kind: str, format_version: int, remake: str = "
         raise ActrecError(f"{path / 'zarr.json'} is unreadable, {path} is not a zarr store: {exc}") from exc
     found_kind = attrs.get("kind")
     if found_kind != kind:
-        raise ActrecError(f"{path} is a {found_kind or 'foreign zarr'} store, expected {kind}")
+        found = found_kind or "foreign zarr"
+        article = "an" if found[0].lower() in "aeiou" else "a"
+        raise ActrecError(f"{path} is {article} {found} store, expected {kind}")
     version = attrs.get("format_version")
     if version != format_version:
         raise ActrecError(

@@ -291,10 +291,34 @@ def test_manifest_with_numbers_only_and_mixed_meta_types(demo_dir, tmp_path):
     assert (df.label == expected).all()  # the file's integers are kept
     assert (df.label_name == "class_" + df.label.astype(str)).all()
 
-    from etl.ingest import _uniform_meta_types
+    from etl.ingest import _meta_column_types
 
-    mixed = _uniform_meta_types(pd.DataFrame({"clip_id": ["a", "b", "c"], "fps": [30.0, "30", None]}))
-    assert list(mixed.fps[:2]) == ["30.0", "30"] and pd.isna(mixed.fps[2])
+    frame = pd.DataFrame(
+        {"clip_id": ["a", "b", "c"], "fps": [30.0, "30", None], "tag": [30.0, "30fps", None]}
+    )
+    typed = _meta_column_types(frame)
+    assert typed.fps.dtype == "float64" and list(typed.fps[:2]) == [30.0, 30.0] and pd.isna(typed.fps[2])
+    assert list(typed.tag[:2]) == ["30.0", "30fps"] and pd.isna(typed.tag[2])  # a real mix stays text
+
+
+def test_manifest_number_columns_become_numbers_and_queries_select_them(demo_dir, tmp_path):
+    manifest = pd.read_csv(demo_dir / "clips.csv", dtype=str)
+    n = len(manifest)
+    manifest["camera"] = [str(i % 4) for i in range(n)]
+    manifest["speed"] = [f"{0.5 * (i % 5):.1f}" for i in range(n)]
+    manifest["room"] = ["" if i % 3 == 0 else str(i % 2) for i in range(n)]  # integers with gaps
+    manifest["note"] = ["3" if i % 2 else "three" for i in range(n)]  # mixed: text
+    manifest.to_csv(tmp_path / "m.csv", index=False)
+    opts = ReadOptions(layout=COCO, labels_csv=tmp_path / "m.csv")
+    ingest([demo_dir / "clips"], out=tmp_path / "kp.zarr", fmt="coco-json", options=opts)
+    df = etl.read_clips(tmp_path / "kp.zarr")
+    assert df.camera.dtype == "int64" and df.speed.dtype == "float64" and df.room.dtype == "Int64"
+    assert pd.api.types.is_string_dtype(df.note.dtype)
+    from etl.cliptable import query_clips
+
+    assert len(query_clips(df, "camera == 3")) == sum(i % 4 == 3 for i in range(n)) > 0
+    assert len(query_clips(df, "speed > 1.0")) == sum(0.5 * (i % 5) > 1.0 for i in range(n)) > 0
+    assert len(query_clips(df, "room == 1")) == sum(i % 3 != 0 and i % 2 == 1 for i in range(n)) > 0
 
 
 def test_output_inside_an_input_folder_is_refused(demo_dir, tmp_path):

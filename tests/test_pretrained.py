@@ -330,7 +330,8 @@ def test_windowed_predict_labels_both_halves_of_two_concatenated_clips(demo_dir,
     from etl.render import render_clip
     from etl.skeleton import get_layout
     from train.augment import hflip
-    from train.predict import read_clips, render_params
+    from train.checkpoint import render_params
+    from train.predict import read_clips
     from train.sampling import sample_test, sample_train
 
     actions = ["wave", "walk"]

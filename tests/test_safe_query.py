@@ -193,3 +193,30 @@ def test_missing_values_select_nothing():
     df = clip_table()
     assert list(query_clips(df, "viewpoint.str.contains('ro')").clip_id) == ["a", "d"]
     assert list(query_clips(df, "split != 'train'").clip_id) == ["b", "d"]
+
+
+def test_text_column_against_a_number_warns_or_says_why(tmp_path):
+    import warnings
+
+    from etl.errors import ActrecWarning
+
+    df = pd.DataFrame({"camera": ["1", "3", "cam2"], "speed": ["fast", "1.5", "2"], "n": [1, 3, 5]})
+    with pytest.warns(ActrecWarning, match=r"column 'camera' holds text .* write camera == '3'"):
+        assert len(query_clips(df, "camera == 3")) == 0
+    with pytest.raises(ActrecError, match="column 'speed' holds text .* cannot be ordered"):
+        query_clips(df, "speed > 1.0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (
+            len(query_clips(df, "n == 3 and camera == '3'")) == 1
+        )  # numbers vs numbers, text vs text: silent
+
+
+def test_cli_query_warns_in_one_line_when_text_meets_a_number(tmp_path):
+    store = fake_store(tmp_path)
+    result = runner.invoke(app, ["query", str(store), "viewpoint == 3", "--count"])
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == "0"
+    warning = [line for line in lines if line.startswith("warning:")]
+    assert len(warning) == 1 and "column 'viewpoint' holds text" in warning[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -367,6 +368,80 @@ def test_predict_prints_top_k_labels(trained, demo_dir):
     assert len(shown) >= 3 and clip.stem in result.output
 
 
+def test_predict_folder_summary_json_csv_true_labels_and_attention(trained, demo_dir, tmp_path):
+    import csv
+
+    from etl.skeleton import get_layout
+    from train.predict import read_clips
+
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for clip in sorted((demo_dir / "clips").glob("*.json"))[:3]:
+        shutil.copy(clip, folder / clip.name)
+    manifest = demo_dir / "clips.csv"
+    truth = {row["clip_id"]: row["label_name"] for row in csv.DictReader(manifest.open())}
+    out = tmp_path / "p.json"
+    base = ["predict", str(trained), str(folder), "--clips", "1", "--labels", str(manifest)]
+    shown = runner.invoke(app, base)
+    assert shown.exit_code == 0, shown.output
+    assert "format auto: read" in shown.output and "as coco-json" in shown.output  # what auto picked
+    assert shown.output.count("predicted") == 1  # one table for the folder, not one per clip
+    assert "accuracy " in shown.output and "/3 = " in shown.output
+
+    result = runner.invoke(app, [*base, "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc == json.loads(out.read_text()) and doc["format"] == "coco-json" and doc["n_clips"] == 3
+    n_frames = {c.clip_id: c.n_frames for c in read_clips(folder, "coco-json", get_layout("coco17"))}
+    correct = 0
+    for clip in doc["clips"]:
+        assert clip["true_label"] == truth[clip["clip_id"]]
+        assert clip["file"].endswith(clip["clip_id"] + ".json")
+        correct += clip["label"] == clip["true_label"]
+        weights = np.asarray(clip["attention"])  # cnn_lstm_attn: one weight per frame of the clip
+        assert (
+            len(weights) == n_frames[clip["clip_id"]]
+            and abs(weights.sum() - 1) < 1e-5
+            and (weights >= 0).all()
+        )
+    assert doc["accuracy"] == correct / 3
+
+    as_csv = tmp_path / "p.csv"
+    runner.invoke(app, [*base, "--out", str(as_csv)])
+    rows = list(csv.DictReader(as_csv.open()))
+    assert [r["clip_id"] for r in rows] == [c["clip_id"] for c in doc["clips"]]
+    assert [r["true_label"] for r in rows] == [c["true_label"] for c in doc["clips"]]
+    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "p.txt")])
+    assert bad.exit_code == 1 and "use a .csv or .json file" in bad.output
+
+
+def test_predict_layout_hint_names_no_missing_option():
+    from etl.skeleton import get_layout
+    from train.predict import _layout_hint
+
+    reason = "joints do not match; --layout coco17 matches the file"
+    hinted = _layout_hint(reason, get_layout("jhmdb15"))
+    assert "--layout" not in hinted and "layout coco17 matches" in hinted and "trained on jhmdb15" in hinted
+
+
+def test_fit_uses_its_thread_count_whatever_the_machine_gives(heatmap_store, tmp_path):
+    # torch's default thread count is the machine's core count, and float sums are split by it (a 1- and a
+    # 2-thread epoch differ in the last bits here): fit fixes it, so a 1-core default gives the 2-core numbers
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for default in (1, 2):
+            torch.set_num_threads(default)
+            run = tmp_path / f"default{default}"
+            fit(tiny(heatmap_store, run, epochs=1, threads=2), log=_quiet)
+            assert torch.get_num_threads() == 2
+            weights.append(load_checkpoint(run / "last.pt")["model"])
+    finally:
+        torch.set_num_threads(before)
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 # ------------------------------------------------------------------------------------------- DDP
 
 
@@ -431,3 +506,12 @@ def test_classification_metrics_against_a_hand_count():
     assert m["mean_class_acc"] == pytest.approx(5 / 6)
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 0], [0, 0, 0]]
     assert m["top5"] == 1.0
+
+
+def test_confusion_plot_is_of_the_last_epoch_like_last_pt(heatmap_store, tmp_path, monkeypatch):
+    import train.fit as fit_module
+
+    titles = []
+    monkeypatch.setattr(fit_module, "plot_confusion", lambda cm, classes, path, title: titles.append(title))
+    fit(tiny(heatmap_store, tmp_path / "run", epochs=2), log=_quiet)
+    assert len(titles) == 2 and titles[-1].endswith("epoch 2 (last.pt)")  # every epoch, not only the best

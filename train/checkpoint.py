@@ -25,7 +25,10 @@ import torch
 from torch import nn
 
 from etl.errors import ActrecError
+from etl.render_params import RenderSettings
 from etl.storeio import disk_full_error, is_disk_full
+
+_RENDER = RenderSettings()  # a converted checkpoint's render settings default to `actrec-etl render`'s
 
 # What every model checkpoint (trained or converted) holds; a training checkpoint also has RESUME_KEYS.
 MODEL_KEYS = ("model_name", "model_config", "model", "classes", "render", "fit_config")
@@ -82,6 +85,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ActrecError(f"checkpoint {path} not found")
     if path.stat().st_size == 0:
         raise ActrecError(f"cannot load checkpoint {path}: the file is empty")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip archive; files of torch < 1.6 are a bare pickle (protocol byte 0x80)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise ActrecError(
+            f"cannot load checkpoint {path}: not a PyTorch file (expected a .pt checkpoint written by "
+            f"`actrec-train fit` or `convert`, a zip archive){_looks_like(path)}"
+        )
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing them
             warnings.simplefilter("ignore", UserWarning)
@@ -100,6 +111,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} holds a {type(obj).__name__}, not a dict of weights and settings"
         )
     return obj
+
+
+def _looks_like(path: Path) -> str:
+    """'; it is text starting "epoch,train_loss"' for a text file (a metrics.csv passed by mistake), else ''."""
+    with path.open("rb") as fh:
+        head = fh.read(200)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    first = text.splitlines()[0][:40] if text.strip() else ""
+    return f"; it is text starting {first!r}" if first else ""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -362,9 +385,9 @@ def render_settings(
     size: int,
     sigma: float,
     input_size: int | None = None,
-    padding: float = 0.25,
-    eps: float = 1e-4,
-    dtype: str = "uint8",
+    padding: float = _RENDER.padding,
+    eps: float = _RENDER.eps,
+    dtype: str = _RENDER.dtype,
 ) -> dict:
     """Render settings for a checkpoint that did not come from one of our stores (a converted one)."""
     from etl.skeleton import get_layout
@@ -382,3 +405,18 @@ def render_settings(
         "dtype": dtype,
         "input_size": int(input_size or size),
     }
+
+
+def render_params(render: dict):
+    """The RenderParams (the options `actrec-etl render` takes) of a checkpoint's checked render settings:
+    what predict and `--source keypoints` render new poses with."""
+    from etl.render import RenderParams
+
+    return RenderParams(
+        channels=render["channel_preset"],
+        size=int(render["size"]),
+        sigma=float(render["sigma"]),
+        padding=float(render["padding"]),
+        eps=float(render["eps"]),
+        dtype=render["dtype"],
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -15,12 +16,20 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from etl.cli_common import cells, cli_errors, say
+from etl.cli_common import cells, cli_errors, default_of, err_console, say
 from etl.cli_progress import progress_bar, progress_columns
 from etl.errors import ActrecError
-from etl.render import RenderParams
+from train.config import FitConfig
 
-_RENDER = RenderParams()  # --source keypoints: `actrec-etl render`'s options, with its defaults
+
+def fit_default(name: str):
+    return default_of(FitConfig, name)
+
+
+def _plain(value):
+    """A parsed option as FitConfig holds it (paths as text, so the config is plain JSON in a checkpoint)."""
+    return str(value) if isinstance(value, Path) else value
+
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -57,76 +66,111 @@ def _plain_log(console: Console):
 @cli_errors
 def fit(
     store: StorePath,
-    model: Annotated[str, typer.Option(help="c3d | cnn_lstm | cnn_lstm_attn")] = "cnn_lstm_attn",
-    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="run folder")] = Path("runs/run"),
+    model: Annotated[str, typer.Option(help="c3d | cnn_lstm | cnn_lstm_attn")] = fit_default("model"),
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="run folder")] = fit_default(
+        "out"
+    ),
     preset: Annotated[
         str, typer.Option(help="full (original size) | small (CPU: recipe scaled down) | tiny (tests)")
-    ] = "small",
-    epochs: Annotated[int | None, typer.Option(min=1, help="default: the model's recipe")] = None,
+    ] = fit_default("preset"),
+    epochs: Annotated[int | None, typer.Option(min=1, help="default: the model's recipe")] = fit_default(
+        "epochs"
+    ),
     clip_len: Annotated[
         int | None, typer.Option(min=1, help="frames sampled per clip; default: the model's recipe")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="an SGD recipe's lr scales with it")] = 8,
-    optimizer: Annotated[str | None, typer.Option(help="adamw | sgd; default: the model's recipe")] = None,
-    lr: Annotated[float | None, typer.Option(help="learning rate; default: the model's recipe")] = None,
-    momentum: Annotated[float | None, typer.Option(min=0.0, help="sgd; default: the model's recipe")] = None,
-    nesterov: Annotated[bool | None, typer.Option(help="sgd; default: the model's recipe")] = None,
-    weight_decay: Annotated[float | None, typer.Option(min=0.0, help="default: the model's recipe")] = None,
+    ] = fit_default("clip_len"),
+    batch_size: Annotated[int, typer.Option(min=1, help="an SGD recipe's lr scales with it")] = fit_default(
+        "batch_size"
+    ),
+    optimizer: Annotated[
+        str | None, typer.Option(help="adamw | sgd; default: the model's recipe")
+    ] = fit_default("optimizer"),
+    lr: Annotated[
+        float | None, typer.Option(help="learning rate; default: the model's recipe")
+    ] = fit_default("lr"),
+    momentum: Annotated[
+        float | None, typer.Option(min=0.0, help="sgd; default: the model's recipe")
+    ] = fit_default("momentum"),
+    nesterov: Annotated[bool | None, typer.Option(help="sgd; default: the model's recipe")] = fit_default(
+        "nesterov"
+    ),
+    weight_decay: Annotated[
+        float | None, typer.Option(min=0.0, help="default: the model's recipe")
+    ] = fit_default("weight_decay"),
     schedule: Annotated[
         str | None, typer.Option(help="cosine | step | constant, per iteration; default: the model's recipe")
-    ] = None,
-    warmup_epochs: Annotated[int | None, typer.Option(min=0, help="default: the model's recipe")] = None,
+    ] = fit_default("schedule"),
+    warmup_epochs: Annotated[
+        int | None, typer.Option(min=0, help="default: the model's recipe")
+    ] = fit_default("warmup_epochs"),
+    step_size: Annotated[
+        int, typer.Option(min=1, help="schedule step: lr x 0.1 every this many epochs")
+    ] = fit_default("step_size"),
     label_smoothing: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="default: the model's recipe")
-    ] = None,
+    ] = fit_default("label_smoothing"),
     grad_clip: Annotated[
         float | None, typer.Option(min=0.0, help="max gradient norm (0 = off); default: the model's recipe")
-    ] = None,
-    dropout: Annotated[float | None, typer.Option(help="default: the model's recipe")] = None,
+    ] = fit_default("grad_clip"),
+    dropout: Annotated[float | None, typer.Option(help="default: the model's recipe")] = fit_default(
+        "dropout"
+    ),
     train_where: Annotated[
         str, typer.Option(help="query selecting training clips (pandas syntax, checked)")
-    ] = "split == 'train'",
+    ] = fit_default("train_where"),
     val_where: Annotated[
         str, typer.Option(help="query selecting validation clips (pandas syntax, checked)")
-    ] = "split == 'test'",
+    ] = fit_default("val_where"),
     input_size: Annotated[
         int | None,
         typer.Option(min=0, help="model (test) input size, 0 = the store's; default: the recipe's"),
-    ] = None,
+    ] = fit_default("input_size"),
     train_size: Annotated[
         int | None, typer.Option(min=1, help="training crops are resized to it; default: the recipe's")
-    ] = None,
-    augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = True,
-    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = 2,
-    seed: Annotated[int, typer.Option()] = 0,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    ] = fit_default("train_size"),
+    augment: Annotated[bool, typer.Option(help="random resized crop + flip on the device")] = fit_default(
+        "augment"
+    ),
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = fit_default("workers"),
+    seed: Annotated[int, typer.Option()] = fit_default("seed"),
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0, help="CPU threads (fixed: the same numbers on any machine's core count; 0 = all)"
+        ),
+    ] = fit_default("threads"),
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = fit_default("device"),
     resume: Annotated[
         bool,
         typer.Option(
             help="continue RUN_DIR/last.pt: same settings and data, at most --epochs epochs trained"
         ),
-    ] = False,
+    ] = fit_default("resume"),
     overwrite: Annotated[
         bool,
         typer.Option(help="replace the run in --out (with --resume: only when it cannot be continued)"),
-    ] = False,
-    source: Source = "heatmaps",
+    ] = fit_default("overwrite"),
+    source: Source = fit_default("source"),
     renderer: Annotated[
         str,
         typer.Option(help="keypoints: numba (loader workers) | torch (on the device) | auto (torch on CUDA)"),
-    ] = "auto",
-    channels: Annotated[
-        str, typer.Option(help="keypoints: joints | limbs | joints+limbs")
-    ] = _RENDER.channels,
-    size: Annotated[int, typer.Option(help="keypoints: heatmap size in pixels (square)")] = _RENDER.size,
-    sigma: Annotated[float, typer.Option(help="keypoints: Gaussian sigma in output pixels")] = _RENDER.sigma,
-    padding: Annotated[float, typer.Option(help="keypoints: PoseCompact padding")] = _RENDER.padding,
+    ] = fit_default("renderer"),
+    channels: Annotated[str, typer.Option(help="keypoints: joints | limbs | joints+limbs")] = fit_default(
+        "channels"
+    ),
+    size: Annotated[int, typer.Option(help="keypoints: heatmap size in pixels (square)")] = fit_default(
+        "size"
+    ),
+    sigma: Annotated[float, typer.Option(help="keypoints: Gaussian sigma in output pixels")] = fit_default(
+        "sigma"
+    ),
+    padding: Annotated[float, typer.Option(help="keypoints: PoseCompact padding")] = fit_default("padding"),
     eps: Annotated[
         float, typer.Option(help="keypoints: joints with a lower score are not drawn")
-    ] = _RENDER.eps,
-    dtype: Annotated[str, typer.Option(help="keypoints: uint8 | float16 (values as a store holds them)")] = (
-        _RENDER.dtype
-    ),
+    ] = fit_default("eps"),
+    dtype: Annotated[
+        str, typer.Option(help="keypoints: uint8 | float16 (values as a store holds them)")
+    ] = fit_default("dtype"),
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -135,59 +179,20 @@ def fit(
             help="start from these weights: an actrec checkpoint, a MMAction2/PYSKL PoseC3D checkpoint (c3d) "
             "or a torchvision ResNet state dict (cnn_lstm, cnn_lstm_attn); see docs/pretrained.md",
         ),
-    ] = None,
+    ] = fit_default("init_from"),
     backbone_lr_scale: Annotated[
         float, typer.Option(min=0.0, help="backbone lr = lr x this (fine-tuning: e.g. 0.1)")
-    ] = 1.0,
+    ] = fit_default("backbone_lr_scale"),
     freeze_backbone_epochs: Annotated[
         int, typer.Option(min=0, help="train only the head for the first N epochs")
-    ] = 0,
+    ] = fit_default("freeze_backbone_epochs"),
 ):
     """Train a model on a heatmap store, or on a keypoint store rendered on the fly (--source keypoints, with the
     render options of `actrec-etl render`); writes last.pt, best.pt, metrics.csv, metrics.json and plots to --out."""
-    from train.fit import FitConfig
     from train.fit import fit as run_fit
 
-    cfg = FitConfig(
-        store=str(store),
-        model=model,
-        out=str(out),
-        preset=preset,
-        epochs=epochs,
-        clip_len=clip_len,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        lr=lr,
-        momentum=momentum,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        schedule=schedule,
-        warmup_epochs=warmup_epochs,
-        label_smoothing=label_smoothing,
-        grad_clip=grad_clip,
-        dropout=dropout,
-        train_where=train_where,
-        val_where=val_where,
-        input_size=input_size,
-        train_size=train_size,
-        augment=augment,
-        workers=workers,
-        seed=seed,
-        device=device,
-        resume=resume,
-        overwrite=overwrite,
-        source=source,
-        renderer=renderer,
-        channels=channels,
-        size=size,
-        sigma=sigma,
-        padding=padding,
-        eps=eps,
-        dtype=dtype,
-        init_from=None if init_from is None else str(init_from),
-        backbone_lr_scale=backbone_lr_scale,
-        freeze_backbone_epochs=freeze_backbone_epochs,
-    )
+    options = locals()  # exactly the parameters above: one per FitConfig field (tests/test_train_settings.py)
+    cfg = FitConfig(**{f.name: _plain(options[f.name]) for f in dataclasses.fields(FitConfig)})
     columns = progress_columns("clips", extra="loss {task.fields[loss]:.3f}")
     with Progress(
         *columns, console=Console(stderr=True, soft_wrap=True), disable=not _is_main_rank()
@@ -279,7 +284,7 @@ def predict(
     clips: Annotated[
         int | None, typer.Option(min=1, help="views per clip (per window with --window) [default: 10 (1)]")
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     window: Annotated[
         int, typer.Option(min=0, help="label windows of this many frames over time (0 = one label per clip)")
     ] = 0,
@@ -287,32 +292,50 @@ def predict(
         int | None, typer.Option(min=1, help="frames between window starts [default: window / 2]")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", dir_okay=False, help="windows as .csv or .json (+ .png)")
+        Path | None,
+        typer.Option(
+            "--out", "-o", dir_okay=False, help="predictions (windows with --window) as .csv or .json"
+        ),
     ] = None,
     timeline: Annotated[
         Path | None, typer.Option(dir_okay=False, help="timeline PNG [default: --out with .png]")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the predictions as JSON (attention weights included)")
+    ] = False,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="labels manifest CSV (clip_id,label_name): true labels, accuracy",
+        ),
+    ] = None,
 ):
     """Render a pose file in memory with the checkpoint's settings and print the top-k labels (per clip, or per
-    window over time with --window)."""
-    if window == 0:
-        if out is not None or timeline is not None or stride is not None:
-            raise ActrecError("--out, --timeline and --stride need --window (windowed prediction)")
-        from train.predict import predict_file
+    window over time with --window); a folder gets one table, with the accuracy when the clips have labels."""
+    from train.predict import resolve_format
 
-        preds = predict_file(checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips or 10, device=device)
-        for pred in preds:
-            table = Table("label", "probability", title=Text(pred.clip_id))
-            for name, p in pred.top:
-                table.add_row(*cells(name, f"{p:.3f}"))
-            console.print(table)
+    picked = resolve_format(pose_file, fmt)
+    said = f"format auto: read {pose_file} as {picked}" if fmt == "auto" else None  # once the clips are read
+    if window == 0:
+        if timeline is not None or stride is not None:
+            raise ActrecError("--timeline and --stride need --window (windowed prediction)")
+        _predict_clips(checkpoint, pose_file, picked, top_k, clips or 10, device, out, as_json, labels, said)
         return
+    if as_json or labels is not None:
+        raise ActrecError(
+            "--json and --labels are for one label per clip; with --window write --out FILE.json"
+        )
+    fmt = picked
     from train.windows import plot_timeline, predict_windows, write_windows
 
     stride = stride or max(1, window // 2)
     results = predict_windows(
         checkpoint, pose_file, window=window, stride=stride, fmt=fmt, clips=clips or 1, device=device
     )
+    if said:
+        err_console.print(said, markup=False, highlight=False)
     for r in results:
         table = Table(
             "frames", "label", "probability", title=Text(f"{r.clip_id} (window {window}, stride {stride})")
@@ -336,6 +359,40 @@ def predict(
             path = png if len(results) == 1 else png.with_name(f"{png.stem}_{r.clip_id}{png.suffix}")
             plot_timeline(r, path)
             say(f"wrote {path}")
+
+
+def _predict_clips(checkpoint, pose_file, fmt, top_k, clips, device, out, as_json, labels, said) -> None:
+    from train.predict import accuracy, predict_file, predictions_json, write_predictions
+
+    preds = predict_file(
+        checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips, device=device, labels=labels
+    )
+    if said:
+        err_console.print(said, markup=False, highlight=False)
+    meta = {"checkpoint": str(checkpoint), "pose_file": str(pose_file), "format": fmt}
+    if out is not None:
+        write_predictions(preds, out, meta)
+    if as_json:
+        print(predictions_json(preds, meta))
+    elif len(preds) == 1:
+        pred = preds[0]
+        truth = f" (true label: {pred.true_label})" if pred.true_label is not None else ""
+        table = Table("label", "probability", title=Text(pred.clip_id + truth))
+        for name, p in pred.top:
+            table.add_row(*cells(name, f"{p:.3f}"))
+        console.print(table)
+    else:  # a folder: one row per clip
+        table = Table("file", "clip", "predicted", "probability", "true label", title=Text(str(pose_file)))
+        for pred in preds:
+            name, p = pred.top[0]
+            shown = Path(pred.source).name or pred.source
+            table.add_row(*cells(shown, pred.clip_id, name, f"{p:.3f}", pred.true_label or "-"))
+        console.print(table)
+    correct, labelled = accuracy(preds)
+    if labelled and not as_json:
+        say(f"accuracy {correct}/{labelled} = {correct / labelled:.3f} (top-1, clips with a true label)")
+    if out is not None:
+        err_console.print(f"wrote {out}", markup=False, highlight=False)  # stdout may be the JSON
 
 
 @app.command()

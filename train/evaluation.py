@@ -30,10 +30,7 @@ def predict_loader(
     for views, labels in loader:
         b, v = views.shape[:2]
         x = to_model_input(views.to(device, non_blocking=True).flatten(0, 1), scale)  # (B*V, C, T, S, S)
-        x = resize(x, input_size)
-        probs = _softmax(model, x, autocast)
-        if flip_permutation is not None:
-            probs = (probs + _softmax(model, hflip(x, flip_permutation), autocast)) / 2
+        probs = score_views(model, resize(x, input_size), flip_permutation, autocast)
         all_probs.append(probs.reshape(b, v, -1).mean(dim=1).float().cpu())
         all_labels.append(labels)
         if on_batch is not None:
@@ -42,6 +39,17 @@ def predict_loader(
     labels = torch.cat(all_labels)
     loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels).item()
     return probs.numpy(), labels.numpy(), loss
+
+
+def score_views(
+    model: torch.nn.Module, x: torch.Tensor, flip_permutation: list[int] | None, autocast: bool
+) -> torch.Tensor:
+    """(N, C, T, S, S) model inputs -> softmax (N, K), averaged with each view's mirror image when
+    flip_permutation is given (left/right channels swapped): the one scoring of evaluate and predict."""
+    probs = _softmax(model, x, autocast)
+    if flip_permutation is not None:
+        probs = (probs + _softmax(model, hflip(x, flip_permutation), autocast)) / 2
+    return probs
 
 
 def _softmax(model, x, autocast: bool) -> torch.Tensor:
@@ -92,17 +100,16 @@ def _evaluate_checkpoint(
 ) -> dict:
     from etl.errors import ActrecError
     from etl.heatmap_store import value_scale
-    from train.checkpoint import load_model
+    from train.checkpoint import load_model, render_params
     from train.data import EpochSampler, make_loader, select_clips
     from train.device import pick_device
-    from train.keypoint_data import render_params_from
     from train.sources import clip_dataset, open_source
 
     dev = pick_device(device)
     loaded = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, dev)
     model, render = loaded.model.to(dev), loaded.render
     checkpoint = loaded.path
-    store = open_source(source, store_path, render_params_from(render) if source == "keypoints" else None)
+    store = open_source(source, store_path, render_params(render) if source == "keypoints" else None)
     check_render_settings(store, render, store_path, checkpoint)
     if store.classes != loaded.classes:
         raise ActrecError(

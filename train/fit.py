@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 from etl.errors import ActrecError
 from etl.heatmap_store import reading_store, value_scale
-from etl.render import RenderParams
 from etl.storeio import SEAL_KEY, exclusive_lock
 from train.augment import resize, to_model_input
 from train.checkpoint import (
@@ -36,107 +35,23 @@ from train.checkpoint import (
     rng_states,
     save_checkpoint,
 )
+from train.config import FitConfig
 from train.data import EpochSampler, TimedLoader, make_loader, select_clips
 from train.device import init_distributed, pick_device
 from train.evaluation import predict_loader
 from train.metrics import classification_metrics
-from train.models import MODELS, build_model
-from train.optim import SCHEDULES, build_optimizer
+from train.models import build_model
+from train.optim import build_optimizer
 from train.plots import plot_attention, plot_confusion, plot_curves
 from train.pretrained import freeze_backbone_statistics, init_from
-from train.recipes import FIELDS, OPTIMIZERS, SGD_ONLY, resolve
-from train.sources import SOURCES, clip_dataset, open_source, resolve_renderer, train_input
+from train.recipes import FIELDS, SGD_ONLY, resolve
+from train.sources import clip_dataset, open_source, resolve_renderer, train_input
 
-_RENDER = RenderParams()  # `--source keypoints` takes `actrec-etl render`'s options with its defaults
 # Fields that may differ between a run and its resumption (they do not change what is learned).
 RESUME_FREE = {"epochs", "resume", "overwrite", "workers", "device", "out", "store"}  # store: by content
 # What a run folder holds; --overwrite removes these before training from scratch (no stale plots or best.pt).
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "metrics.json")
 RUN_PLOTS = ("curves.png", "confusion.png", "attention.png")
-
-
-@dataclass
-class FitConfig:
-    store: str
-    model: str = "cnn_lstm_attn"
-    out: str = "runs/cnn_lstm_attn"
-    preset: str = "small"  # model size, and how the recipe is scaled (train/recipes.py PRESET_SCALES)
-    # None = the model's recipe (train/recipes.py), scaled by the preset; a value overrides it
-    epochs: int | None = None
-    clip_len: int | None = None  # frames sampled per clip
-    batch_size: int = 8  # an SGD recipe's lr scales with it
-    optimizer: str | None = None  # adamw | sgd
-    lr: float | None = None
-    momentum: float | None = None  # sgd
-    nesterov: bool | None = None  # sgd
-    weight_decay: float | None = None
-    schedule: str | None = None  # cosine | step | constant, per iteration
-    warmup_epochs: int | None = None
-    step_size: int = 30  # schedule "step": lr x 0.1 every step_size epochs
-    label_smoothing: float | None = None
-    grad_clip: float | None = None  # max gradient norm; 0 = off
-    dropout: float | None = None
-    train_where: str = "split == 'train'"
-    val_where: str = "split == 'test'"
-    input_size: int | None = None  # model (test) input size; 0 = the store's size
-    train_size: int | None = None  # training crops are resized to it (PoseC3D: 56 px for 64 px test)
-    augment: bool = True  # random resized crop + flip (PoseC3D train geometry)
-    workers: int = 2
-    seed: int = 0
-    device: str = "auto"
-    resume: bool = False
-    overwrite: bool = False  # replace a run in `out` (else fit refuses to touch it)
-    source: str = (
-        "heatmaps"  # heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly)
-    )
-    renderer: str = "auto"  # keypoints: numba (loader workers) | torch (on the device) | auto (torch on CUDA)
-    channels: str = _RENDER.channels  # render settings of --source keypoints (the store's are used otherwise)
-    size: int = _RENDER.size
-    sigma: float = _RENDER.sigma
-    padding: float = _RENDER.padding
-    eps: float = _RENDER.eps
-    dtype: str = _RENDER.dtype
-    # fine-tuning (train/pretrained.py): weights to start from, backbone lr factor, epochs with a frozen backbone
-    init_from: str | None = None
-    backbone_lr_scale: float = 1.0
-    freeze_backbone_epochs: int = 0
-
-    def render_params(self) -> RenderParams:
-        return RenderParams(
-            channels=self.channels,
-            size=self.size,
-            sigma=self.sigma,
-            padding=self.padding,
-            eps=self.eps,
-            dtype=self.dtype,
-        )
-
-    def check(self) -> None:
-        if self.source not in SOURCES:
-            raise ActrecError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
-        if self.schedule is not None and self.schedule not in SCHEDULES:
-            raise ActrecError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ActrecError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
-        for name in ("epochs", "clip_len", "batch_size", "train_size"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ActrecError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.lr is not None and self.lr <= 0:
-            raise ActrecError("--lr must be positive")
-        for name in (
-            "momentum",
-            "weight_decay",
-            "warmup_epochs",
-            "label_smoothing",
-            "grad_clip",
-            "input_size",
-        ):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ActrecError(f"--{name.replace('_', '-')} must be >= 0")
-        if self.model not in MODELS:
-            raise ActrecError(f"--model must be one of {', '.join(MODELS)}, not {self.model!r}")
-        if self.backbone_lr_scale < 0 or self.freeze_backbone_epochs < 0:
-            raise ActrecError("--backbone-lr-scale and --freeze-backbone-epochs must be >= 0")
 
 
 def fit(cfg: FitConfig, log: Callable[[str], None] = print, progress=None) -> dict:
@@ -162,6 +77,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -374,13 +291,14 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             # last.pt goes last: whatever a resume from it implies (best.pt, metrics, plots) is on disk first
             pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
             plot_curves(pd.DataFrame(history), plots / "curves.png", f"{cfg.model} ({cfg.preset})")
+            # the latest epoch's, as last.pt (what `evaluate` scores in the DVC pipeline), not best.pt's
+            plot_confusion(
+                np.asarray(m["confusion_matrix"]),
+                classes,
+                plots / "confusion.png",
+                f"{cfg.model}: validation, epoch {epoch + 1} (last.pt)",
+            )
             if is_best:
-                plot_confusion(
-                    np.asarray(m["confusion_matrix"]),
-                    classes,
-                    plots / "confusion.png",
-                    f"{cfg.model}: validation, epoch {epoch + 1}",
-                )
                 save_checkpoint(out / "best.pt", state)
             save_checkpoint(out / "last.pt", state)
         if world > 1:

@@ -227,15 +227,3 @@ def collate_keypoints(items):
     for b, ((kp, sc), _) in enumerate(items):
         kps[b, : kp.shape[0]], scs[b, : sc.shape[0]] = kp, sc
     return (kps, scs), torch.tensor([label for _, label in items], dtype=torch.int64)
-
-
-def render_params_from(settings: dict) -> RenderParams:
-    """The RenderParams of a checkpoint's render settings (the options `actrec-etl render` takes)."""
-    return RenderParams(
-        channels=settings["channel_preset"],
-        size=int(settings["size"]),
-        sigma=float(settings["sigma"]),
-        padding=float(settings["padding"]),
-        eps=float(settings["eps"]),
-        dtype=settings["dtype"],
-    )

@@ -14,9 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from train.config import SCHEDULES  # noqa: F401  (the choices of --schedule)
 from train.pretrained import optimizer_groups
-
-SCHEDULES = ("cosine", "step", "constant")
 
 
 def lr_factor(values: dict, steps_per_epoch: int, step_size: int = 30) -> Callable[[int], float]:

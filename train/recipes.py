@@ -20,8 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from etl.errors import ActrecError
-
-OPTIMIZERS = ("adamw", "sgd")
+from train.config import OPTIMIZERS
 
 
 @dataclass(frozen=True)

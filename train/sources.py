@@ -19,11 +19,11 @@ from etl.errors import ActrecError
 from etl.heatmap_store import HeatmapStore
 from etl.render import RenderParams
 from train.augment import random_resized_crop_flip, resize, to_model_input
+from train.config import SOURCES
 from train.data import HeatmapClips
 from train.keypoint_data import KeypointClips, KeypointSource
 from train.render_torch import quantize_like, render_torch
 
-SOURCES = ("heatmaps", "keypoints")
 RENDERER_CHOICES = ("auto", "numba", "torch")
 
 

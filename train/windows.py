@@ -19,9 +19,9 @@ import numpy as np
 from etl.errors import ActrecError
 from etl.render import render_clip
 from etl.skeleton import get_layout
-from train.checkpoint import load_model
+from train.checkpoint import load_model, render_params
 from train.device import pick_device
-from train.predict import read_clips, render_params, view_probabilities
+from train.predict import read_clips, view_probabilities
 from train.sampling import sample_test
 
 MAX_WINDOWS = 100_000  # one clip; bounds the work a tiny stride on a huge file can ask for
@@ -66,7 +66,7 @@ def predict_windows(
     fmt: str = "auto",
     clips: int = 1,
     flip: bool = True,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> list[ClipWindows]:
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
