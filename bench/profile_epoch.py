@@ -80,7 +80,7 @@ def profile(args, variant: Variant, pieces) -> dict[str, float]:
         device=torch.device("cpu"),
         collate_fn=getattr(train_set, "collate", None),
     )
-    optimizer, scheduler, _ = build_optimizer(model, args.model, values, len(loader))
+    optimizer, scheduler, _ = build_optimizer(model, values, len(loader))
     gen = torch.Generator().manual_seed(0)
     totals = dict.fromkeys(PHASES, 0.0)
     it = iter(loader)

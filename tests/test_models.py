@@ -186,3 +186,40 @@ def test_unknown_model_preset_or_field():
 def test_every_preset_names_every_model():
     for preset in PRESETS.values():
         assert set(preset) == set(MODELS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_models_carry_what_fit_asks_of_them(name):
+    """fit, --init-from and fine-tuning read these attributes instead of branching on model names."""
+    model, _ = build_model(name, "tiny", C, K)
+    state = model.state_dict()
+    assert model.first_conv in state
+    assert state[model.first_conv].shape[1] == C  # the conv that takes the heatmap channels
+    assert model.classifier_keys() <= set(state)
+    assert all(state[k].shape[0] == K for k in model.classifier_keys())  # the last layer: one row per class
+    backbone = getattr(model, model.backbone_name)
+    assert isinstance(backbone, nn.Module)
+    assert model.first_conv.startswith(f"{model.backbone_name}.")
+    assert model.conv_dims == state[model.first_conv].ndim - 2
+    x = _clip().to(memory_format=torch.channels_last_3d)  # (B, C, T, S, S)
+    model.to(memory_format=model.memory_format)
+    model.eval()
+    if model.has_attention:
+        logits, weights = model(x, return_attention=True)
+        assert weights.shape == (B, T)
+        assert torch.allclose(weights.sum(1), torch.ones(B))
+    else:
+        logits = model(x)
+    assert logits.shape == (B, K)
+
+
+def test_no_model_name_branches_outside_models():
+    """Adding a fourth model touches train/models.py (and its recipe) only: no other training module names one."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "train"
+    for module in ("fit.py", "pretrained.py", "optim.py", "evaluation.py", "predict.py"):
+        text = (root / module).read_text()
+        for name in NAMES:
+            assert f'== "{name}"' not in text, f"{module} branches on {name}"
+            assert f'!= "{name}"' not in text, f"{module} branches on {name}"

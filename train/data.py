@@ -19,6 +19,7 @@ from etl.cliptable import query_clips
 from etl.errors import ActrecError
 from etl.heatmap_store import HeatmapStore
 from train.sampling import sample_test, sample_train
+from train.seeding import numpy_rng, torch_generator
 
 
 def select_clips(store: HeatmapStore, where: str | None) -> pd.DataFrame:
@@ -65,7 +66,7 @@ class HeatmapClips(Dataset):
         row = int(self.rows[i])
         n_frames = int(self.store.n_frames[row])
         if self.train:
-            rng = np.random.RandomState(np.random.SeedSequence([self.seed, epoch, row]).generate_state(1)[0])
+            rng = numpy_rng(self.seed, "clip", epoch, row)
             frames = sample_train(n_frames, self.clip_len, rng)[None]  # (1, T)
         else:
             frames = sample_test(n_frames, self.clip_len, self.num_clips)  # (V, T)
@@ -111,7 +112,7 @@ class EpochSampler(Sampler):
 
     def _order(self) -> list[int]:
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            g = torch_generator(self.seed, "shuffle", self.epoch)
             order = torch.randperm(self.n, generator=g).tolist()
         else:
             order = list(range(self.n))
@@ -149,6 +150,6 @@ def make_loader(
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         drop_last=False,
-        generator=torch.Generator().manual_seed(seed),
+        generator=torch_generator(seed, "loader"),
         collate_fn=collate_fn,
     )

@@ -40,11 +40,12 @@ from train.data import EpochSampler, TimedLoader, make_loader, select_clips
 from train.device import init_distributed, pick_device
 from train.evaluation import predict_loader
 from train.metrics import classification_metrics
-from train.models import build_model
+from train.models import build_model, count_parameters
 from train.optim import build_optimizer
 from train.plots import plot_attention, plot_confusion, plot_curves
 from train.pretrained import freeze_backbone_statistics, init_from
 from train.recipes import FIELDS, SGD_ONLY, resolve
+from train.seeding import derived_seed, torch_generator
 from train.sources import clip_dataset, open_source, resolve_renderer, train_input
 
 # Fields that may differ between a run and its resumption (they do not change what is learned).
@@ -74,7 +75,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     rank, world = init_distributed()
     device = pick_device(cfg.device, rank)
     main = rank == 0
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(derived_seed(cfg.seed, "init"))
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
         if cfg.threads > 0:
@@ -82,7 +83,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    plots = out / "plots"  # curves.png, confusion.png, attention.png (cnn_lstm_attn)
+    plots = out / "plots"  # curves.png, confusion.png, attention.png (models with attention)
 
     # ---- data: clips chosen by pandas queries on the clip table; the store gives channels, size, classes
     store = open_source(cfg.source, cfg.store, cfg.render_params())
@@ -161,14 +162,13 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     model_config = asdict(model.config)
     model.to(device)
     if cuda:
-        model.to(memory_format=torch.channels_last_3d if cfg.model == "c3d" else torch.channels_last)
+        model.to(memory_format=model.memory_format)
     train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     # ---- optimizer and schedule (stepped per iteration: train/optim.py)
     steps_per_epoch = len(train_loader)
     optimizer, scheduler, factors = build_optimizer(
         model,
-        cfg.model,
         recipe.values,
         steps_per_epoch,
         backbone_lr_scale=cfg.backbone_lr_scale,
@@ -193,7 +193,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         else:
             log(f"{out / 'last.pt'} has trained all {cfg.epochs} epochs already: nothing to train")
     if main:
-        n_params = sum(p.numel() for p in model.parameters())
+        n_params = count_parameters(model)
         log(
             f"{cfg.model} ({cfg.preset}, {n_params / 1e6:.2f}M params) on {device}"
             f"{f' x{world}' if world > 1 else ''}: {len(train_set)} train / {len(val_set)} val clips, "
@@ -201,106 +201,69 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             f"{f' ({renderer} renderer)' if cfg.source == 'keypoints' else ''}"
         )
 
-    lr = optimizer.param_groups[-1]["lr"]
+    run = {  # what every checkpoint of this run carries besides the epoch's own state
+        "model_name": cfg.model,
+        "model_config": model_config,
+        "fit_config": asdict(cfg),
+        "classes": classes,
+        "render": _render_settings(attrs, input_size),
+        "source": cfg.source,
+        "data": data_id,
+        "init_from": init_record,
+        "recipe": recipe.as_dict(),  # where each resolved value came from; fit_config holds the values
+    }
     for epoch in range(start_epoch, cfg.epochs):
-        # ---- train one epoch
-        t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout etc.: a function of the epoch, for exact resume
-        aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch + rank * 7919)
-        train_sampler.set_epoch(epoch)
-        train_model.train()
-        freeze_backbone_statistics(model, cfg.model, epoch, cfg.freeze_backbone_epochs)
         advance = (
             progress(f"epoch {epoch + 1}/{cfg.epochs}", len(train_sampler)) if progress and main else None
         )
-        loss_sum, correct, seen = 0.0, 0, 0
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
-        batches = TimedLoader(train_loader)  # measures the time the step waits for the loader
-        for views, labels in batches:
-            x = to_input(views, aug_gen)  # (B, C, T, S, S) float, augmented as --source says
-            labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = train_model(x)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            lr = optimizer.param_groups[-1]["lr"]  # the head's (the only group unless fine-tuning)
-            scheduler.step()
-            loss_sum += loss.item() * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
-            if advance:
-                advance(len(labels), loss=loss_sum / seen)
-        train_time = time.perf_counter() - t0
-        train_loss, train_top1 = _reduce(loss_sum, correct, seen, device, world)
-
-        # ---- validate (rank 0), log, checkpoint, plot
-        if main:
+        train_sampler.set_epoch(epoch)
+        row = {"epoch": epoch + 1}
+        row |= train_one_epoch(
+            train_model,
+            model,
+            optimizer,
+            scheduler,
+            train_loader,
+            to_input,
+            cfg,
+            epoch,
+            device,
+            rank,
+            advance,
+        )
+        if world > 1:
+            row["train_loss"], row["train_top1"] = _reduce(row.pop("_sums"), device)
+            row["train_clips_per_s"] *= world
+        else:
+            row.pop("_sums")
+        if main:  # validate on rank 0, log, checkpoint, plot
             probs, labels_np, val_loss = predict_loader(
                 model, val_loader, device, scale=scale, input_size=input_size, autocast=cuda
             )
             m = classification_metrics(probs, labels_np, classes)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "train_top1": train_top1,
+            row |= {
                 "val_loss": val_loss,
                 "val_top1": m["top1"],
                 "val_top5": m["top5"],
                 "val_mean_class_acc": m["mean_class_acc"],
-                "lr": lr,
-                "epoch_s": train_time,
-                "train_clips_per_s": seen * world / train_time,
-                "data_wait_share": batches.wait_s / train_time,
-                "peak_gpu_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else 0.0,
             }
             history.append(row)
             is_best = m["mean_class_acc"] > best
             best = max(best, m["mean_class_acc"])
-            log(
-                f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.3f} top1 {train_top1:.3f} | "
-                f"val loss {val_loss:.3f} top1 {m['top1']:.3f} mean-class {m['mean_class_acc']:.3f}"
-                f"{' (best)' if is_best else ''} | {row['train_clips_per_s']:.1f} clips/s, "
-                f"{row['data_wait_share']:.0%} waiting for data"
-                + (f", peak GPU memory {row['peak_gpu_mem_gb']:.1f} GiB" if cuda else "")
-            )
+            log(_epoch_line(row, cfg.epochs, is_best, cuda))
             state = {
-                "model_name": cfg.model,
-                "model_config": model_config,
+                **run,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch,
                 "best_metric": best,
-                "fit_config": asdict(cfg),
                 "rng": rng_states(),
                 "history": history,
-                "classes": classes,
-                "render": _render_settings(attrs, input_size),
-                "source": cfg.source,
-                "data": data_id,
                 "val_metrics": {k: v for k, v in m.items() if k != "confusion_matrix"},
-                "init_from": init_record,
-                "recipe": recipe.as_dict(),  # where each resolved value came from; fit_config holds the values
             }
             store.check_unchanged()  # never checkpoint an epoch whose data came from a replaced store
-            # last.pt goes last: whatever a resume from it implies (best.pt, metrics, plots) is on disk first
-            pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
-            plot_curves(pd.DataFrame(history), plots / "curves.png", f"{cfg.model} ({cfg.preset})")
-            # the latest epoch's, as last.pt (what `evaluate` scores in the DVC pipeline), not best.pt's
-            plot_confusion(
-                np.asarray(m["confusion_matrix"]),
-                classes,
-                plots / "confusion.png",
-                f"{cfg.model}: validation, epoch {epoch + 1} (last.pt)",
-            )
-            if is_best:
-                save_checkpoint(out / "best.pt", state)
-            save_checkpoint(out / "last.pt", state)
+            save_epoch(out, state, m["confusion_matrix"], is_best, f"{cfg.model} ({cfg.preset})")
         if world > 1:
             dist.barrier()
 
@@ -308,12 +271,99 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     result = {}
     if main:
         result = _final_metrics(out, history, cfg)
-        if cfg.model == "cnn_lstm_attn" and history:
+        if model.has_attention and history:
             _plot_attention(model, val_set, val_rows, device, scale, input_size, plots / "attention.png")
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
     return result
+
+
+def train_one_epoch(
+    train_model,
+    model,
+    optimizer,
+    scheduler,
+    loader,
+    to_input,
+    cfg: FitConfig,
+    epoch: int,
+    device,
+    rank,
+    advance,
+) -> dict:
+    """One pass over the epoch's clips; returns this rank's row of the epoch's training metrics."""
+    t0 = time.perf_counter()
+    torch.manual_seed(
+        derived_seed(cfg.seed, "model", epoch)
+    )  # dropout: a function of the epoch (exact resume)
+    aug_gen = torch_generator(cfg.seed, "augment", epoch, rank)
+    train_model.train()
+    freeze_backbone_statistics(model, epoch, cfg.freeze_backbone_epochs)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    loss_sum, correct, seen = 0.0, 0, 0
+    lr = optimizer.param_groups[-1]["lr"]
+    batches = TimedLoader(loader)  # measures the time the step waits for the loader
+    for views, labels in batches:
+        x = to_input(views, aug_gen)  # (B, C, T, S, S) float, augmented as --source says
+        labels = labels.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+            logits = train_model(x)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        lr = optimizer.param_groups[-1]["lr"]  # the head's (the only group unless fine-tuning)
+        scheduler.step()
+        loss_sum += loss.item() * len(labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+        if advance:
+            advance(len(labels), loss=loss_sum / seen)
+    seconds = time.perf_counter() - t0
+    return {
+        "train_loss": loss_sum / max(seen, 1),
+        "train_top1": correct / max(seen, 1),
+        "_sums": (loss_sum, correct, seen),  # for the mean over ranks (DDP)
+        "lr": lr,
+        "epoch_s": seconds,
+        "train_clips_per_s": seen / seconds,
+        "data_wait_share": batches.wait_s / seconds,
+        "peak_gpu_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else 0.0,
+    }
+
+
+def save_epoch(out: Path, state: dict, confusion, is_best: bool, title: str) -> None:
+    """metrics.csv, the plots, best.pt, then last.pt: last.pt goes last, so whatever a resume from it implies
+    is on disk first."""
+    history = pd.DataFrame(state["history"])
+    history.to_csv(out / "metrics.csv", index=False)
+    plot_curves(history, out / "plots" / "curves.png", title)
+    # the latest epoch's, as last.pt (what `evaluate` scores in the DVC pipeline), not best.pt's
+    epoch = state["epoch"] + 1
+    plot_confusion(
+        np.asarray(confusion),
+        state["classes"],
+        out / "plots" / "confusion.png",
+        f"{state['model_name']}: validation, epoch {epoch} (last.pt)",
+    )
+    if is_best:
+        save_checkpoint(out / "best.pt", state)
+    save_checkpoint(out / "last.pt", state)
+
+
+def _epoch_line(row: dict, epochs: int, is_best: bool, cuda: bool) -> str:
+    return (
+        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.3f} top1 {row['train_top1']:.3f} | "
+        f"val loss {row['val_loss']:.3f} top1 {row['val_top1']:.3f} mean-class {row['val_mean_class_acc']:.3f}"
+        f"{' (best)' if is_best else ''} | {row['train_clips_per_s']:.1f} clips/s, "
+        f"{row['data_wait_share']:.0%} waiting for data"
+        + (f", peak GPU memory {row['peak_gpu_mem_gb']:.1f} GiB" if cuda else "")
+    )
 
 
 def _store_identity(attrs: dict) -> dict:
@@ -402,12 +452,11 @@ def _clear_run(out: Path) -> None:
         (out / "plots" / name).unlink(missing_ok=True)
 
 
-def _reduce(loss_sum: float, correct: int, seen: int, device, world: int) -> tuple[float, float]:
-    """Epoch means over all ranks."""
-    if world > 1:
-        t = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        loss_sum, correct, seen = t.tolist()
+def _reduce(sums: tuple[float, int, int], device) -> tuple[float, float]:
+    """(loss, top-1) means over all ranks from each rank's (loss sum, correct, seen)."""
+    t = torch.tensor(sums, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    loss_sum, correct, seen = t.tolist()
     return loss_sum / max(seen, 1), correct / max(seen, 1)
 
 

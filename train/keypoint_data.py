@@ -29,6 +29,7 @@ from etl.skeleton import Layout
 from etl.storeio import SEAL_KEY
 from train.kp_augment import random_train_view
 from train.sampling import sample_test, sample_train
+from train.seeding import numpy_rng
 
 RENDERERS = ("numba", "torch")
 SCALES = {"uint8": 255.0, "float16": 1.0}
@@ -172,7 +173,7 @@ class KeypointClips(Dataset):
             canvas = to_canvas(kps[:, frames.ravel()], box, p.size)
             views = self._render(canvas, scores[:, frames.ravel()], p.size)
             return torch.from_numpy(views.reshape(*frames.shape, *views.shape[1:])), int(self.labels[i])
-        rng = np.random.RandomState(np.random.SeedSequence([self.seed, epoch, row]).generate_state(1)[0])
+        rng = numpy_rng(self.seed, "clip", epoch, row)
         frames = sample_train(kps.shape[1], self.clip_len, rng)  # (T,): the same draw as HeatmapClips
         kp, sc = kps[:, frames], scores[:, frames]
         if self.augment:

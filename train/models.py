@@ -72,6 +72,13 @@ class C3DConfig(_Config):
 
 
 class C3D(nn.Module):
+    # What fit and --init-from ask of every model (a fourth model declares the same and nothing else changes):
+    memory_format = torch.channels_last_3d  # the layout its convolutions run fastest in on CUDA
+    backbone_name = "backbone"  # the submodule --backbone-lr-scale / --freeze-backbone-epochs act on
+    first_conv = "backbone.conv1.weight"  # adapted by --init-from when the input channel count differs
+    conv_dims = 3  # a PoseC3D (3D) checkpoint initialises it, a torchvision (2D) ResNet does not
+    has_attention = False  # forward(x, return_attention=True) -> (logits, (B, T) frame weights)
+
     def __init__(self, config: C3DConfig):
         super().__init__()
         self.config = config
@@ -91,6 +98,10 @@ class C3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, C, T, H, W) -> (B, F, T', H', W') -> (B, K)
         return self.head(self.backbone(x))
+
+    def classifier_keys(self) -> set[str]:
+        """The final Linear's weight and bias: what a class-count change re-initialises."""
+        return {"head.fc.weight", "head.fc.bias"}
 
 
 # ---------------------------------------------------------------------------------------------- CNN-LSTM
@@ -159,6 +170,12 @@ def _init_lstm(lstm: nn.LSTM) -> None:
 class CNNLSTM(nn.Module):
     """Per-frame 2D ResNet -> LSTM over frames -> last hidden state -> MLP -> logits."""
 
+    memory_format = torch.channels_last  # the frame encoder is 2D
+    backbone_name = "encoder"
+    first_conv = "encoder.conv1.weight"
+    conv_dims = 2  # a torchvision ResNet initialises the frame encoder
+    has_attention = False
+
     def __init__(self, config: CNNLSTMConfig):
         super().__init__()
         self.config = config
@@ -194,8 +211,12 @@ class CNNLSTM(nn.Module):
         return feats.reshape(b, t, -1)  # (B, T, F)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs, (h_n, _) = self.lstm(self.encode_frames(x))  # outputs (B, T, H); h_n (layers, B, H)
+        _, (h_n, _) = self.lstm(self.encode_frames(x))  # h_n (layers, B, H)
         return self.head(h_n[-1])  # last layer's state after the last frame (B, H) -> (B, K)
+
+    def classifier_keys(self) -> set[str]:
+        last = len(self.head) - 1  # the MLP head is a Sequential ending in Linear(., num_classes)
+        return {f"head.{last}.weight", f"head.{last}.bias"}
 
 
 # ------------------------------------------------------------------------------------- CNN-LSTM + attention
@@ -227,6 +248,8 @@ class TemporalAttention(nn.Module):
 class CNNLSTMAttn(CNNLSTM):
     """Per-frame 2D ResNet -> LSTM -> attention over all LSTM outputs -> context -> MLP -> logits."""
 
+    has_attention = True
+
     def __init__(self, config: CNNLSTMAttnConfig):
         super().__init__(config)
         self.attention = TemporalAttention(config.lstm_hidden, config.attn_dim)
@@ -250,12 +273,14 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
 
 # preset -> model name -> overrides of the config defaults (the defaults are the `full` models).
 # Small: 48 px frames -> 24 (stem stride 2, no max pool) -> 12 -> 6 -> 3 at layer4.
-_SMALL_LSTM = dict(
-    resnet_depth=18, resnet_width=24, stem_stride=2, maxpool=False, lstm_hidden=256, head_dims=(128,)
-)
-_TINY_LSTM = dict(
-    resnet_depth=18, resnet_width=8, stem_stride=2, maxpool=True, lstm_hidden=32, head_dims=(32,)
-)
+_SMALL_LSTM = {
+    "resnet_depth": 18, "resnet_width": 24, "stem_stride": 2, "maxpool": False, "lstm_hidden": 256,
+    "head_dims": (128,),
+}  # fmt: skip
+_TINY_LSTM = {
+    "resnet_depth": 18, "resnet_width": 8, "stem_stride": 2, "maxpool": True, "lstm_hidden": 32,
+    "head_dims": (32,),
+}  # fmt: skip
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The original configurations: PoseC3D's SlowOnly-R50 (base 32, blocks (4, 6, 3)); ResNet-152 + LSTM 1024.
     # GPU territory: one train step of batch 2, T=32, 27x48x48 on 2 CPU threads is ~0.5 s (c3d), ~1-1.3 s (LSTMs).
@@ -265,13 +290,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # width 32 with stride 2 + max pool: ~0.32 s but only 12 px at layer1).
     # C3D keeps PoseC3D's full-resolution 7x7 stem conv but pools with stride 2 (stride 1 there: ~1.5 s).
     "small": {
-        "c3d": dict(base_channels=16, stage_blocks=(2, 2, 2), pool1_stride=2),
+        "c3d": {"base_channels": 16, "stage_blocks": (2, 2, 2), "pool1_stride": 2},
         "cnn_lstm": _SMALL_LSTM,
         "cnn_lstm_attn": {**_SMALL_LSTM, "attn_dim": 128},
     },
     # For tests: forward+backward of 2 x 27x8x32x32 in well under a second.
     "tiny": {
-        "c3d": dict(base_channels=8, stage_blocks=(1, 1, 1)),
+        "c3d": {"base_channels": 8, "stage_blocks": (1, 1, 1)},
         "cnn_lstm": _TINY_LSTM,
         "cnn_lstm_attn": {**_TINY_LSTM, "attn_dim": 16},
     },

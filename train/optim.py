@@ -38,7 +38,6 @@ def lr_factor(values: dict, steps_per_epoch: int, step_size: int = 30) -> Callab
 
 def build_optimizer(
     model: nn.Module,
-    model_name: str,
     values: dict,
     steps_per_epoch: int,
     *,
@@ -53,7 +52,6 @@ def build_optimizer(
     lr = values["lr"]
     groups, factors = optimizer_groups(
         model,
-        model_name,
         lr,
         backbone_lr_scale,
         freeze_backbone_epochs * steps_per_epoch,

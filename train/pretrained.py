@@ -22,11 +22,6 @@ from etl.errors import ActrecError
 from train.checkpoint import check_checkpoint, load_checkpoint
 from train.convert import is_posec3d_state, rename_posec3d, sha256_file, unwrap_state_dict
 
-# The backbone of each model (what --backbone-lr-scale / --freeze-backbone-epochs act on), its first conv and
-# its classifier's final layer.
-BACKBONE = {"c3d": "backbone.", "cnn_lstm": "encoder.", "cnn_lstm_attn": "encoder."}
-FIRST_CONV = {"c3d": "backbone.conv1.weight", "cnn_lstm": "encoder.conv1.weight"}
-FIRST_CONV["cnn_lstm_attn"] = FIRST_CONV["cnn_lstm"]
 _TORCHVISION_MARKERS = ("conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight")
 
 
@@ -40,14 +35,6 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     mean = weight.float().mean(dim=1, keepdim=True)  # (O, 1, *k)
     repeat = [1, in_channels] + [1] * (weight.ndim - 2)
     return (mean.repeat(*repeat) * (weight.shape[1] / in_channels)).to(weight.dtype)
-
-
-def classifier_keys(model_name: str, model: nn.Module) -> set[str]:
-    """The final Linear's weight and bias: what a class-count change re-initialises."""
-    if model_name == "c3d":
-        return {"head.fc.weight", "head.fc.bias"}
-    last = len(model.head) - 1  # the MLP head is a Sequential ending in Linear(., num_classes)
-    return {f"head.{last}.weight", f"head.{last}.bias"}
 
 
 @dataclass
@@ -84,7 +71,9 @@ class InitReport:
         return asdict(self)
 
 
-def _source_state(raw: dict, model_name: str, path: Path) -> tuple[str, dict[str, torch.Tensor], list[str]]:
+def _source_state(
+    raw: dict, model: nn.Module, model_name: str, path: Path
+) -> tuple[str, dict[str, torch.Tensor], list[str]]:
     """(kind, state dict in actrec names, keys dropped) of an --init-from file."""
     where = f"--init-from {path}"
     if "model_name" in raw and "model" in raw:
@@ -94,18 +83,18 @@ def _source_state(raw: dict, model_name: str, path: Path) -> tuple[str, dict[str
         return "actrec", dict(raw["model"]), []
     state = unwrap_state_dict(raw, where)
     if is_posec3d_state(state):
-        if model_name != "c3d":
+        if model.conv_dims != 3:
             raise ActrecError(f"{where} is a PoseC3D (c3d) checkpoint, not one for {model_name}")
         return "mmaction2/pyskl", rename_posec3d(state, where), []
     if all(k in state for k in _TORCHVISION_MARKERS):
-        if model_name == "c3d":
+        if model.conv_dims != 2:
             raise ActrecError(
-                f"{where} is a 2D ResNet: it initialises cnn_lstm/cnn_lstm_attn encoders, not c3d"
+                f"{where} is a 2D ResNet: it initialises cnn_lstm/cnn_lstm_attn encoders, not {model_name}"
             )
         dropped = sorted(k for k in state if k.startswith("fc."))  # ImageNet classifier
         return (
             "torchvision",
-            {f"encoder.{k}": v for k, v in state.items() if not k.startswith("fc.")},
+            {f"{model.backbone_name}.{k}": v for k, v in state.items() if not k.startswith("fc.")},
             dropped,
         )
     raise ActrecError(
@@ -118,11 +107,11 @@ def init_from(model: nn.Module, model_name: str, path: str | Path) -> InitReport
     """Copy the weights of `path` into `model` (in place), adapting conv1 and the classifier as needed."""
     path = Path(path)
     raw = load_checkpoint(path)
-    kind, state, dropped = _source_state(raw, model_name, path)
+    kind, state, dropped = _source_state(raw, model, model_name, path)
     where = f"--init-from {path}"
     target = model.state_dict()
-    head = classifier_keys(model_name, model)
-    first = FIRST_CONV[model_name]
+    head = model.classifier_keys()
+    first = model.first_conv
     unexpected = [k for k in state if k not in target]
     if unexpected:
         raise ActrecError(
@@ -165,7 +154,7 @@ def init_from(model: nn.Module, model_name: str, path: str | Path) -> InitReport
 
 
 def optimizer_groups(
-    model: nn.Module, model_name: str, lr: float, backbone_lr_scale: float, freeze_backbone_epochs: int, base
+    model: nn.Module, lr: float, backbone_lr_scale: float, freeze_backbone_epochs: int, base
 ) -> tuple[list[dict], list]:
     """AdamW parameter groups and their LambdaLR factors.
 
@@ -174,7 +163,7 @@ def optimizer_groups(
     epochs (AdamW then leaves those weights exactly unchanged: its update and its decay both scale with lr)."""
     if backbone_lr_scale == 1 and freeze_backbone_epochs == 0:
         return [{"params": list(model.parameters()), "lr": lr}], [base]
-    prefix = BACKBONE[model_name]
+    prefix = f"{model.backbone_name}."
     backbone = [p for n, p in model.named_parameters() if n.startswith(prefix)]
     rest = [p for n, p in model.named_parameters() if not n.startswith(prefix)]
 
@@ -185,9 +174,7 @@ def optimizer_groups(
     return groups, [backbone_factor, base]
 
 
-def freeze_backbone_statistics(
-    model: nn.Module, model_name: str, epoch: int, freeze_backbone_epochs: int
-) -> None:
+def freeze_backbone_statistics(model: nn.Module, epoch: int, freeze_backbone_epochs: int) -> None:
     """While the backbone is frozen, its BatchNorm running statistics stay put too (eval mode)."""
     if epoch < freeze_backbone_epochs:
-        getattr(model, BACKBONE[model_name].rstrip(".")).eval()
+        getattr(model, model.backbone_name).eval()
