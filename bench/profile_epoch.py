@@ -64,7 +64,7 @@ def variants(cores: int) -> list[Variant]:
 
 def profile(args, variant: Variant, pieces) -> dict[str, float]:
     """Seconds per phase over `args.batches` batches (after one warm-up batch)."""
-    store, train_set, to_input, model_fn, values = pieces
+    _store, train_set, to_input, model_fn, values = pieces
     torch.set_num_threads(variant.threads)
     torch.manual_seed(0)
     model = model_fn()

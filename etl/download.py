@@ -296,7 +296,7 @@ def _fetch(url: str, part: Path, *, size: int | None, progress: Progress | None,
         headers["Range"] = f"bytes={have}-"
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (scheme checked above)
+        response = urllib.request.urlopen(request, timeout=timeout)  # the URL's scheme is checked above
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # nothing after `have`: the partial file is complete (checksum decides)
             return

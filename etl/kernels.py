@@ -384,7 +384,7 @@ def render_heatmaps(
     kp, sc = _as_f32(keypoints), _as_f32(scores)
     if kp.ndim != 4 or kp.shape[-1] != 2 or sc.shape != kp.shape[:3]:
         raise ValueError(f"need keypoints (M, T, V, 2) and scores (M, T, V); got {kp.shape}, {sc.shape}")
-    M, T, V = sc.shape
+    _M, T, V = sc.shape
     lim = _NO_LIMBS if limbs is None else np.ascontiguousarray(limbs, dtype=np.int64).reshape(-1, 2)
     if lim.size and (lim.min() < 0 or lim.max() >= V):
         raise ValueError(f"limb joint indices must be in [0, {V}); got {lim.min()}..{lim.max()}")

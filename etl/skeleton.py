@@ -6,6 +6,7 @@ flip must swap exactly the channels the layout says, nothing inferred at run tim
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -316,7 +317,7 @@ def _wholebody() -> Layout:
     for root in (91, 112):
         for f in range(5):
             chain = (root, *(root + 1 + 4 * f + k for k in range(4)))
-            hand_limbs += list(zip(chain[:-1], chain[1:], strict=True))
+            hand_limbs += list(itertools.pairwise(chain))
     limbs = (*body_limbs, *hand_limbs)
     pairs = (*COCO17.left_right_joints, (17, 20), (18, 21), (19, 22),
              *((23 + left, 23 + right) for right, left in face_pairs), *((91 + i, 112 + i) for i in range(21)))

@@ -309,7 +309,7 @@ def write_sleap_analysis(
 ) -> Path:
     """A SLEAP analysis HDF5: matrices documented as (frames, nodes, 2, tracks) and stored column-major (MATLAB
     order), so h5py reads 'tracks' as (n_tracks, 2, n_nodes, n_frames). Missing points are NaN."""
-    n_tracks, n_frames = keypoints.shape[:2]
+    n_tracks, _n_frames = keypoints.shape[:2]
     tracks = keypoints.transpose(1, 2, 3, 0)  # (frames, nodes, 2, tracks), the documented order
     point_scores = scores.transpose(1, 2, 0)  # (frames, nodes, tracks)
     occupancy = np.isfinite(keypoints).all(-1).any(-1).T.astype(np.uint8)  # (frames, tracks)

@@ -62,7 +62,8 @@ def test_non_finite_coordinates_become_missing_by_default():
     result = validate_clip(_clip_with_non_finite(), COCO17)
     assert isinstance(result, PoseClip)
     for t, v in ((4, 1), (6, 2), (7, 3)):
-        assert np.isnan(result.keypoints[0, t, v]).all() and result.scores[0, t, v] == 0
+        assert np.isnan(result.keypoints[0, t, v]).all()
+        assert result.scores[0, t, v] == 0
     assert np.isfinite(result.keypoints[0, 5]).all()
 
 
@@ -131,7 +132,8 @@ def test_image_size_must_be_positive_ints(img_h, img_w):
 def test_truncated_pyskl_pickle(tmp_path):
     path = truncate(ntu_like_pyskl(tmp_path / "ntu.pkl"))
     reject = single_reject(read_all([path], "pyskl"))
-    assert str(path) in reject.reason and "not a readable pickle (truncated or corrupt)" in reject.reason
+    assert str(path) in reject.reason
+    assert "not a readable pickle (truncated or corrupt)" in reject.reason
 
 
 def test_truncated_ddnet_pickle(tmp_path):
@@ -139,14 +141,16 @@ def test_truncated_ddnet_pickle(tmp_path):
     truncate(folder / "GT_test_1.pkl")
     items = read_all([folder], "jhmdb-ddnet", layout=JHMDB15)
     reject = single_reject(items)
-    assert "GT_test_1.pkl" in reject.reason and "truncated or corrupt" in reject.reason
+    assert "GT_test_1.pkl" in reject.reason
+    assert "truncated or corrupt" in reject.reason
     assert sum(isinstance(i, PoseClip) for i in items) == 3  # the train file still reads
 
 
 def test_truncated_coco_json(tmp_path):
     path = truncate(write_coco_results(tmp_path / "c.json", moving_poses(1, 5, 17), confidences((1, 5, 17))))
     reject = single_reject(read_all([path], "coco-json"))
-    assert reject.clip_id == "c" and "not valid JSON (truncated or corrupt?)" in reject.reason
+    assert reject.clip_id == "c"
+    assert "not valid JSON (truncated or corrupt?)" in reject.reason
 
 
 def test_truncated_openpose_frame(tmp_path):
@@ -165,7 +169,8 @@ def test_corrupt_h5(tmp_path, damage):
     else:
         path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 4)
     reject = single_reject(read_all([path], "h5"))
-    assert "not a readable HDF5 file (corrupt or truncated?)" in reject.reason and str(path) in reject.reason
+    assert "not a readable HDF5 file (corrupt or truncated?)" in reject.reason
+    assert str(path) in reject.reason
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
@@ -204,7 +209,8 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
     path = write_malicious_pickle(tmp_path / "evil.pkl", marker)
     reject = single_reject(read_all([path], "pyskl"))
     assert not marker.exists()
-    assert "refused to load the global posix.system" in reject.reason and str(path) in reject.reason
+    assert "refused to load the global posix.system" in reject.reason
+    assert str(path) in reject.reason
     with pytest.raises(ActrecError, match=r"evil\.pkl: refused to load the global posix\.system"):
         load_pickle(path)
     assert not marker.exists()
@@ -228,7 +234,8 @@ def test_jhmdb_reader_uses_the_safe_loader_too(tmp_path):
     path = tmp_path / "GT_train_1.pkl"
     write_malicious_pickle(path, marker)
     reject = single_reject(read_all([path], "jhmdb-ddnet", layout=JHMDB15))
-    assert "refused" in reject.reason and not marker.exists()
+    assert "refused" in reject.reason
+    assert not marker.exists()
 
 
 # --- wrong structure -------------------------------------------------------------------------------------------
@@ -252,23 +259,19 @@ def test_pyskl_bad_annotation_rejects_that_clip_only(tmp_path):
     )
     items = read_all([path], "pyskl")
     assert [type(i).__name__ for i in items] == ["PoseClip", "Reject", "Reject", "Reject"]
-    assert items[1].clip_id == "bad" and "lacks key(s) keypoint" in items[1].reason
-    assert (
-        "found shape (1, 5, 25, 3)" in items[2].reason and "3D skeletons are not supported" in items[2].reason
-    )
-    assert (
-        "'keypoint_score' must be (M, T, V) = (2, 12, 17)" in items[3].reason
-        and "found (2, 3, 17)" in items[3].reason
-    )
+    assert items[1].clip_id == "bad"
+    assert "lacks key(s) keypoint" in items[1].reason
+    assert "found shape (1, 5, 25, 3)" in items[2].reason
+    assert "3D skeletons are not supported" in items[2].reason
+    assert "'keypoint_score' must be (M, T, V) = (2, 12, 17)" in items[3].reason
+    assert "found (2, 3, 17)" in items[3].reason
 
 
 def test_pyskl_unknown_split_protocol(tmp_path):
     path = ntu_like_pyskl(tmp_path / "p.pkl")
     reject = single_reject(read_all([path], "pyskl", split_protocol="xset"))
-    assert (
-        "split protocol 'xset' names none of the split keys" in reject.reason
-        and "xsub, xview" in reject.reason
-    )
+    assert "split protocol 'xset' names none of the split keys" in reject.reason
+    assert "xsub, xview" in reject.reason
 
 
 def test_pyskl_label_outside_the_classes_file(tmp_path):
@@ -325,7 +328,8 @@ def test_h5_wrong_structure_and_shapes(tmp_path):
     with h5py.File(tmp_path / "empty.h5", "w") as f:
         f.create_dataset("poses", data=np.zeros((3, 17, 2)))
     reject = single_reject(read_all([tmp_path / "empty.h5"], "h5"))
-    assert "expected a 'keypoints' dataset" in reject.reason and "found poses" in reject.reason
+    assert "expected a 'keypoints' dataset" in reject.reason
+    assert "found poses" in reject.reason
     with h5py.File(tmp_path / "four.h5", "w") as f:
         f.create_dataset("keypoints", data=np.zeros((3, 1, 17, 4)))
     reject = single_reject(read_all([tmp_path / "four.h5"], "h5"))
@@ -342,19 +346,15 @@ def test_npz_wrong_structure(tmp_path):
     assert "no 'keypoints' array; found poses" in reject.reason
     np.savez(tmp_path / "b.npz", keypoints=np.zeros((3, 1, 17, 2)), scores=np.zeros((3, 2, 17)))
     reject = single_reject(read_all([tmp_path / "b.npz"], "npz"))
-    assert (
-        "'scores' must be numeric (T, M, V) = (3, 1, 17)" in reject.reason
-        and "found shape (3, 2, 17)" in reject.reason
-    )
+    assert "'scores' must be numeric (T, M, V) = (3, 1, 17)" in reject.reason
+    assert "found shape (3, 2, 17)" in reject.reason
 
 
 def test_mat_files_of_the_wrong_dataset(tmp_path):
     utd_file = write_utd_mat(tmp_path / "a1_s1_t1_skeleton.mat", utd_skeleton(5))
     reject = single_reject(read_all([utd_file], "penn-action", layout=PENN13))
-    assert (
-        "not a Penn Action label file: missing field(s) action" in reject.reason
-        and "found d_skel" in reject.reason
-    )
+    assert "not a Penn Action label file: missing field(s) action" in reject.reason
+    assert "found d_skel" in reject.reason
     penn_file = write_penn_mat(tmp_path / "a2_s1_t1_skeleton.mat")
     reject = single_reject(read_all([penn_file], "utd-mhad", layout=KINECT20))
     assert "no 'd_skel' variable" in reject.reason
@@ -398,7 +398,8 @@ def test_unusable_calls_raise(tmp_path):
 def test_a_missing_path_beside_good_ones_is_a_reject(tmp_path):
     good = write_npz_clip(tmp_path / "ok.npz", moving_poses(1, 4, 17), confidences((1, 4, 17)), label=0)
     items = read_all([tmp_path / "gone.npz", good], "npz")
-    assert isinstance(items[0], Reject) and "no such file or folder" in items[0].reason
+    assert isinstance(items[0], Reject)
+    assert "no such file or folder" in items[0].reason
     assert isinstance(items[1], PoseClip)
 
 

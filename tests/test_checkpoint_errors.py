@@ -137,7 +137,9 @@ def test_a_valid_checkpoint_loads(tmp_path):
     path = tmp_path / "ok.pt"
     torch.save(valid_checkpoint(), path)
     loaded = load_model(path)
-    assert loaded.classes == ["a", "b", "c"] and loaded.clip_len == 8 and loaded.epoch == 0
+    assert loaded.classes == ["a", "b", "c"]
+    assert loaded.clip_len == 8
+    assert loaded.epoch == 0
     assert not loaded.model.training
 
 
@@ -149,8 +151,10 @@ def test_every_crafted_checkpoint_is_one_clear_line_from_the_library(crafted):
             load_model(path)
         message = str(info.value)
         assert "\n" not in message, name
-        assert str(path) in message and phrase in message, (name, message)
-        assert "weights_only=False" not in message and "weights_only` set to `False" not in message
+        assert str(path) in message, (name, message)
+        assert phrase in message, (name, message)
+        assert "weights_only=False" not in message
+        assert "weights_only` set to `False" not in message
     assert not (tmp / "pwned").exists()  # no gadget ran
 
 
@@ -165,5 +169,6 @@ def test_every_crafted_checkpoint_is_one_line_on_the_command_line(crafted, comma
         result = runner.invoke(app, args)
         assert result.exit_code == 1, (name, result.output)
         lines = [line for line in result.output.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error:"), (name, result.output)
+        assert len(lines) == 1, (name, result.output)
+        assert lines[0].startswith("error:"), (name, result.output)
         assert phrase.split(" (")[0] in result.output.replace("\n", ""), (name, result.output)

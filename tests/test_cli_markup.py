@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+import typer
 from fixtures_pose import confidences, moving_poses, write_npz_clip
 from rich.console import Console
 from typer.testing import CliRunner
@@ -57,9 +59,11 @@ def test_ingest_info_query_print_markup_verbatim(tmp_path, monkeypatch):
     )
     assert query.exit_code == 0, query.output
     assert "2 clips match \"label_name == '[bold]drink[/bold]'\"" in query.output
-    assert LABEL_BOLD in query.output and SPLIT in query.output
+    assert LABEL_BOLD in query.output
+    assert SPLIT in query.output
     count = runner.invoke(app, ["query", str(out), f"split == '{SPLIT}'", "--count"])
-    assert count.exit_code == 0 and count.output.strip() == "2"
+    assert count.exit_code == 0
+    assert count.output.strip() == "2"
 
 
 def test_error_messages_keep_markup_like_text(tmp_path):
@@ -68,7 +72,8 @@ def test_error_messages_keep_markup_like_text(tmp_path):
     result = runner.invoke(app, ["query", str(store), "[/x]"])
     assert result.exit_code == 1
     assert f"error: {store} has no clip table" in result.output  # the real message, not a MarkupError
-    assert "Traceback" not in result.output and "MarkupError" not in result.output
+    assert "Traceback" not in result.output
+    assert "MarkupError" not in result.output
 
 
 def test_bad_query_text_shown_verbatim(tmp_path):
@@ -79,7 +84,8 @@ def test_bad_query_text_shown_verbatim(tmp_path):
     assert result.exit_code == 1
     assert "error: bad clip query '[/x]'" in result.output
     bold = runner.invoke(app, ["query", str(out), "[bold]x[/bold] == 1"])
-    assert bold.exit_code == 1 and "'[bold]x[/bold] == 1'" in bold.output
+    assert bold.exit_code == 1
+    assert "'[bold]x[/bold] == 1'" in bold.output
 
 
 def test_error_handler_prints_any_message_verbatim(capsys):
@@ -87,12 +93,8 @@ def test_error_handler_prints_any_message_verbatim(capsys):
     def fails():
         raise ActrecError("label [/x] and [bold]bold[/bold] in /data/[/bold]/a.json")
 
-    try:
+    with pytest.raises(typer.Exit):  # the handler's exit (a click exception, not SystemExit)
         fails()
-    except SystemExit:  # typer.Exit
-        pass
-    except Exception as exc:  # typer.Exit is a click exception, not SystemExit
-        assert type(exc).__name__ == "Exit"
     err = capsys.readouterr().err
     assert "error: label [/x] and [bold]bold[/bold] in /data/[/bold]/a.json" in err
 
@@ -105,5 +107,6 @@ def test_train_cli_error_with_markup_path(tmp_path):
     store.mkdir()
     result = runner.invoke(train_app, ["evaluate", str(ckpt), str(store), "--where", "[/x]"])
     assert result.exit_code == 1, result.output
-    assert "MarkupError" not in result.output and "Traceback" not in result.output
+    assert "MarkupError" not in result.output
+    assert "Traceback" not in result.output
     assert "[/bold]model.pt" in result.output or "[bold]h.zarr" in result.output

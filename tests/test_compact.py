@@ -56,7 +56,8 @@ def test_val_pipeline_parity(anchor_dump, key):
     got_j, got_l = render64(canvas, sc, limbs=None), render64(canvas, sc, limbs=LIMBS)
     np.testing.assert_array_equal(got_j[clean_j], ref_j[clean_j])
     np.testing.assert_array_equal(got_l[clean_l], ref_l[clean_l])
-    assert clean_j.mean() > 0.5 and clean_l.mean() > 0.5  # most planes are compared
+    assert clean_j.mean() > 0.5
+    assert clean_l.mean() > 0.5  # most planes are compared
 
     if key == "s1":  # no 0 coordinate: everything is exact, with either validity rule
         assert clean_kp.all()
@@ -107,7 +108,8 @@ def test_canvas_of_a_square_box():
     out = to_canvas(kp, np.array([75, 105, 325, 355]), 64)
     np.testing.assert_array_equal(out[0, 0, :3], [[0, 0], [64, 64], [32, 32]])
     assert np.isnan(out[0, 0, 3]).all()
-    assert out.dtype == np.float32 and not np.shares_memory(out, kp)
+    assert out.dtype == np.float32
+    assert not np.shares_memory(out, kp)
 
 
 def test_canvas_of_the_whole_image_is_centre_cropped():
@@ -120,5 +122,5 @@ def test_canvas_of_the_whole_image_is_centre_cropped():
 
 
 def test_canvas_rejects_empty_box():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^box \[.*\] must have a positive width and height"):
         to_canvas(np.zeros((1, 1, 1, 2), np.float32), np.array([5, 5, 5, 9]), 64)

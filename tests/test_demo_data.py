@@ -136,7 +136,7 @@ def test_bad_arguments_are_actionable_errors(tmp_path, kwargs):
 
 
 def test_readme_says_synthetic_and_names_classes_and_split(demo):
-    out, summary, _, _ = demo
+    out, _summary, _, _ = demo
     text = (out / "README.md").read_text()
     assert "SYNTHETIC" in text
     assert all(a in text for a in ACTIONS)
@@ -169,7 +169,8 @@ def test_labels_balanced_and_split_by_subject(demo):
     train = {r["subject"] for r in rows if r["split"] == "train"}
     test = {r["subject"] for r in rows if r["split"] == "test"}
     assert train.isdisjoint(test)
-    assert test == {"7", "8"} and len(train) == 6
+    assert test == {"7", "8"}
+    assert len(train) == 6
     assert {r["split"] for r in rows} == {"train", "test"}
     assert len({r["camera"] for r in rows}) == 5
     assert len({r["n_frames"] for r in rows}) > 20
@@ -192,7 +193,8 @@ def test_results_json_structure(demo):
         assert keys == sorted(set(keys)), "one detection per frame and person, in frame order"
         for d in dets:
             assert set(d) == {"image_id", "category_id", "keypoints", "score", "track_id"}
-            assert d["category_id"] == 1 and d["track_id"] in (0, 1)
+            assert d["category_id"] == 1
+            assert d["track_id"] in (0, 1)
             assert 0 <= d["image_id"] < n
             assert 0 < d["score"] <= 1
             kps = np.reshape(d["keypoints"], (N_JOINTS, 3))
@@ -206,7 +208,8 @@ def test_results_json_structure(demo):
 def test_json_is_rounded_and_one_detection_per_line(demo):
     text = (demo[0] / "clips" / "s01_wave_r1.json").read_text()
     lines = text.splitlines()
-    assert lines[0] == "[" and lines[-1] == "]"
+    assert lines[0] == "["
+    assert lines[-1] == "]"
     assert all(line.startswith('{"category_id":1,') for line in lines[1:-1])
     numbers = [n for d in json.loads(text) for n in d["keypoints"]]
     assert all(round(n, 2) == n for n in numbers)
@@ -250,7 +253,8 @@ def test_actions_do_what_their_labels_say(clean):
     _, rows, kps = clean
     for r in rows:
         k, action = kps[r["clip_id"]], r["label_name"]
-        assert not np.isnan(k).any() and (k[..., 2] >= 0.05).all()  # the clean set has no gaps
+        assert not np.isnan(k).any()
+        assert (k[..., 2] >= 0.05).all()  # the clean set has no gaps
         hip, torso = _hip_mid(k), _torso(k)
         drop = (hip[-1, 1] - hip[0, 1]) / torso  # > 0: hips lower at the end than at the start
         travel = np.linalg.norm(hip[-1] - hip[0]) / torso
@@ -286,7 +290,8 @@ def test_noise_missed_detections_and_bystanders_at_the_configured_rates(demo, tr
     assert noise.p_joint_missed * 0.8 < missed.mean() < noise.p_joint_missed * 2.0
     ok = scores[~missed]
     assert 0.7 < np.median(ok) < 0.95
-    assert np.quantile(ok, 0.05) > 0.3 and ok.max() <= 0.99
+    assert np.quantile(ok, 0.05) > 0.3
+    assert ok.max() <= 0.99
     assert np.quantile(ok, 0.25) < 0.85  # occluded and noisy joints do get lower confidence
 
     zeroed = 0

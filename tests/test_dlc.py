@@ -44,9 +44,11 @@ def test_dlc_csv_single_animal_keeps_an_animal_skeleton(tmp_path):
     assert path.read_text().startswith("scorer,")
     assert detect_format([path]) == "dlc"
     (clip,) = read_all([path])
-    assert clip.clip_id == "mouse7" and clip.keypoints.shape == (1, 9, 5, 2)
+    assert clip.clip_id == "mouse7"
+    assert clip.keypoints.shape == (1, 9, 5, 2)
     np.testing.assert_allclose(clip.keypoints, kp, atol=1e-4)  # names unknown to the layout: file order
-    assert clip.scores[0, 4, 2] == 0 and clip.meta == {"dlc_scorer": SCORER}
+    assert clip.scores[0, 4, 2] == 0
+    assert clip.meta == {"dlc_scorer": SCORER}
 
 
 def test_dlc_h5_multi_animal_by_name(tmp_path):
@@ -59,10 +61,12 @@ def test_dlc_h5_multi_animal_by_name(tmp_path):
     )
     assert detect_format([path]) == "dlc"
     (clip,) = read_all([path])
-    assert clip.clip_id == "duo" and clip.keypoints.shape == (2, 6, 17, 2)
+    assert clip.clip_id == "duo"
+    assert clip.keypoints.shape == (2, 6, 17, 2)
     np.testing.assert_allclose(clip.keypoints, kp, atol=1e-4)  # back in coco17 order, individuals as persons
     (reject,) = read_all([path], layout=H36M17)
-    assert isinstance(reject, Reject) and "h36m17 order:" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "h36m17 order:" in reject.reason
 
 
 def test_dlc_multi_animal_csv_skips_unique_bodyparts(tmp_path):
@@ -74,4 +78,5 @@ def test_dlc_multi_animal_csv_skips_unique_bodyparts(tmp_path):
     path = tmp_path / "pair.csv"
     table.to_csv(path)
     (reject,) = read_all([path])  # coco joint names, but only 3 of them: refused rather than misread
-    assert isinstance(reject, Reject) and "no left_eye, right_eye" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "no left_eye, right_eye" in reject.reason

@@ -112,7 +112,8 @@ def test_checksum_mismatch_deletes_and_explains(server, tmp_path):
     dest = tmp_path / "data.bin"
     with pytest.raises(ActrecError, match="checksum mismatch") as exc:
         dl.download_file(f"{base}/data.bin", dest, sha256="0" * 64)
-    assert "0" * 64 in str(exc.value) and _sha(PAYLOAD) in str(exc.value)
+    assert "0" * 64 in str(exc.value)
+    assert _sha(PAYLOAD) in str(exc.value)
     assert not dest.exists()
     assert not (tmp_path / "data.bin.part").exists()
 
@@ -196,17 +197,20 @@ def test_install_url_zip_extracts_with_members_and_strip_then_skips(server, tmp_
     files.blobs["/set.zip"] = blob
     dest = tmp_path / "set"
     report = dl.install_url(f"{base}/set.zip", dest, sha256=_sha(blob), members=("*/labels/*.mat",), strip=1)
-    assert report.extracted == 2 and not report.skipped
+    assert report.extracted == 2
+    assert not report.skipped
     assert (dest / "labels" / "0001.mat").read_bytes() == b"a"
-    assert not (dest / "README").exists() and not (dest / "set.zip").exists()
+    assert not (dest / "README").exists()
+    assert not (dest / "set.zip").exists()
     assert (dest / dl.MARKER).is_file()
     n = len(files.requests)
     again = dl.install_url(f"{base}/set.zip", dest, sha256=_sha(blob), members=("*/labels/*.mat",), strip=1)
-    assert again.skipped and len(files.requests) == n
+    assert again.skipped
+    assert len(files.requests) == n
 
 
 @pytest.mark.parametrize(
-    "blob_kind,entries,symlink",
+    ("blob_kind", "entries", "symlink"),
     [
         ("zip", {"ok.txt": b"fine", "../evil.txt": b"x"}, None),
         ("zip", {"ok.txt": b"fine", "/tmp/actrec-evil.txt": b"x"}, None),
@@ -220,15 +224,16 @@ def test_unsafe_archive_is_refused_and_nothing_extracted(server, tmp_path, blob_
     name = "/bad.zip" if blob_kind == "zip" else "/bad.tar.gz"
     files.blobs[name] = blob
     dest = tmp_path / "inner" / "dest"
-    with pytest.raises(ActrecError, match="absolute path|leaves the destination|link"):
+    with pytest.raises(ActrecError, match=r"absolute path|leaves the destination|link"):
         dl.install_url(f"{base}{name}", dest, sha256=_sha(blob))
     assert not (dest / "ok.txt").exists()  # checked before anything is written
-    assert not (tmp_path / "inner" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "inner" / "evil.txt").exists()
+    assert not (tmp_path / "evil.txt").exists()
     assert not (dest / dl.MARKER).exists()
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(ActrecError, match="unknown dataset 'nope'.*jhmdb-ddnet14"):
+    with pytest.raises(ActrecError, match=r"unknown dataset 'nope'.*jhmdb-ddnet14"):
         dl.install_dataset("nope")
 
 
@@ -237,7 +242,7 @@ def test_unverified_entry_is_refused_without_flags(tmp_path, monkeypatch):
         raise AssertionError("no request may be made")
 
     monkeypatch.setattr(dl.urllib.request, "urlopen", no_network)
-    with pytest.raises(ActrecError, match="--sha256 HEX.*--allow-unverified"):
+    with pytest.raises(ActrecError, match=r"--sha256 HEX.*--allow-unverified"):
         dl.install_dataset("utd-mhad-skeleton", tmp_path / "utd")
     with pytest.raises(ActrecError, match="64 hex digits"):
         dl.install_dataset("utd-mhad-skeleton", tmp_path / "utd", sha256="abc")
@@ -260,7 +265,8 @@ def test_user_sha256_pins_an_unverified_entry(server, tmp_path, monkeypatch):
     with pytest.raises(ActrecError, match="checksum mismatch"):
         dl.install_dataset("utd-mhad-skeleton", tmp_path / "utd", sha256="1" * 64)
     report = dl.install_dataset("utd-mhad-skeleton", tmp_path / "utd", sha256=_sha(blob))
-    assert report.extracted == 1 and report.files[0]["verified"]
+    assert report.extracted == 1
+    assert report.files[0]["verified"]
     assert (tmp_path / "utd" / "Skeleton" / "a1_s1_t1_skeleton.mat").read_bytes() == b"m"
 
 
@@ -284,7 +290,8 @@ def test_allow_unverified_still_checks_the_content_digest(server, tmp_path, monk
         dl.DatasetEntry(**{**entry.__dict__, "files": (remote,), "content_sha256": digest}),
     )
     report = dl.install_dataset("penn-action-labels", tmp_path / "penn", allow_unverified=True)
-    assert report.unverified == ["penn.zip"] and report.extracted == 1
+    assert report.unverified == ["penn.zip"]
+    assert report.extracted == 1
 
 
 def test_list_datasets_is_honest_about_checksums():
@@ -327,7 +334,8 @@ def test_member_paths():
 
 def test_guess_archive():
     assert dl.guess_archive("x.ZIP") == "zip"
-    assert dl.guess_archive("x.tar.gz") == "tar" and dl.guess_archive("x.tgz") == "tar"
+    assert dl.guess_archive("x.tar.gz") == "tar"
+    assert dl.guess_archive("x.tgz") == "tar"
     assert dl.guess_archive("x.pkl") == "none"
 
 
@@ -341,11 +349,14 @@ def test_install_plain_files_skips_when_installed_and_repairs_a_deleted_file(ser
     dest = tmp_path / "set"
     seen = []
     report = dl.install(remote, dest, name="set", progress=lambda n, d, t: seen.append((n, d, t)))
-    assert [f["verified"] for f in report.files] == [True, True] and report.unverified == []
+    assert [f["verified"] for f in report.files] == [True, True]
+    assert report.unverified == []
     assert ("b.pkl", 2000, 2000) in seen
     n = len(files.requests)
-    assert dl.install(remote, dest, name="set").skipped and len(files.requests) == n
+    assert dl.install(remote, dest, name="set").skipped
+    assert len(files.requests) == n
     (dest / "b.pkl").unlink()
     again = dl.install(remote, dest, name="set")
-    assert not again.skipped and (dest / "b.pkl").read_bytes() == b"B" * 2000
+    assert not again.skipped
+    assert (dest / "b.pkl").read_bytes() == b"B" * 2000
     assert [p for p, _ in files.requests[n:]] == ["/b.pkl"]  # a.pkl was already there with its checksum

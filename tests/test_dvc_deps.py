@@ -42,7 +42,8 @@ def test_stage_deps_are_the_import_closure_of_its_command(stage, cli, command, d
     needed = {p.relative_to(ROOT).as_posix() for p in command_closure(cli, command)}
     listed = {p.relative_to(ROOT).as_posix() for p in listed_code(deps)}
     missing, extra = sorted(needed - listed), sorted(listed - needed)
-    assert not missing and not extra, f"{stage}: add to deps {missing}; remove from deps {extra}"
+    assert not missing, f"{stage}: add to deps {missing}; remove from deps {extra}"
+    assert not extra, f"{stage}: add to deps {missing}; remove from deps {extra}"
 
 
 def test_the_closure_follows_lazy_and_relative_imports(tmp_path):

@@ -54,13 +54,16 @@ def test_ingest_options_default_to_the_read_options_fields():
     library = _function_defaults(ingest)
     for name in ("nan_policy", "strict"):  # handed to ingest() as they are
         assert options[name] == library[name], name
-    assert options["fmt"] == "auto" and options["to_layout"] == library["to_layout"]
+    assert options["fmt"] == "auto"
+    assert options["to_layout"] == library["to_layout"]
 
 
 def test_a_changed_default_would_be_seen():
     """The comparison above is not vacuous: the options hold the values the dataclasses hold."""
     options = _options("render")
-    assert options["size"] == 64 and options["codec"] == "lz4" and options["level"] is None
+    assert options["size"] == 64
+    assert options["codec"] == "lz4"
+    assert options["level"] is None
     assert _options("ingest")["max_frames"] == ReadOptions.__dataclass_fields__["max_frames"].default
 
 

@@ -32,8 +32,11 @@ def test_evaluate_on_a_text_file_names_the_file_and_what_was_expected(keypoint_s
     result = runner.invoke(train_app, ["evaluate", str(metrics), str(keypoint_store)])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and str(metrics) in lines[0] and "pop from" not in lines[0]
-    assert "expected a .pt checkpoint" in lines[0] and "text starting 'epoch,train_loss'" in lines[0]
+    assert len(lines) == 1
+    assert str(metrics) in lines[0]
+    assert "pop from" not in lines[0]
+    assert "expected a .pt checkpoint" in lines[0]
+    assert "text starting 'epoch,train_loss'" in lines[0]
 
 
 def test_show_draws_a_keypoint_store_clip(keypoint_store, tmp_path):
@@ -41,7 +44,8 @@ def test_show_draws_a_keypoint_store_clip(keypoint_store, tmp_path):
     out = tmp_path / "strip.png"
     result = runner.invoke(etl_app, ["show", str(keypoint_store), clip_id, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 5000
 
 
 def test_a_failed_render_leaves_no_partial_folder(keypoint_store, tmp_path, monkeypatch):
@@ -55,14 +59,16 @@ def test_a_failed_render_leaves_no_partial_folder(keypoint_store, tmp_path, monk
     out = tmp_path / "hm.zarr"
     with pytest.raises(ActrecError, match="a partition failed"):
         render_module.render(keypoint_store, out, render_module.RenderParams(size=16))
-    assert not out.exists() and not partial_path(out).exists()
+    assert not out.exists()
+    assert not partial_path(out).exists()
 
 
 def test_no_empty_bar_before_a_validation_error_and_no_unknown_totals(keypoint_store, demo_dir, tmp_path):
     out = tmp_path / "hm.zarr"
     out.mkdir()
     refused = runner.invoke(etl_app, ["render", str(keypoint_store), "-o", str(out)])
-    assert refused.exit_code == 1 and "already exists" in refused.output
+    assert refused.exit_code == 1
+    assert "already exists" in refused.output
     assert "render" not in refused.output.replace(str(out), "").split("error:")[0]  # no bar before the error
     ingest = runner.invoke(
         etl_app,
@@ -76,7 +82,8 @@ def test_no_empty_bar_before_a_validation_error_and_no_unknown_totals(keypoint_s
         ],
     )
     assert ingest.exit_code == 0, ingest.output
-    assert "/?" not in ingest.output and "ingest" in ingest.output  # a bar, counting clips of unknown number
+    assert "/?" not in ingest.output
+    assert "ingest" in ingest.output  # a bar, counting clips of unknown number
 
 
 def test_demo_readme_lists_the_labels_in_the_store_order(demo_dir, keypoint_store):
@@ -90,7 +97,8 @@ def test_demo_readme_lists_the_labels_in_the_store_order(demo_dir, keypoint_stor
 def test_download_list_names_only_paths_a_user_has():
     result = runner.invoke(etl_app, ["download", "--list"])
     assert result.exit_code == 0, result.output
-    assert "shared/" not in result.output and "DEST" not in result.output
+    assert "shared/" not in result.output
+    assert "DEST" not in result.output
     assert "actrec-etl ingest data/downloads/utd-mhad-skeleton --format utd-mhad" in result.output
 
 
@@ -108,4 +116,5 @@ def test_a_missing_split_shows_as_a_dash_not_nan(tmp_path):
     result = runner.invoke(etl_app, ["query", str(store), "n_frames > 0"])
     assert result.exit_code == 0, result.output
     row_b = next(line for line in result.output.splitlines() if " b " in line)
-    assert "nan" not in result.output and " - " in row_b
+    assert "nan" not in result.output
+    assert " - " in row_b

@@ -92,9 +92,11 @@ def test_pyskl_labels_of_every_shape(tmp_path):
         assert "\n" not in reasons[name]
     table = etl.read_clips(out).set_index("clip_id")
     assert sorted(table.index) == sorted(GOOD_NUMERIC_LABELS)
-    assert table.loc["two", "label"] == 2 and table.loc["spaced", "label"] == 1
+    assert table.loc["two", "label"] == 2
+    assert table.loc["spaced", "label"] == 1
     classes = KeypointStoreAttrs(out)["classes"]
-    assert len(classes) == 41 and classes[40] == "class_40"  # the class list stays as large as the labels
+    assert len(classes) == 41
+    assert classes[40] == "class_40"  # the class list stays as large as the labels
 
 
 def KeypointStoreAttrs(store: Path) -> dict:
@@ -287,7 +289,8 @@ def test_pickle_ndarray_bomb(tmp_path):
     path = _pickle_ndarray_bomb(tmp_path / "bomb.pkl", (15000, 15000))
     assert path.stat().st_size < 100
     [[kind, _, reason]] = read_capped(path, "pyskl")
-    assert kind == "Reject" and "refused numpy.ndarray(...) asking for 1800000000 bytes" in reason
+    assert kind == "Reject"
+    assert "refused numpy.ndarray(...) asking for 1800000000 bytes" in reason
 
 
 def test_pickle_many_small_allocations_share_one_budget(tmp_path):
@@ -296,7 +299,8 @@ def test_pickle_many_small_allocations_share_one_budget(tmp_path):
     path = tmp_path / "many.pkl"
     path.write_bytes(b"\x80\x02(" + one * 200 + b"l.")
     [[kind, _, reason]] = read_capped(path, "pyskl", str(100 * 2**20))
-    assert kind == "Reject" and "asked before in this file" in reason
+    assert kind == "Reject"
+    assert "asked before in this file" in reason
 
 
 def test_real_pickles_still_load_within_the_budget(tmp_path):
@@ -312,7 +316,8 @@ def test_coco_track_id_per_detection_bomb(tmp_path):
     path = tmp_path / "tracks.json"
     path.write_text(json.dumps(dets))
     [[kind, clip_id, reason]] = read_capped(path, "coco-json")
-    assert kind == "Reject" and clip_id == "tracks"
+    assert kind == "Reject"
+    assert clip_id == "tracks"
     assert "3000 persons (tracks) in one clip, more than max_persons=1000" in reason
 
 
@@ -321,9 +326,11 @@ def test_coco_clip_over_the_byte_limit(tmp_path):
         tmp_path / "c.json", moving_poses(2, 4, 17), confidences((2, 4, 17)), track_ids=True
     )
     items = list(read_source([path], "coco-json", ReadOptions(layout=COCO17, max_clip_bytes=1000)))
-    assert "needs" in items[0].reason and "max_clip_bytes=1000" in items[0].reason
+    assert "needs" in items[0].reason
+    assert "max_clip_bytes=1000" in items[0].reason
     ok = list(read_source([path], "coco-json", ReadOptions(layout=COCO17)))
-    assert isinstance(ok[0], PoseClip) and ok[0].n_persons == 2
+    assert isinstance(ok[0], PoseClip)
+    assert ok[0].n_persons == 2
 
 
 def test_hdf5_huge_empty_dataset(tmp_path):
@@ -334,9 +341,8 @@ def test_hdf5_huge_empty_dataset(tmp_path):
     assert path.stat().st_size < 100_000
     [[kind, _, reason]] = read_capped(path, "h5")
     assert kind == "Reject"
-    assert (
-        "dataset /keypoints declares (1000000, 100, 17, 2) float32" in reason and "max_clip_bytes" in reason
-    )
+    assert "dataset /keypoints declares (1000000, 100, 17, 2) float32" in reason
+    assert "max_clip_bytes" in reason
 
 
 def test_npz_bomb(tmp_path):
@@ -349,7 +355,8 @@ def test_npz_bomb(tmp_path):
         zf.writestr("keypoints.npy", buf.getvalue() + b"\0" * 64)
     assert path.stat().st_size < 1000
     [[kind, _, reason]] = read_capped(path, "npz")
-    assert kind == "Reject" and "member keypoints.npy declares (20000, 1000, 17, 2) float32" in reason
+    assert kind == "Reject"
+    assert "member keypoints.npy declares (20000, 1000, 17, 2) float32" in reason
 
 
 def test_npz_member_unpacking_beyond_the_limit(tmp_path):
@@ -368,9 +375,11 @@ def test_limit_options_on_the_command_line(tmp_path):
     labels.write_text("clip_id,label_name\ntwo,wave\n")
     args = ["ingest", str(path), "--labels", str(labels), "--out", str(tmp_path / "s.zarr")]
     rejected = runner.invoke(app, [*args, "--max-persons", "1"])
-    assert rejected.exit_code == 1 and "more than max_persons=1" in rejected.output
+    assert rejected.exit_code == 1
+    assert "more than max_persons=1" in rejected.output
     kept = runner.invoke(app, args)
-    assert kept.exit_code == 0 and "1 read, 1 kept, 0 rejected" in kept.output
+    assert kept.exit_code == 0
+    assert "1 read, 1 kept, 0 rejected" in kept.output
     assert ReadOptions(layout=COCO17).max_clip_bytes == DEFAULT_MAX_CLIP_BYTES
     with pytest.raises(etl.ActrecError, match="max_frames must be a positive integer"):
         ReadOptions(layout=COCO17, max_frames=0)
@@ -393,7 +402,8 @@ def test_complex_keypoints_are_rejected(tmp_path):
     [reject] = list(
         read_source([write_pyskl(tmp_path / "c.pkl", [annotation])], "pyskl", ReadOptions(COCO17))
     )
-    assert isinstance(reject, Reject) and "'keypoint' is complex-valued" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "'keypoint' is complex-valued" in reject.reason
 
 
 def test_hdf5_external_links_and_external_storage_are_refused(tmp_path):
@@ -405,7 +415,8 @@ def test_hdf5_external_links_and_external_storage_are_refused(tmp_path):
         f["keypoints"] = h5py.ExternalLink(str(other), "/keypoints")
         f.attrs["label_name"] = "wave"
     [reject] = list(read_source([linked], "h5", ReadOptions(COCO17)))
-    assert isinstance(reject, Reject) and "/keypoints is an external link to" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "/keypoints is an external link to" in reject.reason
     many = tmp_path / "many.h5"
     with h5py.File(many, "w") as f:
         f.create_group("clips")
@@ -441,9 +452,12 @@ def test_non_ascii_names_give_distinct_readable_ids(tmp_path):
     assert report.n_rejected == 0, report.rejects  # no duplicates, every manifest row matched
     ids = set(etl.read_clips(out).clip_id)
     assert len(ids) == len(names)
-    assert safe_clip_id("ünï日本").startswith("uni_") and safe_clip_id("über").startswith("uber_")
-    assert safe_clip_id("uber") == "uber" and safe_clip_id("s01 wave") == "s01_wave"  # ASCII ids unchanged
-    assert safe_clip_id("日本").startswith("u_") and safe_clip_id("日本") != safe_clip_id("中文")
+    assert safe_clip_id("ünï日本").startswith("uni_")
+    assert safe_clip_id("über").startswith("uber_")
+    assert safe_clip_id("uber") == "uber"
+    assert safe_clip_id("s01 wave") == "s01_wave"  # ASCII ids unchanged
+    assert safe_clip_id("日本").startswith("u_")
+    assert safe_clip_id("日本") != safe_clip_id("中文")
     # the same name in NFC (typed) and NFD (macOS file names) is one id
     assert safe_clip_id("\u00fcber") == safe_clip_id("u\u0308ber")
     for cid in ids:
@@ -465,9 +479,11 @@ def test_documented_limits_match_the_code():
         option = "--" + field.replace("_", "-")
         assert f"| `{option}` (`{field}`) | {default}" in docs
         assert params[field].default == default == getattr(ReadOptions(layout=COCO17), field)
-    assert f"at most {limits.MAX_IMAGE_SIDE}" in docs and f"0 to {limits.MAX_CLASSES - 1}" in docs
+    assert f"at most {limits.MAX_IMAGE_SIDE}" in docs
+    assert f"0 to {limits.MAX_CLASSES - 1}" in docs
     assert f"1-{limits.MAX_LABEL_CHARS} characters" in docs
-    assert safe_clip_id("ünï日本") in docs and safe_clip_id("日本") in docs
+    assert safe_clip_id("ünï日本") in docs
+    assert safe_clip_id("日本") in docs
 
 
 def test_documented_query_grammar_matches_the_code():
@@ -518,7 +534,8 @@ def test_newer_readers_check_the_limits_too(tmp_path):
     path = write_ntu_skeleton(tmp_path / "S001C001P001R001A001.skeleton", ntu_bodies(2, 6), ["1", "2"])
     options = {"layout": NTU25}
     [kept] = list(read_source([path], "ntu-skeleton", ReadOptions(**options)))
-    assert isinstance(kept, PoseClip) and kept.n_persons == 2
+    assert isinstance(kept, PoseClip)
+    assert kept.n_persons == 2
     [reject] = list(read_source([path], "ntu-skeleton", ReadOptions(**options, max_persons=1)))
     assert "2 persons (tracks) in one clip, more than max_persons=1" in reject.reason
     [reject] = list(read_source([path], "ntu-skeleton", ReadOptions(**options, max_frames=5)))

@@ -21,7 +21,7 @@ def _cycles() -> list[list[str]]:
             if m.startswith(n + "."):
                 continue
             if state.get(n) == "open":
-                found.append(stack[stack.index(n) :] + [n])
+                found.append([*stack[stack.index(n) :], n])
             elif n not in state:
                 visit(n)
         stack.pop()

@@ -63,8 +63,10 @@ def test_clip_table_columns_labels_and_api(keypoint_store):
     store = KeypointStore.open(keypoint_store)
     assert store.classes == sorted(df.label_name.unique())
     assert (df.label_name == [store.classes[i] for i in df.label]).all()
-    assert df.clip_id.is_unique and set(df.split) == {"train", "test"}
-    assert store.attrs["format_version"] == 2 and store.attrs["layout"] == "coco17"
+    assert df.clip_id.is_unique
+    assert set(df.split) == {"train", "test"}
+    assert store.attrs["format_version"] == 2
+    assert store.attrs["layout"] == "coco17"
     assert store.attrs["ingest"]["format"] == "coco-json"
 
 
@@ -102,7 +104,8 @@ def test_every_clip_is_kept_or_rejected_with_a_reason(demo_dir, tmp_path):
     assert "duplicate clip_id" in reasons[duplicate]
     stored = etl.read_clips(tmp_path / "kp.zarr")
     rejects = pd.read_parquet(tmp_path / "kp.zarr" / "rejects.parquet")
-    assert len(stored) == report.n_kept and len(rejects) == report.n_rejected
+    assert len(stored) == report.n_kept
+    assert len(rejects) == report.n_rejected
     assert set(rejects.columns) == {"clip_id", "source", "reason"}
 
 
@@ -111,7 +114,8 @@ def test_strict_and_unusable_input_write_nothing(demo_dir, tmp_path):
     opts = ReadOptions(layout=COCO, labels_csv=manifest, classes_file=classes)
     with pytest.raises(ActrecError, match="--strict: 4 clip"):
         ingest([src / "a", src / "b"], out=tmp_path / "kp.zarr", fmt="coco-json", options=opts, strict=True)
-    assert not (tmp_path / "kp.zarr").exists() and not (tmp_path / "kp.zarr.partial").exists()
+    assert not (tmp_path / "kp.zarr").exists()
+    assert not (tmp_path / "kp.zarr.partial").exists()
     with pytest.raises(ActrecError, match="no usable clips"):
         ingest([src / "a"], out=tmp_path / "kp.zarr", fmt="coco-json", options=ReadOptions(layout=COCO))
     assert not (tmp_path / "kp.zarr").exists()
@@ -176,15 +180,21 @@ def test_cli_ingest_query_info(demo_dir, tmp_path):
     assert "32 read, 32 kept, 0 rejected" in result.output
     assert "format coco-json" in result.output  # --format auto says what it picked
     again = runner.invoke(app, args)
-    assert again.exit_code == 1 and "--overwrite" in again.output
+    assert again.exit_code == 1
+    assert "--overwrite" in again.output
     count = runner.invoke(app, ["query", str(out), "split == 'test'", "--count"])
-    assert count.exit_code == 0 and count.output.strip() == str((etl.read_clips(out).split == "test").sum())
+    assert count.exit_code == 0
+    assert count.output.strip() == str((etl.read_clips(out).split == "test").sum())
     rows = runner.invoke(app, ["query", str(out), "label_name == 'wave'", "--columns", "clip_id,subject"])
-    assert rows.exit_code == 0 and "s01_wave_r1" in rows.output
+    assert rows.exit_code == 0
+    assert "s01_wave_r1" in rows.output
     bad = runner.invoke(app, ["query", str(out), "nosuchcolumn > 3"])
-    assert bad.exit_code == 1 and "bad clip query" in bad.output
+    assert bad.exit_code == 1
+    assert "bad clip query" in bad.output
     info = runner.invoke(app, ["info", str(out)])
-    assert info.exit_code == 0 and "wave" in info.output and "32 clips" in info.output
+    assert info.exit_code == 0
+    assert "wave" in info.output
+    assert "32 clips" in info.output
 
 
 def test_cli_exit_code_when_every_clip_is_rejected(demo_dir, tmp_path):
@@ -204,7 +214,8 @@ def test_cli_exit_code_when_every_clip_is_rejected(demo_dir, tmp_path):
         ],
     )
     assert result.exit_code == 1
-    assert "no usable clips" in result.output and "penn13" in result.output
+    assert "no usable clips" in result.output
+    assert "penn13" in result.output
 
 
 @pytest.mark.shared
@@ -227,12 +238,14 @@ def test_public_datasets_via_cli(shared_dir, tmp_path, fmt, folder, layout, n_cl
     count = runner.invoke(app, ["query", str(out), "split == 'test'", "--count"])
     assert count.output.strip() == str(n_test)
     df = etl.read_clips(out)
-    assert df.label.nunique() == n_classes and len(df) == n_clips
+    assert df.label.nunique() == n_classes
+    assert len(df) == n_clips
 
 
 def test_store_attrs_are_json(keypoint_store):
     attrs = json.loads((keypoint_store / "zarr.json").read_text())["attributes"]
-    assert attrs["kind"] == "actrec.keypoints" and len(attrs["joint_names"]) == 17
+    assert attrs["kind"] == "actrec.keypoints"
+    assert len(attrs["joint_names"]) == 17
 
 
 # ------------------------------------------------------------------------------------------- labels
@@ -264,7 +277,8 @@ def test_numeric_labels_keep_their_integers_and_never_get_two_names():
     assert [c.label_name for c in clips] == ["class_2", "run", "class_2"]
     assert "is 'run' for earlier clips" in book.resolve(_clip("d", 0, "walk"))
     assert "is label 0 for earlier clips" in book.resolve(_clip("e", 1, "run"))
-    assert book.mode == NUMERIC and book.classes(["class_2", "run"]) == ["run", "class_1", "class_2"]
+    assert book.mode == NUMERIC
+    assert book.classes(["class_2", "run"]) == ["run", "class_1", "class_2"]
 
 
 def test_fixed_class_lists_check_numbers_and_names():
@@ -272,7 +286,8 @@ def test_fixed_class_lists_check_numbers_and_names():
 
     book = LabelBook(["run", "walk"])
     ok = _clip("a", 1)
-    assert book.resolve(ok) is None and ok.label_name == "walk"
+    assert book.resolve(ok) is None
+    assert ok.label_name == "walk"
     assert "out of range" in book.resolve(_clip("b", 5))
     assert "unknown label 'jump'" in book.resolve(_clip("c", None, "jump"))
     assert "is 'run' in the class list but 'walk'" in book.resolve(_clip("d", 0, "walk"))
@@ -297,8 +312,11 @@ def test_manifest_with_numbers_only_and_mixed_meta_types(demo_dir, tmp_path):
         {"clip_id": ["a", "b", "c"], "fps": [30.0, "30", None], "tag": [30.0, "30fps", None]}
     )
     typed = _meta_column_types(frame)
-    assert typed.fps.dtype == "float64" and list(typed.fps[:2]) == [30.0, 30.0] and pd.isna(typed.fps[2])
-    assert list(typed.tag[:2]) == ["30.0", "30fps"] and pd.isna(typed.tag[2])  # a real mix stays text
+    assert typed.fps.dtype == "float64"
+    assert list(typed.fps[:2]) == [30.0, 30.0]
+    assert pd.isna(typed.fps[2])
+    assert list(typed.tag[:2]) == ["30.0", "30fps"]
+    assert pd.isna(typed.tag[2])  # a real mix stays text
 
 
 def test_manifest_number_columns_become_numbers_and_queries_select_them(demo_dir, tmp_path):
@@ -312,7 +330,9 @@ def test_manifest_number_columns_become_numbers_and_queries_select_them(demo_dir
     opts = ReadOptions(layout=COCO, labels_csv=tmp_path / "m.csv")
     ingest([demo_dir / "clips"], out=tmp_path / "kp.zarr", fmt="coco-json", options=opts)
     df = etl.read_clips(tmp_path / "kp.zarr")
-    assert df.camera.dtype == "int64" and df.speed.dtype == "float64" and df.room.dtype == "Int64"
+    assert df.camera.dtype == "int64"
+    assert df.speed.dtype == "float64"
+    assert df.room.dtype == "Int64"
     assert pd.api.types.is_string_dtype(df.note.dtype)
     from etl.cliptable import query_clips
 
@@ -333,4 +353,6 @@ def test_a_publish_killed_between_its_renames_is_recovered(demo_dir, tmp_path):
     ingest([demo_dir / "clips"], out=out, fmt="coco-json", options=_options(demo_dir))
     os.replace(out, tmp_path / "kp.zarr.old")  # the state right after publish's first rename
     report = ingest([demo_dir / "clips"], out=out, fmt="coco-json", options=_options(demo_dir), mode="append")
-    assert report.n_total == 32 and report.n_kept == 0 and not (tmp_path / "kp.zarr.old").exists()
+    assert report.n_total == 32
+    assert report.n_kept == 0
+    assert not (tmp_path / "kp.zarr.old").exists()

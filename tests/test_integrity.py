@@ -136,7 +136,8 @@ def test_an_edited_clip_table_is_refused_and_verify_names_it(kind, edit, kp, hm)
     with pytest.raises(ActrecError, match=CLIPS_FILE):
         opener(store)
     report = verify_store(store)
-    assert not report.ok and report.bad[0][0] == CLIPS_FILE
+    assert not report.ok
+    assert report.bad[0][0] == CLIPS_FILE
     assert _verify_cli(store).exit_code == 1
 
 
@@ -153,7 +154,8 @@ def test_a_missing_shard_is_an_error_not_padding(hm):
     with pytest.raises(ActrecError, match="missing"):
         HeatmapStore.open(hm)
     report = verify_store(hm)
-    assert [w for w, _ in report.bad] == ["heatmaps"] and f"c/{shard}/0/0/0" in report.bad[0][1]
+    assert [w for w, _ in report.bad] == ["heatmaps"]
+    assert f"c/{shard}/0/0/0" in report.bad[0][1]
 
 
 def test_a_partial_render_renamed_into_place_is_refused(kp, small_render, tmp_path, monkeypatch):
@@ -171,7 +173,9 @@ def test_a_partial_render_renamed_into_place_is_refused(kp, small_render, tmp_pa
     with pytest.raises(ActrecError, match="unfinished"):
         HeatmapStore.open(out)
     report = verify_store(out)  # no KeyError: 'checksums'
-    assert not report.ok and report.bad[0][0] == "zarr.json" and "complete=False" in report.bad[0][1]
+    assert not report.ok
+    assert report.bad[0][0] == "zarr.json"
+    assert "complete=False" in report.bad[0][1]
 
 
 # ------------------------------------------------------------------ keypoint checksums; verify on both kinds
@@ -184,7 +188,8 @@ def _flip_byte(path: Path, at: int) -> None:
 
 
 def test_keypoint_store_verifies_and_a_flipped_coord_is_caught(kp, small_render, tmp_path):
-    assert verify_store(kp).ok and verify_store(kp).kind == KIND
+    assert verify_store(kp).ok
+    assert verify_store(kp).kind == KIND
     # store coords uncompressed-equivalent damage: rewrite one clip's rows with a changed value, bypassing ingest
     store = KeypointStore.open(kp)
     coords = zarr.open_group(str(kp), mode="r+")["coords"]
@@ -198,7 +203,8 @@ def test_keypoint_store_verifies_and_a_flipped_coord_is_caught(kp, small_render,
     report = verify_store(kp)
     assert [w for w, _ in report.bad] == [store.table.clip_id.iat[4]]
     result = _verify_cli(kp)
-    assert result.exit_code == 1 and store.table.clip_id.iat[4] in result.output
+    assert result.exit_code == 1
+    assert store.table.clip_id.iat[4] in result.output
 
 
 def test_a_flipped_byte_in_a_keypoint_chunk_file_is_caught(kp):
@@ -279,22 +285,26 @@ KEYPOINT_DAMAGE = [
 def test_verify_names_every_kind_of_heatmap_store_damage(hm, what):
     where = _damage(hm, what)
     report = verify_store(hm)
-    assert not report.ok and report.bad[0][0].startswith(where), report.bad
+    assert not report.ok, report.bad
+    assert report.bad[0][0].startswith(where), report.bad
     with pytest.raises(ActrecError):
         HeatmapStore.open(hm)  # the trainer refuses what verify refuses
     result = _verify_cli(hm)
-    assert result.exit_code == 1 and where in result.output
+    assert result.exit_code == 1
+    assert where in result.output
 
 
 @pytest.mark.parametrize("what", KEYPOINT_DAMAGE)
 def test_verify_names_every_kind_of_keypoint_store_damage(kp, what):
     where = _damage(kp, what)
     report = verify_store(kp)
-    assert not report.ok and report.bad[0][0] == where, report.bad
+    assert not report.ok, report.bad
+    assert report.bad[0][0] == where, report.bad
     with pytest.raises(ActrecError):
         KeypointStore.open(kp)
     result = _verify_cli(kp)
-    assert result.exit_code == 1 and where in result.output
+    assert result.exit_code == 1
+    assert where in result.output
 
 
 def test_an_old_format_store_asks_for_a_rerender(hm):
@@ -332,11 +342,13 @@ def test_damaged_done_markers_are_redone(kp, small_render, tmp_path, monkeypatch
     (partial / shard).unlink()  # shard deleted under its marker
     _flip_byte(partial / next(iter(json.loads(markers[3].read_text())["shards"])), 10)  # shard changed
     report = render(kp, out, small_render)
-    assert report.redone_partitions == 4 and report.resumed_partitions == report.n_partitions - 4
+    assert report.redone_partitions == 4
+    assert report.resumed_partitions == report.n_partitions - 4
     assert verify_store(out).ok
     render(kp, tmp_path / "ref.zarr", small_render)
     a, b = _files(out), _files(tmp_path / "ref.zarr")
-    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)  # the same bytes as an uninterrupted run
+    assert a.keys() == b.keys()
+    assert all(a[k] == b[k] for k in a)  # the same bytes as an uninterrupted run
 
 
 # ------------------------------------------------------------------ partitions bounded whatever the clip lengths
@@ -351,7 +363,8 @@ def test_partitions_are_bounded_in_frames_for_uniform_clips(length):
         counts.append(len(parts))
         sizes = [p.frame_hi - p.frame_lo for p in parts]
         assert max(sizes) <= fb * cps  # one shard each: memory per partition is flat
-        assert sum(sizes) == total and parts[-1].clip_hi == n
+        assert sum(sizes) == total
+        assert parts[-1].clip_hi == n
     assert counts[1] >= 9 * counts[0]  # the number of partitions grows with the dataset
 
 
@@ -432,9 +445,11 @@ def test_ctrl_c_stops_within_a_partition_and_says_how_to_resume(kp, small_render
         render(kp, out, small_render, threads=1, on_progress=progress)
     total = len(plan_layout(KeypointStore.open(kp).table.n_frames.to_numpy(), 8, 4)[1])
     done = len(list((tmp_path / "hm.zarr.partial" / PROGRESS_DIR).glob("*.json")))
-    assert 1 <= done <= 2 < total and f"{done} of {total}" in str(err.value)
+    assert 1 <= done <= 2 < total
+    assert f"{done} of {total}" in str(err.value)
     report = render(kp, out, small_render)
-    assert report.resumed_partitions == done and verify_store(out).ok
+    assert report.resumed_partitions == done
+    assert verify_store(out).ok
 
 
 @pytest.mark.slow
@@ -455,11 +470,13 @@ def test_sigint_to_a_cli_render_exits_130_and_resumes(kp, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "re-run the same command to resume" in err and "Traceback" not in err
+    assert "re-run the same command to resume" in err
+    assert "Traceback" not in err
     total = len(plan_layout(KeypointStore.open(kp).table.n_frames.to_numpy(), 8, 1)[1])
     assert len(list(progress.glob("*.json"))) < total / 2
     result = runner.invoke(app, args)
-    assert result.exit_code == 0 and "resumed from an earlier run" in result.output
+    assert result.exit_code == 0
+    assert "resumed from an earlier run" in result.output
     assert verify_store(out).ok
 
 
@@ -477,10 +494,11 @@ def test_full_disk_during_ingest_overwrite_keeps_the_old_store(demo_dir, kp, mon
     monkeypatch.setattr(ingest_mod, "write_table", _enospc)
     with pytest.raises(ActrecError, match="no space left") as err:
         _ingest(demo_dir / "clips", kp, demo_dir / "clips.csv", mode="overwrite")
-    assert str(kp) + ".partial" in str(err.value) and "\n" not in str(err.value)
-    assert (
-        _files(kp) == before and not list(kp.parent.glob("*.partial")) and not list(kp.parent.glob("*.tmp"))
-    )
+    assert str(kp) + ".partial" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert _files(kp) == before
+    assert not list(kp.parent.glob("*.partial"))
+    assert not list(kp.parent.glob("*.tmp"))
 
 
 def test_full_disk_during_render_keeps_the_resumable_state(kp, small_render, tmp_path, monkeypatch):
@@ -497,15 +515,18 @@ def test_full_disk_during_render_keeps_the_resumable_state(kp, small_render, tmp
 
     monkeypatch.setattr(render_mod, "_write_marker", fill_up)
     out = tmp_path / "hm.zarr"
-    with pytest.raises(ActrecError, match="no space left.*re-run the same command to resume") as err:
+    with pytest.raises(ActrecError, match=r"no space left.*re-run the same command to resume") as err:
         render(kp, out, small_render, threads=1)
-    assert "\n" not in str(err.value) and str(tmp_path / "hm.zarr.partial") in str(err.value)
+    assert "\n" not in str(err.value)
+    assert str(tmp_path / "hm.zarr.partial") in str(err.value)
     partial = tmp_path / "hm.zarr.partial"
     kept = len(list((partial / PROGRESS_DIR).glob("*.json")))  # 2, or 3 if the next one had started
-    assert not out.exists() and kept in (2, 3)
+    assert not out.exists()
+    assert kept in (2, 3)
     monkeypatch.setattr(render_mod, "_write_marker", real)
     assert render(kp, out, small_render).resumed_partitions == kept  # and the half-written marker is gone
-    assert verify_store(out).ok and not list(tmp_path.rglob("*.tmp"))
+    assert verify_store(out).ok
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_full_disk_during_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
@@ -521,9 +542,10 @@ def test_full_disk_during_checkpoint_write_keeps_the_previous_one(tmp_path, monk
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", half_written)
-    with pytest.raises(ActrecError, match="no space left.*last.pt") as err:
+    with pytest.raises(ActrecError, match=r"no space left.*last\.pt") as err:
         save_checkpoint(path, {"epoch": 2})
-    assert "\n" not in str(err.value) and not (tmp_path / "last.pt.tmp").exists()
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "last.pt.tmp").exists()
     monkeypatch.undo()
     assert load_checkpoint(path)["epoch"] == 1
 
@@ -549,7 +571,9 @@ def test_a_real_full_disk_gives_one_line_for_render_and_checkpoint(kp, tiny_fs):
 
     result = runner.invoke(app, ["render", str(kp), "--out", str(tiny_fs / "hm.zarr"), "--size", "64",
                                  "--codec", "none", "--threads", "1"])  # fmt: skip
-    assert result.exit_code == 1 and "no space left" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1
+    assert "no space left" in result.output
+    assert "Traceback" not in result.output
     assert not list(tiny_fs.rglob("*.tmp"))
     shutil.rmtree(tiny_fs / "hm.zarr.partial")
     with pytest.raises(ActrecError, match="no space left"):
@@ -638,4 +662,5 @@ def test_dask_workers_pinned_to_one_cpu_exit_cleanly(keypoint_store, tmp_path):
         ["taskset", "-c", "0", sys.executable, str(script)], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "still alive" not in proc.stderr and verify_store(tmp_path / "hm.zarr").ok
+    assert "still alive" not in proc.stderr
+    assert verify_store(tmp_path / "hm.zarr").ok

@@ -25,7 +25,7 @@ def read_all(paths, fmt, layout=COCO17, **options) -> list[PoseClip | Reject]:
 
 def _coco_dict(path: Path, keypoints: np.ndarray, names: list[str]) -> Path:
     """A COCO-style dict with one person per frame, joints in the order `names` (keypoints (1, T, V, 2))."""
-    n_frames, n_joints = keypoints.shape[1:3]
+    n_frames, _n_joints = keypoints.shape[1:3]
     images = [
         {"id": t + 1, "file_name": f"{t:06d}.jpg", "width": 640, "height": 480} for t in range(n_frames)
     ]
@@ -52,13 +52,16 @@ def test_new_layouts_have_their_published_sizes_and_names():
     for name, n in sizes.items():
         assert get_layout(name).n_joints == n
     wholebody = get_layout("coco_wholebody133")
-    assert wholebody.joints[:17] == COCO17.joints and wholebody.joints[91] == "left_hand_root"
+    assert wholebody.joints[:17] == COCO17.joints
+    assert wholebody.joints[91] == "left_hand_root"
     assert wholebody.joints[132] == "right_pinky_finger4"
     assert HALPE26.joints[17:20] == ("head", "neck", "mid_hip")
     assert POSETRACK17.joints[1:3] == ("head_bottom", "head_top")
-    assert get_layout("mpii16").joints[0] == "right_ankle" and H36M17.joints[0] == "pelvis"
+    assert get_layout("mpii16").joints[0] == "right_ankle"
+    assert H36M17.joints[0] == "pelvis"
     # each flip swaps the named sides: left_wrist of wholebody's left hand becomes the right hand
-    assert wholebody.joint_flip[91] == 112 and wholebody.joint_flip[23 + 8] == 23 + 8  # chin stays
+    assert wholebody.joint_flip[91] == 112
+    assert wholebody.joint_flip[23 + 8] == 23 + 8  # chin stays
 
 
 def test_canonical_joint_names():
@@ -163,18 +166,21 @@ def test_sleap_ambiguous_orders_are_refused(tmp_path):
     # a standard-order file stripped of its dims/preset: SLEAP's default order does not fit its shape
     path = _sleap_standard(tmp_path / "stripped.h5", keypoints, scores, dims=False, preset=False)
     (reject,) = read_all([path], "h5")
-    assert isinstance(reject, Reject) and "axis order is ambiguous" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "axis order is ambiguous" in reject.reason
     # the xy axis happens to be 2 in the matlab reading too (2 nodes): track_occupancy tells them apart
     path = _sleap_standard(
         tmp_path / "two_nodes.h5", keypoints[:, :, :2], scores[:, :, :2], dims=False, preset=False
     )
     (reject,) = read_all([path], "h5")
-    assert isinstance(reject, Reject) and "track_occupancy" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "track_occupancy" in reject.reason
     with h5py.File(tmp_path / "custom.h5", "w") as f:
         f["tracks"] = keypoints
         f.attrs["preset"] = "custom"
     (reject,) = read_all([tmp_path / "custom.h5"], "h5")
-    assert isinstance(reject, Reject) and "preset='custom'" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "preset='custom'" in reject.reason
 
 
 def test_sleap_matlab_order_still_reads(tmp_path):
@@ -197,7 +203,8 @@ def test_openpose_missing_frame_files_become_empty_frames(tmp_path):
         f.unlink()
     (clip,) = read_all([folder], "openpose-json", layout=BODY25)
     assert clip.n_frames == 10
-    assert np.isnan(clip.keypoints[0, 4:7]).all() and (clip.scores[0, 4:7] == 0).all()
+    assert np.isnan(clip.keypoints[0, 4:7]).all()
+    assert (clip.scores[0, 4:7] == 0).all()
     np.testing.assert_allclose(clip.keypoints[0, 7], keypoints[0, 7], atol=1e-3)
 
 
@@ -217,7 +224,8 @@ def test_openpose_every_fifth_frame_keeps_its_step(tmp_path):
 def test_openpose_hint_names_only_openpose_family_layouts(tmp_path):
     folder = write_openpose_clip(tmp_path / "clip", moving_poses(1, 3, 25), confidences((1, 3, 25)))
     (reject,) = read_all([folder], "openpose-json", layout=COCO17)
-    assert reject.reason.endswith("--layout body25 matches") and "ntu25" not in reject.reason
+    assert reject.reason.endswith("--layout body25 matches")
+    assert "ntu25" not in reject.reason
 
 
 # --- --to-layout -----------------------------------------------------------------------------------------------
@@ -231,7 +239,8 @@ def test_ingest_to_layout_maps_by_name(tmp_path):
     report = ingest([folder], out=tmp_path / "kp", fmt="openpose-json", options=options, to_layout=COCO17)
     assert report.n_kept == 1
     store = KeypointStore.open(tmp_path / "kp")
-    assert store.layout.name == "coco17" and store.attrs["ingest"]["mapped_from_layout"] == "body25"
+    assert store.layout.name == "coco17"
+    assert store.attrs["ingest"]["mapped_from_layout"] == "body25"
     with pytest.raises(ActrecError, match="coco17 has no joint named neck"):
         ingest([folder], out=tmp_path / "kp2", fmt="openpose-json", options=ReadOptions(layout=COCO17),
                to_layout=OPENPOSE18)  # fmt: skip
@@ -277,4 +286,5 @@ def test_sleap_human_nodes_are_read_by_name(tmp_path):
     (clip,) = read_all([path], "h5")
     np.testing.assert_allclose(clip.keypoints, keypoints, atol=1e-5)
     (reject,) = read_all([path], "h5", layout=H36M17)
-    assert isinstance(reject, Reject) and "SLEAP node_names" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "SLEAP node_names" in reject.reason

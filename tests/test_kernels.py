@@ -33,7 +33,8 @@ def gpt_input(dump, key):
 def assert_parity(ours, ref):
     """The contract is max abs error <= 1e-5; in fact the kernels reproduce the anchor bit for bit (numpy's
     float32 exp is replicated exactly; limb maps use float64 exp rounded to float32 like numpy)."""
-    assert ours.shape == ref.shape and ours.dtype == np.float32
+    assert ours.shape == ref.shape
+    assert ours.dtype == np.float32
     assert np.abs(ours.astype(np.float64) - ref).max() <= 1e-5
     np.testing.assert_array_equal(ours, ref)
 
@@ -94,7 +95,8 @@ def test_eps_pyskl(anchor_dump, edge):
     """eps=1e-3 (PYSKL) skips the score 5e-4 of joint 6 in frame 3, which eps=1e-4 (MMAction2) draws; every other
     plane is unchanged (person 1 has score 0 there, joint 5's 5e-5 is below both)."""
     kp, sc, hw = edge
-    assert sc[0, 3, 6] == np.float32(5e-4) and sc[1, 3, 6] == 0
+    assert sc[0, 3, 6] == np.float32(5e-4)
+    assert sc[1, 3, 6] == 0
     ref_j = anchor_dump["edge_joint_heatmap_TCHW"].copy()
     assert ref_j[3, 6].max() > 0
     ref_j[3, 6] = 0
@@ -242,10 +244,13 @@ def test_far_off_canvas_and_huge_coordinates():
     sc = np.ones((1, 1, 4), np.float32)
     limbs = np.array([[0, 1], [1, 2], [2, 3], [0, 3]])
     out = render(kp, sc, (8, 8), limbs=limbs)
-    assert np.isfinite(out).all() and out.max() <= 1
-    assert out[0, 0].max() == 0 and out[0, 1].max() == 0
+    assert np.isfinite(out).all()
+    assert out.max() <= 1
+    assert out[0, 0].max() == 0
+    assert out[0, 1].max() == 0
     # x = -2.2: int(-2.2 + 1.8) + 1 = 1 (truncation toward 0), so column 0 is drawn, as by the anchor
-    assert out[0, 3, :, 0].max() > 0 and out[0, 3, :, 1:].max() == 0
+    assert out[0, 3, :, 0].max() > 0
+    assert out[0, 3, :, 1:].max() == 0
 
 
 def test_sigma_and_window_match_a_direct_formula():
@@ -269,11 +274,12 @@ def test_sigma_and_window_match_a_direct_formula():
 
 def test_no_persons_and_no_channels():
     out = render(np.zeros((0, 3, 17, 2), np.float32), np.zeros((0, 3, 17), np.float32), (8, 8), fill=5.0)
-    assert out.shape == (3, 17, 8, 8) and not out.any()
+    assert out.shape == (3, 17, 8, 8)
+    assert not out.any()
 
 
 @pytest.mark.parametrize(
-    "shape, dtype, why",
+    ("shape", "dtype", "why"),
     [
         ((3, 16, 8, 8), np.float32, "channel count"),
         ((2, 17, 8, 8), np.float32, "frame count"),
@@ -283,15 +289,16 @@ def test_no_persons_and_no_channels():
 )
 def test_bad_out_raises(shape, dtype, why):
     kp, sc = np.zeros((1, 3, 17, 2), np.float32), np.ones((1, 3, 17), np.float32)
-    with pytest.raises(ValueError):
+    match = r"out dtype must be one of" if why == "dtype" else r"out must be \(T=3, C=17, H, W\); got"
+    with pytest.raises(ValueError, match=match):
         render_heatmaps(kp, sc, np.empty(shape, dtype), with_joints=True, limbs=None)
 
 
 def test_non_contiguous_out_and_bad_limbs_raise():
     kp, sc = np.zeros((1, 3, 17, 2), np.float32), np.ones((1, 3, 17), np.float32)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="out must be a writeable C-contiguous array"):
         render_heatmaps(kp, sc, np.empty((3, 17, 8, 16), np.float32)[..., ::2], with_joints=True, limbs=None)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"limb joint indices must be in \[0, 17\); got 0\.\.17"):
         render_heatmaps(kp, sc, np.empty((3, 1, 8, 8), np.float32), with_joints=False, limbs=[[0, 17]])
 
 

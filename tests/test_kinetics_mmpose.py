@@ -41,11 +41,13 @@ def test_kinetics_skeleton_frames_persons_and_labels(tmp_path):
     path = _kinetics(tmp_path / "--07WQ2iBlw.json", kp, sc, skip=(5,))
     assert detect_format([path]) == "kinetics-skeleton"
     (clip,) = read_all([path], "kinetics-skeleton", layout=OPENPOSE18)
-    assert clip.clip_id == "--07WQ2iBlw" and clip.keypoints.shape == (2, 12, 18, 2)
+    assert clip.clip_id == "--07WQ2iBlw"
+    assert clip.keypoints.shape == (2, 12, 18, 2)
     assert (clip.img_h, clip.img_w, clip.label, clip.label_name) == (256, 340, 0, "abseiling")
     np.testing.assert_allclose(clip.keypoints[0, 0], kp[0, 0], atol=0.2)  # 3 decimals of a normalised value
     assert np.isnan(clip.keypoints[:, 5]).all()  # frame 6 had no entry
-    assert clip.scores[0, 2, 4] == 0 and np.isnan(clip.keypoints[0, 2, 4]).all()
+    assert clip.scores[0, 2, 4] == 0
+    assert np.isnan(clip.keypoints[0, 2, 4]).all()
 
 
 def _mmpose_frames(keypoints: np.ndarray, scores: np.ndarray, track: bool) -> list[dict]:
@@ -70,7 +72,8 @@ def test_mmpose_inferencer_frames_by_bbox_score(tmp_path):
     path.write_text(json.dumps(frames))
     assert detect_format([path]) == "mmpose-json"
     (clip,) = read_all([path], "mmpose-json")
-    assert clip.clip_id == "walk" and clip.keypoints.shape == (2, 6, 17, 2)
+    assert clip.clip_id == "walk"
+    assert clip.keypoints.shape == (2, 6, 17, 2)
     np.testing.assert_allclose(clip.keypoints[0, 0], kp[0, 0], atol=1e-4)  # person 0 = highest bbox_score
     assert np.isnan(clip.keypoints[:, 2]).all()
 
@@ -86,7 +89,8 @@ def test_mmpose_demo_output_with_track_ids_and_joint_names(tmp_path):
     meta["keypoint_id2name"] = {str(i): n for i, n in enumerate(H36M17.joints)}
     path.write_text(json.dumps({"meta_info": meta, "instance_info": _mmpose_frames(kp, sc, track=True)}))
     (reject,) = read_all([path], "mmpose-json")
-    assert isinstance(reject, Reject) and "--layout h36m17 matches the file" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "--layout h36m17 matches the file" in reject.reason
 
 
 def test_mmpose_single_image_instances(tmp_path):
@@ -104,4 +108,5 @@ def test_a_frame_number_far_beyond_the_entries_is_refused(tmp_path):
     path.write_text(json.dumps({"data": [{"frame_index": 10**9, "skeleton": [{"pose": [0.5] * 36, "score": [1] * 18}]}],
                                 "label": "x", "label_index": 0}))  # fmt: skip
     (reject,) = read_all([path], "kinetics-skeleton", layout=OPENPOSE18)
-    assert isinstance(reject, Reject) and "span 1000000000 frames for only 1 entries" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "span 1000000000 frames for only 1 entries" in reject.reason

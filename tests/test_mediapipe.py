@@ -47,7 +47,8 @@ def test_mediapipe_wide_csv_with_names_and_a_gap(tmp_path):
     (reject,) = read_all([path])
     assert "--image-size" in reject.reason
     (clip,) = read_all([path], image_size=(H, W))
-    assert clip.clip_id == "squat_04" and clip.keypoints.shape == (1, 8, 33, 2)
+    assert clip.clip_id == "squat_04"
+    assert clip.keypoints.shape == (1, 8, 33, 2)
     expected = kp.copy()
     expected[0, 5] = np.nan
     expected[0, 2, 4] = np.nan  # an empty cell
@@ -84,4 +85,5 @@ def test_mediapipe_json_frames_and_pixels_refused(tmp_path):
             lm["x"] *= W
     path.write_text(json.dumps(frames))
     (reject,) = read_all([path], image_size=(H, W))
-    assert isinstance(reject, Reject) and "not normalised" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "not normalised" in reject.reason

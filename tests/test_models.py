@@ -39,7 +39,8 @@ def test_output_shape_and_each_clip_scored_on_its_own(name):
     model.eval()
     x = _clip()
     logits = model(x)
-    assert logits.shape == (B, K) and torch.isfinite(logits).all()
+    assert logits.shape == (B, K)
+    assert torch.isfinite(logits).all()
     # in eval mode a clip's scores do not depend on the other clips of its batch (no batch statistics, no mixing)
     alone = torch.cat([model(x[i : i + 1]) for i in range(B)])
     torch.testing.assert_close(logits, alone, rtol=1e-4, atol=1e-5)
@@ -123,7 +124,8 @@ def test_gradients_reach_the_first_conv(name):
     loss = nn.functional.cross_entropy(model(_clip()), torch.tensor([0, 1]))
     loss.backward()
     grad = _conv1(model).weight.grad
-    assert grad is not None and grad.abs().sum() > 0
+    assert grad is not None
+    assert grad.abs().sum() > 0
     assert all(p.grad is not None for p in model.parameters())
 
 

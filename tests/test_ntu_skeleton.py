@@ -24,9 +24,9 @@ def read_all(paths, **options) -> list[PoseClip | Reject]:
 
 
 def test_ntu_actions_are_the_published_120():
-    assert (
-        len(CLASSES) == 120 and CLASSES[0] == "drink water" and CLASSES[59] == "walking apart from each other"
-    )
+    assert len(CLASSES) == 120
+    assert CLASSES[0] == "drink water"
+    assert CLASSES[59] == "walking apart from each other"
     assert CLASSES[119] == "finger-guessing game (playing rock-paper-scissors)"
 
 
@@ -38,15 +38,19 @@ def test_ntu_two_bodies_metadata_and_splits(tmp_path):
     bodies[0, 4, 9, 11] = 0  # a joint Kinect did not track
     path = write_ntu_skeleton(tmp_path / "S001C002P003R002A050.skeleton", bodies, IDS, present)
     (clip,) = read_all([path])
-    assert clip.clip_id == "S001C002P003R002A050" and clip.keypoints.shape == (2, 20, 25, 2)
+    assert clip.clip_id == "S001C002P003R002A050"
+    assert clip.keypoints.shape == (2, 20, 25, 2)
     assert (clip.img_h, clip.img_w) == (1080, 1920)
     expected = bodies[0, :, :, 5:7].copy()
     expected[4, 9] = np.nan  # not tracked: missing
     np.testing.assert_allclose(clip.keypoints[0], expected, atol=1e-3)  # colorX, colorY
-    assert np.isnan(clip.keypoints[1, :5]).all() and (clip.scores[1, :5] == 0).all()
+    assert np.isnan(clip.keypoints[1, :5]).all()
+    assert (clip.scores[1, :5] == 0).all()
     np.testing.assert_allclose(clip.keypoints[1, 5:], bodies[1, 5:, :, 5:7], atol=1e-3)
-    assert clip.scores[0, 3, 7] == 0.5 and clip.scores[0, 0, 0] == 1.0
-    assert np.isnan(clip.keypoints[0, 4, 9]).all() and clip.scores[0, 4, 9] == 0
+    assert clip.scores[0, 3, 7] == 0.5
+    assert clip.scores[0, 0, 0] == 1.0
+    assert np.isnan(clip.keypoints[0, 4, 9]).all()
+    assert clip.scores[0, 4, 9] == 0
     assert (clip.label, clip.label_name) == (49, "punching/slapping other person")
     assert clip.meta == {
         "setup": 1,
@@ -76,7 +80,8 @@ def test_ntu_depth_coordinates(tmp_path, coords, size, columns):
     bodies = ntu_bodies(1, 6)
     path = write_ntu_skeleton(tmp_path / "S003C003P008R001A023.skeleton", bodies, IDS[:1])
     (clip,) = read_all([path], coords=coords)
-    assert (clip.img_h, clip.img_w) == size and clip.split == "train"
+    assert (clip.img_h, clip.img_w) == size
+    assert clip.split == "train"
     np.testing.assert_allclose(clip.keypoints[0], bodies[0, :, :, columns], atol=1e-3)
 
 
@@ -86,7 +91,8 @@ def test_ntu_3d_projection_matches_the_depth_frame(tmp_path):
     (clip,) = read_all([path], coords="3d")
     np.testing.assert_allclose(clip.keypoints[0], bodies[0, :, :, 3:5], atol=1e-2)  # fixture: same intrinsics
     (ortho,) = read_all([path], coords="3d", project="ortho")
-    assert np.isfinite(ortho.keypoints).all() and not np.allclose(ortho.keypoints, clip.keypoints)
+    assert np.isfinite(ortho.keypoints).all()
+    assert not np.allclose(ortho.keypoints, clip.keypoints)
 
 
 def test_ntu_missing_skeleton_list_and_bad_files_are_rejects(tmp_path):
@@ -105,7 +111,8 @@ def test_ntu_missing_skeleton_list_and_bad_files_are_rejects(tmp_path):
     kept = [i for i in items if isinstance(i, PoseClip)]
     rejects = {r.clip_id: r.reason for r in items if isinstance(r, Reject)}
     assert [c.clip_id for c in kept] == ["S001C001P001R001A001"]
-    assert "ends inside" in rejects["S001C001P001R001A003"] and "truncated" in rejects["S001C001P001R001A003"]
+    assert "ends inside" in rejects["S001C001P001R001A003"]
+    assert "truncated" in rejects["S001C001P001R001A003"]
     assert "no body in any of its 3 frames" in rejects["S001C001P001R001A004"]
     for name in ("S001C001P001R001A002", "S017C003P020R002A060"):
         assert "listed in NTU_RGBD_samples_with_missing_skeletons.txt" in rejects[name]
@@ -124,10 +131,13 @@ def test_ntu_ingest_auto_numeric_labels(tmp_path):
     for name in ("S001C001P001R001A001", "S001C001P002R001A010", "S002C002P001R002A010"):
         write_ntu_skeleton(src / f"{name}.skeleton", ntu_bodies(1, 8), IDS[:1])
     report = ingest([src], out=tmp_path / "kp", fmt="auto", options=ReadOptions(layout=NTU25))
-    assert report.fmt == "ntu-skeleton" and report.n_kept == 3
+    assert report.fmt == "ntu-skeleton"
+    assert report.n_kept == 3
     table = read_clip_table(tmp_path / "kp")
-    assert list(table.label) == [0, 9, 9] and list(table.camera) == [1, 1, 2]
-    assert report.classes[9] == "clapping" and len(report.classes) == 10
+    assert list(table.label) == [0, 9, 9]
+    assert list(table.camera) == [1, 1, 2]
+    assert report.classes[9] == "clapping"
+    assert len(report.classes) == 10
     assert len(read_rejects(tmp_path / "kp")) == 0
 
 

@@ -97,15 +97,17 @@ def test_flip_mirrors_x_as_mmaction_and_swaps_left_right():
     kp = rng.uniform(100, 900, (2, 5, 17, 2)).astype(np.float32)
     kp[1, 2, 4] = np.nan  # a missing joint stays missing, in its swapped place
     sc = rng.uniform(0.2, 1, (2, 5, 17)).astype(np.float32)
-    args = dict(size=64, out_size=56, crop=(3, 5, 50, 60), joint_flip=COCO17.joint_flip)
+    args = {"size": 64, "out_size": 56, "crop": (3, 5, 50, 60), "joint_flip": COCO17.joint_flip}
     plain, plain_sc, _ = train_geometry(kp, sc, (1080, 1920), flip=False, **args)
     flipped, flipped_sc, _ = train_geometry(kp, sc, (1080, 1920), flip=True, **args)
     perm = list(COCO17.joint_flip)
-    assert perm[5] == 6 and perm[6] == 5  # left/right shoulders
+    assert perm[5] == 6
+    assert perm[6] == 5  # left/right shoulders
     np.testing.assert_allclose(flipped[..., 0], 56 - plain[:, :, perm, 0], atol=1e-5)  # x -> W - x
     np.testing.assert_array_equal(flipped[..., 1], plain[:, :, perm, 1])
     np.testing.assert_array_equal(flipped_sc, plain_sc[:, :, perm])
-    assert np.isnan(flipped[1, 2, perm[4]]).all() and np.isfinite(flipped[1, 2, 4]).all()
+    assert np.isnan(flipped[1, 2, perm[4]]).all()
+    assert np.isfinite(flipped[1, 2, 4]).all()
 
 
 # ------------------------------------------------------------------------------- crop statistics
@@ -128,7 +130,9 @@ def mmaction_crop(img_h, img_w, area=(0.56, 1.0), ratio=(3 / 4, 4 / 3), attempts
 
 def crop_stats(boxes: np.ndarray, img_h: int, img_w: int) -> dict:
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= img_w).all() and (boxes[:, 3] <= img_h).all()
+    assert (boxes[:, :2] >= 0).all()
+    assert (boxes[:, 2] <= img_w).all()
+    assert (boxes[:, 3] <= img_h).all()
     return {
         "area": float((w * h).mean() / (img_h * img_w)),
         "full_side": float(((w == img_w) | (h == img_h)).mean()),  # touches the full width or height
@@ -149,7 +153,8 @@ def test_crops_are_redrawn_like_mmaction(img_hw):
     ours_np = crop_stats(np.array([draw_crop_box(h, w, rng) for _ in range(n)]), h, w)
     ours_t = crop_stats(crop_boxes(n, h, w, generator=torch.Generator().manual_seed(0)).numpy(), h, w)
     if img_hw == (64, 64):
-        assert 0.72 < ref["area"] < 0.74 and 0.06 < ref["full_side"] < 0.10
+        assert 0.72 < ref["area"] < 0.74
+        assert 0.06 < ref["full_side"] < 0.10
     for ours in (ours_np, ours_t):
         assert abs(ours["area"] - ref["area"]) < 0.005, (ours, ref)
         assert abs(ours["full_side"] - ref["full_side"]) < 0.01, (ours, ref)
@@ -187,7 +192,7 @@ def _torch(kp, sc, hw, joints, limbs, **kw):
 
 @pytest.mark.shared
 @pytest.mark.parametrize("key", ["s0", "s3", "edge"])
-@pytest.mark.parametrize("joints, limbs", [(True, None), (False, LIMBS), (True, LIMBS)])
+@pytest.mark.parametrize(("joints", "limbs"), [(True, None), (False, LIMBS), (True, LIMBS)])
 def test_torch_renderer_matches_the_kernels_on_the_anchor_dump(anchor_dump, key, joints, limbs):
     p = f"{key}_gpt_in_"
     kp, sc = anchor_dump[p + "keypoint"], anchor_dump[p + "keypoint_score"]
@@ -198,7 +203,7 @@ def test_torch_renderer_matches_the_kernels_on_the_anchor_dump(anchor_dump, key,
     assert ref.max() > 0.5
 
 
-@pytest.mark.parametrize("sigma, eps, hw", [(0.6, 1e-4, (24, 20)), (1.3, 1e-3, (17, 31))])
+@pytest.mark.parametrize(("sigma", "eps", "hw"), [(0.6, 1e-4, (24, 20)), (1.3, 1e-3, (17, 31))])
 def test_torch_renderer_matches_the_kernels_on_random_inputs(sigma, eps, hw):
     """Three persons, joints near and past the borders, missing joints (NaN, score 0, NaN score, below eps),
     a zero-length limb."""
@@ -215,7 +220,8 @@ def test_torch_renderer_matches_the_kernels_on_random_inputs(sigma, eps, hw):
         ref = _numba(kp, sc, hw, joints, limbs, sigma=sigma, eps=eps)
         got = _torch(kp, sc, hw, joints, limbs, sigma=sigma, eps=eps)
         assert np.abs(got - ref).max() <= 1e-5
-        assert np.isfinite(got).all() and (ref > 0).mean() > 0.01
+        assert np.isfinite(got).all()
+        assert (ref > 0).mean() > 0.01
 
 
 def test_torch_renderer_batches_padded_persons_and_quantises_like_the_store():
@@ -223,7 +229,9 @@ def test_torch_renderer_batches_padded_persons_and_quantises_like_the_store():
     a = (torch.from_numpy(rng.uniform(0, 32, (1, 6, 17, 2)).astype(np.float32)), torch.rand(1, 6, 17))
     b = (torch.from_numpy(rng.uniform(0, 32, (2, 6, 17, 2)).astype(np.float32)), torch.rand(2, 6, 17))
     (kp, sc), labels = collate_keypoints([(a, 3), (b, 5)])
-    assert kp.shape == (2, 2, 6, 17, 2) and labels.tolist() == [3, 5] and torch.isnan(kp[0, 1]).all()
+    assert kp.shape == (2, 2, 6, 17, 2)
+    assert labels.tolist() == [3, 5]
+    assert torch.isnan(kp[0, 1]).all()
     batch = render_torch(kp, sc, (32, 32), with_joints=True, limbs=LIMBS.tolist())
     for i, (k, s) in enumerate((a, b)):
         one = render_torch(k[None], s[None], (32, 32), with_joints=True, limbs=LIMBS.tolist())[0]
@@ -232,7 +240,8 @@ def test_torch_renderer_batches_padded_persons_and_quantises_like_the_store():
         u8 = np.zeros_like(ref, np.uint8)
         render_heatmaps(k.numpy(), s.numpy(), u8, with_joints=True, limbs=LIMBS)
         q = quantize_like(batch[i].clone(), "uint8").permute(1, 0, 2, 3).numpy()
-        assert (np.abs(q * 255 - u8) <= 1).all() and (q * 255 == u8).mean() > 0.999
+        assert (np.abs(q * 255 - u8) <= 1).all()
+        assert (q * 255 == u8).mean() > 0.999
 
 
 # ------------------------------------------------------------------------------- the keypoint dataset
@@ -249,7 +258,8 @@ def test_eval_views_from_keypoints_are_the_stored_views(kp_source, heatmap_store
     ours = KeypointClips(kp_source, rows, labels, clip_len=8, train=False, num_clips=3)
     theirs = HeatmapClips(heatmap_store, rows, labels, clip_len=8, train=False, num_clips=3)
     for i in (0, 5, len(hm) - 1):
-        assert torch.equal(ours[(i, 0)][0], theirs[(i, 0)][0]) and ours[(i, 0)][1] == theirs[(i, 0)][1]
+        assert torch.equal(ours[(i, 0)][0], theirs[(i, 0)][0])
+        assert ours[(i, 0)][1] == theirs[(i, 0)][1]
     plain = KeypointClips(kp_source, rows, labels, clip_len=8, train=True, augment=False, seed=4)
     cached = HeatmapClips(heatmap_store, rows, labels, clip_len=8, train=True, seed=4)
     assert torch.equal(plain[(2, 3)][0], cached[(2, 3)][0])  # same frames drawn, same values
@@ -272,7 +282,8 @@ def test_train_items_depend_on_seed_epoch_clip_only(kp_source, renderer):
     assert torch.equal(flat(a).nan_to_num(-1), flat(b).nan_to_num(-1))
     assert not torch.equal(flat(a).nan_to_num(-1), flat(c).nan_to_num(-1))
     if renderer == "numba":
-        assert a.shape == (1, 8, 34, 28, 28) and a.dtype == torch.uint8
+        assert a.shape == (1, 8, 34, 28, 28)
+        assert a.dtype == torch.uint8
     batches = {}
     for workers in (0, 2):  # forked workers run the numba kernels (tbb layer) after the parent did
         sampler = EpochSampler(len(ds), shuffle=True, seed=1)
@@ -330,7 +341,8 @@ def test_keypoints_without_augment_train_exactly_like_the_cache(keypoint_store, 
     assert (hm["source"], kp["source"]) == ("heatmaps", "keypoints")
     for key in ("channels", "size", "sigma", "padding", "eps", "dtype", "flip_permutation"):
         assert hm["render"][key] == kp["render"][key], key
-    assert kp["fit_config"]["source"] == "keypoints" and kp["fit_config"]["size"] == 32
+    assert kp["fit_config"]["source"] == "keypoints"
+    assert kp["fit_config"]["size"] == 32
 
 
 @pytest.mark.slow
@@ -351,7 +363,8 @@ def test_fit_from_keypoints_then_evaluate_from_either_store(
     )
     assert any(f"({renderer} renderer)" in line for line in lines)
     assert any("waiting for data" in line for line in lines)
-    assert 0 <= result["data_wait_share"] < 1 and result["peak_gpu_mem_gb"] == 0.0
+    assert 0 <= result["data_wait_share"] < 1
+    assert result["peak_gpu_mem_gb"] == 0.0
     assert (run / "plots" / "attention.png").exists()
     evals = {}
     for source, store in (("heatmaps", heatmap_store), ("keypoints", keypoint_store)):
@@ -381,7 +394,9 @@ def test_evaluate_refuses_a_heatmap_store_with_another_sigma(keypoint_store, tmp
     other = tmp_path / "sigma1.zarr"
     render(keypoint_store, other, RenderParams(size=32, sigma=1.0))
     res = runner.invoke(app, ["evaluate", str(tmp_path / "run" / "last.pt"), str(other), "--workers", "0"])
-    assert res.exit_code == 1 and "does not match" in res.output and "sigma 0.6" in res.output
+    assert res.exit_code == 1
+    assert "does not match" in res.output
+    assert "sigma 0.6" in res.output
 
 
 @pytest.mark.slow
@@ -393,13 +408,13 @@ def test_cli_fit_from_keypoints_takes_the_render_options(keypoint_store, tmp_pat
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     ckpt = load_checkpoint(run / "last.pt")
-    assert (
-        ckpt["render"]["size"] == 24
-        and ckpt["render"]["sigma"] == 0.8
-        and len(ckpt["render"]["channels"]) == 17
-    )
+    assert ckpt["render"]["size"] == 24
+    assert ckpt["render"]["sigma"] == 0.8
+    assert len(ckpt["render"]["channels"]) == 17
     assert ckpt["model_config"]["in_channels"] == 17
     bad = runner.invoke(app, [*args, "--source", "poses"])
-    assert bad.exit_code == 1 and "--source must be one of heatmaps, keypoints" in bad.output
+    assert bad.exit_code == 1
+    assert "--source must be one of heatmaps, keypoints" in bad.output
     wrong = runner.invoke(app, ["fit", str(keypoint_store), "--out", str(tmp_path / "y"), "--workers", "0"])
-    assert wrong.exit_code == 1 and "expected actrec.heatmaps" in wrong.output
+    assert wrong.exit_code == 1
+    assert "expected actrec.heatmaps" in wrong.output

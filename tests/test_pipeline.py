@@ -149,7 +149,8 @@ def test_every_stage_reads_only_its_own_params_and_lists_existing_code():
             if "$" not in dep and not dep.startswith(("data/", "runs/")):
                 assert (ROOT / dep).exists(), f"{name}: dependency {dep} does not exist"
     for m in MODELS:
-        assert m in stages["train"]["foreach"] and m in stages["evaluate"]["foreach"]
+        assert m in stages["train"]["foreach"]
+        assert m in stages["evaluate"]["foreach"]
 
 
 def test_parsing_config_gives_no_flip():
@@ -224,7 +225,9 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
         ):
             assert (repo / "runs" / m / f).is_file(), f"runs/{m}/{f}"
         ev = json.loads((repo / "runs" / m / "eval.json").read_text())
-        assert ev["model"] == m and ev["clips"] == 1 and ev["flip"] is False  # --no-flip reached the command
+        assert ev["model"] == m
+        assert ev["clips"] == 1
+        assert ev["flip"] is False  # --no-flip reached the command
     assert (repo / "runs" / "cnn_lstm_attn" / "plots" / "attention.png").is_file()
     # DVC keeps its index inside the test's folder, not in /var/tmp/dvc
     assert (repo.parent / "dvc-site-cache").is_dir()
@@ -265,8 +268,11 @@ def test_the_documented_exp_show_line_fits_a_terminal(repo):
     env = {**_env(), "COLUMNS": "100"}  # a terminal of 100 columns: nothing may be cut ("…")
     done = subprocess.run([DVC, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
     table = done.stdout
-    assert done.returncode == 0 and "…" not in table, table
-    assert "scores.json:top1" in table and "train.lr" in table and "train.epochs" in table, table
+    assert done.returncode == 0, table
+    assert "…" not in table, table
+    assert "scores.json:top1" in table, table
+    assert "train.lr" in table, table
+    assert "train.epochs" in table, table
 
 
 @pytest.mark.slow
@@ -339,7 +345,8 @@ def test_more_epochs_resume_the_persisted_run(fresh):
     assert ran_stages(done.stdout) == {"train@c3d"}, done.stdout
     assert f"resuming runs/c3d/last.pt at epoch {epochs + 1}/{epochs + 1}" in done.stdout + done.stderr
     rows_after = (fresh / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()
-    assert rows_after[: len(rows_before)] == rows_before and len(rows_after) == len(rows_before) + 1
+    assert rows_after[: len(rows_before)] == rows_before
+    assert len(rows_after) == len(rows_before) + 1
 
 
 @pytest.mark.slow
@@ -352,7 +359,8 @@ def test_exp_with_fewer_epochs_than_the_finished_run_trains_its_own(fresh):
     commit(fresh, "one more epoch")
     done = dvc("exp", "run", "-S", "train.epochs=1", cwd=fresh)
     out = done.stdout + done.stderr
-    assert f"it has {epochs} epochs, more than the 1 asked" in out and "training from scratch" in out, out
+    assert f"it has {epochs} epochs, more than the 1 asked" in out, out
+    assert "training from scratch" in out, out
     assert len((fresh / "runs" / "c3d" / "metrics.csv").read_text().strip().splitlines()) == 1 + 1  # header
     assert json.loads((fresh / "runs" / "c3d" / "metrics.json").read_text())["epochs"] == 1
     ev = json.loads((fresh / "runs" / "c3d" / "eval.json").read_text())

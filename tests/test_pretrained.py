@@ -110,10 +110,14 @@ def test_converted_weights_give_the_logits_of_the_same_tensors_loaded_directly(
               "--classes", "60", "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "sigma 0.7 (checkpoint config)" in result.output and "size 60 (checkpoint config)" in result.output
+    assert "sigma 0.7 (checkpoint config)" in result.output
+    assert "size 60 (checkpoint config)" in result.output
     loaded = load_model(out)
-    assert loaded.model_name == "c3d" and loaded.clip_len == 40 and len(loaded.classes) == 60
-    assert loaded.render["sigma"] == 0.7 and loaded.render["size"] == 60
+    assert loaded.model_name == "c3d"
+    assert loaded.clip_len == 40
+    assert len(loaded.classes) == 60
+    assert loaded.render["sigma"] == 0.7
+    assert loaded.render["size"] == 60
     assert loaded.checkpoint["converted_from"]["sha256"] == sha256_file(src)
     x = torch.rand(2, 17, 8, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -121,7 +125,8 @@ def test_converted_weights_give_the_logits_of_the_same_tensors_loaded_directly(
     clip = sorted((demo_dir / "clips").glob("*.json"))[0]  # predict accepts it (COCO-17 joints at 60 px)
     result = runner.invoke(app, ["predict", str(out), str(clip), "--clips", "1", "--top-k", "2"])
     assert result.exit_code == 0, result.output
-    assert clip.stem in result.output and "class_" in result.output
+    assert clip.stem in result.output
+    assert "class_" in result.output
 
 
 def test_pyskl_bare_dict_with_ddp_prefix_converts_too(posec3d_full, tmp_path):
@@ -148,7 +153,9 @@ def test_pyskl_bare_dict_with_ddp_prefix_converts_too(posec3d_full, tmp_path):
     )
     assert result.exit_code == 0, result.output
     loaded = load_model(out)
-    assert loaded.classes[3] == "action 3" and loaded.render["size"] == 64 and loaded.clip_len == 48
+    assert loaded.classes[3] == "action 3"
+    assert loaded.render["size"] == 64
+    assert loaded.clip_len == 48
     x = torch.rand(1, 17, 6, 24, 24)
     with torch.no_grad():
         assert torch.equal(loaded.model(x), model(x))
@@ -171,7 +178,8 @@ def test_convert_names_unknown_and_missing_keys(posec3d_full, tmp_path):
         result = runner.invoke(
             app, ["convert", str(src), "--from", "mmaction2", "--classes", n, "--out", str(tmp_path / "x.pt")]
         )
-        assert result.exit_code == 1 and phrase in result.output, (name, result.output)
+        assert result.exit_code == 1, (name, result.output)
+        assert phrase in result.output, (name, result.output)
         assert len(result.output.strip().splitlines()) == 1
 
 
@@ -203,7 +211,8 @@ def test_torchvision_resnet_initialises_the_lstm_encoder(tmp_path):
     model, _ = build_model("cnn_lstm_attn", "tiny", 17, 5)
     lstm_before = model.lstm.weight_hh_l0.detach().clone()
     report = init_from(model, "cnn_lstm_attn", src)
-    assert report.kind == "torchvision" and report.dropped == ["fc.bias", "fc.weight"]
+    assert report.kind == "torchvision"
+    assert report.dropped == ["fc.bias", "fc.weight"]
     assert report.adapted == ["encoder.conv1.weight 3 -> 17 channels"]
     assert torch.equal(model.encoder.layer2[0].conv1.weight, resnet.layer2[0].conv1.weight)
     assert torch.equal(model.encoder.bn1.running_var, resnet.bn1.running_var)
@@ -236,7 +245,8 @@ def test_fit_init_from_a_raw_posec3d_file_adapts_reinitialises_and_freezes(heatm
     )  # fmt: skip
     fit(cfg, log=lines.append)
     text = "\n".join(lines)
-    assert "mmaction2/pyskl" in text and "backbone.conv1.weight 17 -> 34 channels" in text
+    assert "mmaction2/pyskl" in text
+    assert "backbone.conv1.weight 17 -> 34 channels" in text
     assert "re-initialised the classifier (head.fc.weight 60 -> 8 classes" in text
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["init_from"]["sha256"] == sha256_file(src)
@@ -247,9 +257,8 @@ def test_fit_init_from_a_raw_posec3d_file_adapts_reinitialises_and_freezes(heatm
     assert torch.equal(
         weights["backbone.conv1.weight"], adapt_input_conv(src_state["backbone.conv1.weight"], 34)
     )
-    assert weights["head.fc.weight"].shape == (8, 128) and not torch.equal(
-        weights["head.fc.weight"], src_state["head.fc.weight"][:8]
-    )
+    assert weights["head.fc.weight"].shape == (8, 128)
+    assert not torch.equal(weights["head.fc.weight"], src_state["head.fc.weight"][:8])
     assert ckpt["optimizer"]["param_groups"][0]["lr"] == 0.0  # the frozen backbone's group
 
 
@@ -303,7 +312,8 @@ def test_exported_model_gives_the_pytorch_logits(model_name, fmt, tmp_path):
     got = run_onnx(out, x) if fmt == "onnx" else run_torchscript(out, x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     meta = read_onnx_metadata(out) if fmt == "onnx" else read_torchscript_metadata(out)
-    assert meta["classes"] == ["w", "x", "y", "z"] and meta["input"]["shape"] == [
+    assert meta["classes"] == ["w", "x", "y", "z"]
+    assert meta["input"]["shape"] == [
         "batch",
         17,
         "frames",
@@ -428,10 +438,12 @@ def test_windowed_predict_labels_both_halves_of_two_concatenated_clips(demo_dir,
     ]
     n_long = next(read_clips(long, "coco-json", layout)).n_frames
     assert n_long == boundary + len(windows[1]) + window - 1
-    assert rows.start_frame.iloc[0] == 0 and rows.end_frame.iloc[-1] == n_long
+    assert rows.start_frame.iloc[0] == 0
+    assert rows.end_frame.iloc[-1] == n_long
     first = rows[rows.end_frame <= boundary]
     second = rows[rows.start_frame >= boundary]
-    assert len(first) >= 3 and len(second) >= 3
+    assert len(first) >= 3
+    assert len(second) >= 3
     assert (first.label_1 == "wave").all(), first[["start_frame", "label_1", "prob_1"]]
     assert (second.label_1 == "walk").all(), second[["start_frame", "label_1", "prob_1"]]
     np.testing.assert_allclose(rows[["p_wave", "p_walk"]].sum(axis=1), 1.0, atol=1e-5)
@@ -446,7 +458,8 @@ def test_windowed_predict_labels_both_halves_of_two_concatenated_clips(demo_dir,
     doc = json.loads(as_json.read_text())
     ws = doc["clips"][0]["windows"]
     assert [w["start_frame"] for w in ws] == rows.start_frame.tolist()
-    assert ws[0]["top"][0]["label"] == "wave" and ws[-1]["top"][0]["label"] == "walk"
+    assert ws[0]["top"][0]["label"] == "wave"
+    assert ws[-1]["top"][0]["label"] == "walk"
 
 
 def test_window_starts_cover_every_frame():
@@ -491,6 +504,8 @@ def test_evaluate_accepts_a_converted_checkpoint(keypoint_store, tmp_path):
     )
     assert result.exit_code == 0, result.output
     m = json.loads(metrics.read_text())
-    assert m["checkpoint_epoch"] == 0 and m["clip_len"] == 8
+    assert m["checkpoint_epoch"] == 0
+    assert m["clip_len"] == 8
     cm = np.asarray(m["confusion_matrix"])  # (K, K): the predictions the scores were computed from
-    assert m["top1"] == pytest.approx(np.trace(cm) / cm.sum()) and m["n_clips"] == cm.sum()
+    assert m["top1"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert m["n_clips"] == cm.sum()

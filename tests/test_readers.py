@@ -48,13 +48,16 @@ def clips_only(items) -> list[PoseClip]:
 
 
 def assert_poseclip_convention(clip: PoseClip) -> None:
-    assert clip.keypoints.dtype == np.float32 and clip.scores.dtype == np.float32
-    assert clip.keypoints.ndim == 4 and clip.keypoints.shape[-1] == 2
+    assert clip.keypoints.dtype == np.float32
+    assert clip.scores.dtype == np.float32
+    assert clip.keypoints.ndim == 4
+    assert clip.keypoints.shape[-1] == 2
     assert clip.scores.shape == clip.keypoints.shape[:3]
     missing = np.isnan(clip.keypoints).any(-1)
     assert (clip.scores[missing] == 0).all()
     assert clip.scores.min() >= 0
-    assert isinstance(clip.img_h, int) and isinstance(clip.img_w, int)
+    assert isinstance(clip.img_h, int)
+    assert isinstance(clip.img_w, int)
 
 
 # --- registry --------------------------------------------------------------------------------------------------
@@ -82,11 +85,16 @@ def test_formats_are_the_documented_ones():
 
 def test_dataset_classes():
     penn = dataset_classes("penn-action")
-    assert len(penn) == 15 and penn == sorted(penn) and penn[0] == "baseball_pitch"
+    assert len(penn) == 15
+    assert penn == sorted(penn)
+    assert penn[0] == "baseball_pitch"
     utd_classes = dataset_classes("utd-mhad")
-    assert len(utd_classes) == 27 and utd_classes[0] == "swipe_left" and utd_classes[-1] == "squat"
+    assert len(utd_classes) == 27
+    assert utd_classes[0] == "swipe_left"
+    assert utd_classes[-1] == "squat"
     jhmdb = dataset_classes("jhmdb-ddnet")
-    assert len(jhmdb) == 14 and jhmdb == sorted(jhmdb)
+    assert len(jhmdb) == 14
+    assert jhmdb == sorted(jhmdb)
     for fmt in ("pyskl", "coco-json", "openpose-json", "h5", "npz"):
         assert dataset_classes(fmt) is None
     with pytest.raises(ActrecError, match="unknown format"):
@@ -115,8 +123,10 @@ def test_pyskl_splits_labels_and_arrays(tmp_path):
     ]
     first = clips[0]
     assert_poseclip_convention(first)
-    assert first.keypoints.shape == (2, 12, 17, 2) and (first.img_h, first.img_w) == (1080, 1920)
-    assert first.source == f"{path}#S001C001P001R001A001" and first.source_format == "pyskl"
+    assert first.keypoints.shape == (2, 12, 17, 2)
+    assert (first.img_h, first.img_w) == (1080, 1920)
+    assert first.source == f"{path}#S001C001P001R001A001"
+    assert first.source_format == "pyskl"
     assert (first.label, first.label_name) == (0, "class_0")
     # default protocol: the prefix of the first split key ("xsub"); val -> "test"
     assert [c.split for c in clips] == ["train", "test", "train", "test"]
@@ -144,9 +154,11 @@ def test_pyskl_without_scores_uses_finite_non_zero_coordinates(tmp_path):
     path = write_pyskl(tmp_path / "bare.pkl", [annotation], bare_list=True)
     (clip,) = clips_only(read_all([path], "pyskl"))
     assert_poseclip_convention(clip)
-    assert (clip.scores[0] == 1.0).all() and (clip.scores[1] == 0).all()
+    assert (clip.scores[0] == 1.0).all()
+    assert (clip.scores[1] == 0).all()
     assert np.isnan(clip.keypoints[1]).all()
-    assert clip.split is None and clip.meta == {}
+    assert clip.split is None
+    assert clip.meta == {}
 
 
 def test_pyskl_pickle_protocols_all_load(tmp_path):
@@ -170,8 +182,10 @@ def test_coco_results_by_score_rank(tmp_path):
     (clip,) = clips_only(read_all([path], "coco-json"))
     assert_poseclip_convention(clip)
     # consecutive image ids (1000..1005) are frame numbers: the missed frame 2 is kept, with every joint missing
-    assert clip.clip_id == "clip_01" and clip.keypoints.shape == (2, 6, 17, 2)
-    assert (clip.scores[:, 2] == 0).all() and np.isnan(clip.keypoints[:, 2]).all()
+    assert clip.clip_id == "clip_01"
+    assert clip.keypoints.shape == (2, 6, 17, 2)
+    assert (clip.scores[:, 2] == 0).all()
+    assert np.isnan(clip.keypoints[:, 2]).all()
     np.testing.assert_allclose(clip.keypoints[0, 0], keypoints[0, 0], atol=1e-3)
     np.testing.assert_allclose(clip.scores[1, 4], scores[1, 4], atol=1e-3)
 
@@ -187,7 +201,8 @@ def test_coco_results_with_image_numbers_keep_only_detected_images(tmp_path):
     assert clip.keypoints.shape == (1, 4, 17, 2)
     # no images: size = rounded-up extent of the keypoints
     assert clip.img_w == int(np.floor(np.nanmax(clip.keypoints[..., 0]))) + 1
-    assert clip.label_name is None and clip.label is None
+    assert clip.label_name is None
+    assert clip.label is None
 
 
 def test_coco_results_by_track_id(tmp_path):
@@ -208,11 +223,15 @@ def test_coco_dataset_frames_keep_their_count_and_visibility_flags(tmp_path):
     data["annotations"] = [a for a in data["annotations"] if a["image_id"] != 53]  # frame 3: nobody detected
     path.write_text(json.dumps(data))
     (clip,) = clips_only(read_all([path], "coco-json"))
-    assert clip.keypoints.shape == (1, 5, 17, 2) and (clip.img_h, clip.img_w) == (480, 640)
-    assert np.isnan(clip.keypoints[0, 3]).all() and (clip.scores[0, 3] == 0).all()
+    assert clip.keypoints.shape == (1, 5, 17, 2)
+    assert (clip.img_h, clip.img_w) == (480, 640)
+    assert np.isnan(clip.keypoints[0, 3]).all()
+    assert (clip.scores[0, 3] == 0).all()
     np.testing.assert_allclose(clip.keypoints[0, 0], keypoints[0, 0], atol=1e-4)  # ordered by frame_index
-    assert clip.scores[0, 1, 3] == 0.5 and clip.scores[0, 0, 3] == 1.0
-    assert clip.scores[0, 2, 4] == 0 and np.isnan(clip.keypoints[0, 2, 4]).all()
+    assert clip.scores[0, 1, 3] == 0.5
+    assert clip.scores[0, 0, 3] == 1.0
+    assert clip.scores[0, 2, 4] == 0
+    assert np.isnan(clip.keypoints[0, 2, 4]).all()
 
 
 def test_coco_labels_from_manifest(tmp_path):
@@ -258,10 +277,13 @@ def test_openpose_clip_folder_frames_in_numeric_order(tmp_path):
     folder = write_openpose_clip(tmp_path / "jump_003", keypoints, scores, padded_names=False)
     (folder / "jump_003_5_keypoints.json").write_text(json.dumps({"version": 1.3, "people": []}))
     (clip,) = clips_only(read_all([folder], "openpose-json", layout=BODY25))
-    assert clip.clip_id == "jump_003" and clip.keypoints.shape == (1, 12, 25, 2)
+    assert clip.clip_id == "jump_003"
+    assert clip.keypoints.shape == (1, 12, 25, 2)
     np.testing.assert_allclose(clip.keypoints[0, 10], keypoints[0, 10], atol=1e-3)  # frame 10 after frame 9
-    assert np.isnan(clip.keypoints[0, 3, 7]).all() and clip.scores[0, 3, 7] == 0
-    assert np.isnan(clip.keypoints[0, 5]).all() and (clip.scores[0, 5] == 0).all()  # nobody in frame 5
+    assert np.isnan(clip.keypoints[0, 3, 7]).all()
+    assert clip.scores[0, 3, 7] == 0
+    assert np.isnan(clip.keypoints[0, 5]).all()
+    assert (clip.scores[0, 5] == 0).all()  # nobody in frame 5
     assert_poseclip_convention(clip)
 
 
@@ -291,7 +313,8 @@ def test_h5_single_clip_with_score_channel(tmp_path):
     }
     path = write_h5_clip(tmp_path / "wave_01.h5", keypoints, scores, attrs)
     (clip,) = clips_only(read_all([path], "h5"))
-    assert clip.clip_id == "wave_01" and clip.keypoints.shape == (2, 8, 17, 2)  # (T, M, ...) -> (M, T, ...)
+    assert clip.clip_id == "wave_01"
+    assert clip.keypoints.shape == (2, 8, 17, 2)  # (T, M, ...) -> (M, T, ...)
     np.testing.assert_allclose(clip.keypoints, keypoints, atol=1e-4)
     np.testing.assert_allclose(clip.scores, scores, atol=1e-6)
     assert (clip.label_name, clip.label, clip.split, clip.img_h, clip.img_w) == ("wave", 3, "train", 480, 640)
@@ -307,7 +330,9 @@ def test_h5_many_clips_under_clips_group(tmp_path):
     clips = clips_only(read_all([path], "h5"))
     assert [c.clip_id for c in clips] == ["clip2", "clip10"]  # natural order
     assert [c.source for c in clips] == [f"{path}#clip2", f"{path}#clip10"]
-    assert clips[0].label_name == "class_2" and clips[0].img_h == 720 and clips[0].meta == {"fps": 25}
+    assert clips[0].label_name == "class_2"
+    assert clips[0].img_h == 720
+    assert clips[0].meta == {"fps": 25}
 
 
 def test_h5_sleap_analysis_is_transposed_back(tmp_path):
@@ -322,7 +347,8 @@ def test_h5_sleap_analysis_is_transposed_back(tmp_path):
         tmp_path / "m.csv", [{"clip_id": "mouse_day1", "label_name": "groom", "img_h": 1024, "img_w": 1024}]
     )
     (clip,) = clips_only(read_all([path], "h5", labels_csv=manifest))
-    assert clip.clip_id == "mouse_day1" and clip.keypoints.shape == (2, 9, 13, 2)
+    assert clip.clip_id == "mouse_day1"
+    assert clip.keypoints.shape == (2, 9, 13, 2)
     np.testing.assert_allclose(clip.keypoints, keypoints, atol=1e-5)
     assert (clip.scores[1, 4:6] == 0).all()
     np.testing.assert_allclose(clip.scores[0], scores[0], atol=1e-6)
@@ -358,7 +384,8 @@ def test_penn_action_mat(tmp_path):
     (clip,) = clips_only(read_all([path], "penn-action", layout=PENN13, occluded_score=0.3))
     assert (clip.clip_id, clip.label_name, clip.label, clip.split) == ("0042", "bench_press", 2, "test")
     assert (clip.img_h, clip.img_w, clip.meta) == (270, 480, {"viewpoint": "left"})
-    assert np.isin(clip.scores, np.float32([0.3, 1.0])).all() and (clip.scores == np.float32(0.3)).any()
+    assert np.isin(clip.scores, np.float32([0.3, 1.0])).all()
+    assert (clip.scores == np.float32(0.3)).any()
     assert_poseclip_convention(clip)
 
 
@@ -371,7 +398,8 @@ def test_penn_invisible_zero_joints_are_missing(tmp_path):
     mat["visibility"][2, 5] = 0
     scipy.io.savemat(path, {k: v for k, v in mat.items() if not k.startswith("__")})
     (clip,) = clips_only(read_all([path], "penn-action", layout=PENN13))
-    assert np.isnan(clip.keypoints[0, 2, 5]).all() and clip.scores[0, 2, 5] == 0
+    assert np.isnan(clip.keypoints[0, 2, 5]).all()
+    assert clip.scores[0, 2, 5] == 0
 
 
 @pytest.mark.parametrize("method", utd.PROJECTIONS)
@@ -385,7 +413,8 @@ def test_utd_mhad_projection(tmp_path, method):
         13,
         "train",
     )
-    assert clip.meta == {"subject": 3, "trial": 2} and (clip.img_h, clip.img_w) == (480, 640)
+    assert clip.meta == {"subject": 3, "trial": 2}
+    assert (clip.img_h, clip.img_w) == (480, 640)
     x, y, z = skeleton[0, :, 0]  # head, frame 0
     if method == "pinhole":
         expected = (utd.CX + utd.FX * x / z, utd.CY - utd.FY * y / z)
@@ -406,13 +435,19 @@ def test_jhmdb_ddnet_reads_one_split_and_fits_the_canvas(tmp_path):
         "s1_train_0002",
     ]
     for clip in clips:
-        assert (clip.img_h, clip.img_w) == (240, 320) and (clip.scores == 1).all()
+        assert (clip.img_h, clip.img_w) == (240, 320)
+        assert (clip.scores == 1).all()
         kp = clip.keypoints[0]
-        assert kp[..., 0].min() >= 0.1 * 320 - 1e-3 and kp[..., 0].max() <= 0.9 * 320 + 1e-3
-        assert kp[..., 1].min() >= 0.1 * 240 - 1e-3 and kp[..., 1].max() <= 0.9 * 240 + 1e-3
-    assert clips[0].label_name == "clap" and clips[0].label == 1 and clips[0].split == "test"
+        assert kp[..., 0].min() >= 0.1 * 320 - 1e-3
+        assert kp[..., 0].max() <= 0.9 * 320 + 1e-3
+        assert kp[..., 1].min() >= 0.1 * 240 - 1e-3
+        assert kp[..., 1].max() <= 0.9 * 240 + 1e-3
+    assert clips[0].label_name == "clap"
+    assert clips[0].label == 1
+    assert clips[0].split == "test"
     split2 = clips_only(read_all([folder], "jhmdb-ddnet", layout=JHMDB15, split_protocol="2"))
-    assert split2[0].clip_id == "s2_test_0000" and split2[0].meta == {"jhmdb_split": 2}
+    assert split2[0].clip_id == "s2_test_0000"
+    assert split2[0].meta == {"jhmdb_split": 2}
 
 
 def test_jhmdb_canvas_fit_keeps_the_shape():
@@ -421,7 +456,8 @@ def test_jhmdb_canvas_fit_keeps_the_shape():
     pose = np.array([[[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]]])  # (T=1, V=3, 2): a 1 x 2 box
     fitted = fit_to_canvas(pose)
     width, height = np.ptp(fitted[0, :, 0]), np.ptp(fitted[0, :, 1])
-    assert np.isclose(height, 240 * 0.8) and np.isclose(2 * width, height)  # the tall box fills the height
+    assert np.isclose(height, 240 * 0.8)
+    assert np.isclose(2 * width, height)  # the tall box fills the height
     np.testing.assert_allclose(fitted[0].min(0) + fitted[0].max(0), [320, 240])  # centred
 
 
@@ -464,7 +500,8 @@ def test_detect_format_refuses_what_it_cannot_tell(tmp_path):
 def test_read_source_auto_format(tmp_path):
     write_utd_mat(tmp_path / "a2_s2_t1_skeleton.mat", utd_skeleton(5))
     (clip,) = clips_only(read_all([tmp_path], "auto", layout=KINECT20))
-    assert clip.source_format == "utd-mhad" and clip.split == "test"
+    assert clip.source_format == "utd-mhad"
+    assert clip.split == "test"
 
 
 # --- the real datasets -----------------------------------------------------------------------------------------
@@ -481,7 +518,8 @@ def _read_validated(paths, fmt, layout, **options):
 @pytest.mark.shared
 def test_real_penn_action(shared_dir):
     kept, rejected = _read_validated([shared_dir / "data" / "penn_action" / "labels"], "penn-action", PENN13)
-    assert not rejected and len(kept) == 2326
+    assert not rejected
+    assert len(kept) == 2326
     assert len({c.label_name for c in kept}) == 15
     assert {c.label_name for c in kept} == set(dataset_classes("penn-action"))
     assert collections.Counter(c.split for c in kept) == {"train": 1258, "test": 1068}
@@ -500,7 +538,8 @@ def test_real_jhmdb_ddnet(shared_dir):
     kept, rejected = _read_validated([shared_dir / "data" / "jhmdb_ddnet14"], "jhmdb-ddnet", JHMDB15)
     assert not rejected
     assert collections.Counter(c.split for c in kept) == {"train": 433, "test": 176}
-    assert len({c.label_name for c in kept}) == 14 and all(c.label is not None for c in kept)
+    assert len({c.label_name for c in kept}) == 14
+    assert all(c.label is not None for c in kept)
     assert len({c.clip_id for c in kept}) == 609
     per_class = collections.Counter((c.label_name, c.split) for c in kept)
     assert (per_class["catch", "train"], per_class["catch", "test"]) == (34, 14)
@@ -509,7 +548,8 @@ def test_real_jhmdb_ddnet(shared_dir):
 @pytest.mark.shared
 def test_real_utd_mhad(shared_dir):
     kept, rejected = _read_validated([shared_dir / "data" / "utd_mhad_skeleton"], "utd-mhad", KINECT20)
-    assert not rejected and len(kept) == 861
+    assert not rejected
+    assert len(kept) == 861
     assert len({c.label_name for c in kept}) == 27
     assert collections.Counter(c.split for c in kept) == {"train": 431, "test": 430}
     assert {c.clip_id for c in kept}.isdisjoint({"a8_s1_t4", "a23_s6_t4", "a27_s8_t4"})
@@ -549,7 +589,8 @@ def test_labels_manifest_is_applied_for_every_format(tmp_path, fmt):
     by_id = {c.clip_id: c for c in labelled}
     got = by_id[target.clip_id]
     assert (got.label_name, got.split, got.meta.get("camera")) == ("from_manifest", "val", "7")
-    assert target.label_name != "from_manifest" and target.split != "val"
+    assert target.label_name != "from_manifest"
+    assert target.split != "val"
     for clip in plain[1:]:  # clips the manifest does not list keep what the file says
         assert (by_id[clip.clip_id].label_name, by_id[clip.clip_id].split) == (clip.label_name, clip.split)
 
@@ -567,7 +608,8 @@ def test_missing_input_paths(tmp_path):
         )
     assert not (tmp_path / "kp.zarr").exists()
     items = read_all([present, missing], "coco-json")
-    assert [type(i) for i in items] == [Reject, PoseClip] and "no such file or folder" in items[0].reason
+    assert [type(i) for i in items] == [Reject, PoseClip]
+    assert "no such file or folder" in items[0].reason
     assert detect_format([present, missing]) == "coco-json"
     for check in (lambda: read_all([missing], "coco-json"), lambda: detect_format([missing])):
         with pytest.raises(ActrecError, match="none of the input paths exist"):
@@ -583,4 +625,5 @@ def test_person_ranking_and_found_structure_helpers():
     assert (
         describe_found(dict.fromkeys("abcdefghij"), max_keys=8) == "a dict with keys a, b, c, d, e, f, g, h"
     )
-    assert describe_found({}) == "a dict with keys none" and describe_found([1]) == "list"
+    assert describe_found({}) == "a dict with keys none"
+    assert describe_found([1]) == "list"

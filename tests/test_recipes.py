@@ -46,7 +46,8 @@ def test_c3d_default_is_posec3ds_recipe_with_lr_scaled_by_batch():
     r = _resolve(batch_size=16)
     v = r.values
     assert (v["optimizer"], v["momentum"], v["nesterov"]) == ("sgd", 0.9, True)
-    assert v["lr"] == pytest.approx(0.2 * 16 / 128) and v["weight_decay"] == 3e-4
+    assert v["lr"] == pytest.approx(0.2 * 16 / 128)
+    assert v["weight_decay"] == 3e-4
     assert (v["schedule"], v["grad_clip"], v["dropout"], v["clip_len"]) == ("cosine", 40.0, 0.5, 48)
     assert (v["train_size"], v["input_size"]) == (56, 64)
     assert set(r.sources.values()) == {"recipe"}
@@ -62,20 +63,26 @@ def test_lstm_recipes_from_scratch_and_from_a_pretrained_encoder():
         0.0,
     )
     scratch = _resolve("cnn_lstm").values
-    assert scratch["optimizer"] == "adamw" and scratch["lr"] > 1e-5 and scratch["label_smoothing"] > 0
+    assert scratch["optimizer"] == "adamw"
+    assert scratch["lr"] > 1e-5
+    assert scratch["label_smoothing"] > 0
     assert scratch["input_size"] == scratch["train_size"] == 64  # the store's size
 
 
 def test_preset_scales_the_recipe_and_says_so_and_options_win():
     r = _resolve(preset="small")
     assert (r.values["epochs"], r.values["clip_len"], r.values["input_size"]) == (30, 32, 48)
-    assert r.values["train_size"] == 42 and r.sources["epochs"] == "preset small"
+    assert r.values["train_size"] == 42
+    assert r.sources["epochs"] == "preset small"
     assert "preset small: 30 epochs" in r.line()
     r = _resolve(preset="small", epochs=3, optimizer="adamw", lr=1e-3, input_size=0, train_size=40)
-    assert r.values["epochs"] == 3 and r.sources["epochs"] == "option"
-    assert r.values["lr"] == 1e-3 and "0.2 per 128" not in r.line()
+    assert r.values["epochs"] == 3
+    assert r.sources["epochs"] == "option"
+    assert r.values["lr"] == 1e-3
+    assert "0.2 per 128" not in r.line()
     assert (r.values["input_size"], r.values["train_size"]) == (64, 40)  # 0 = the store's size
-    assert "option: adamw" in r.line() and "momentum" not in r.line()  # sgd-only settings hidden for adamw
+    assert "option: adamw" in r.line()
+    assert "momentum" not in r.line()  # sgd-only settings hidden for adamw
     assert _resolve(store_size=32).values["input_size"] == 32  # never upsampled beyond the store
 
 
@@ -91,7 +98,9 @@ def test_schedule_is_per_iteration_with_linear_warmup():
     values = {"warmup_epochs": 1, "epochs": 3, "schedule": "cosine"}
     f = lr_factor(values, steps_per_epoch=10)
     assert [round(f(s), 3) for s in (0, 4, 9)] == [round(1 / 11, 3), round(5 / 11, 3), round(10 / 11, 3)]
-    assert f(10) == 1.0 and f(20) == pytest.approx(0.5) and f(30) == pytest.approx(0.0, abs=1e-12)
+    assert f(10) == 1.0
+    assert f(20) == pytest.approx(0.5)
+    assert f(30) == pytest.approx(0.0, abs=1e-12)
     assert f(15) > f(16) > f(17)  # decays inside an epoch, not in steps of one epoch
     step = lr_factor({"warmup_epochs": 0, "epochs": 9, "schedule": "step"}, 4, step_size=2)
     assert (step(7), step(8)) == (1.0, pytest.approx(0.1))
@@ -101,7 +110,9 @@ def test_build_optimizer_sgd_nesterov_and_scheduler_steps():
     model = torch.nn.Linear(3, 2)
     values = _resolve().values
     opt, sched, _ = build_optimizer(model, values, steps_per_epoch=5)
-    assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"] and opt.defaults["momentum"] == 0.9
+    assert isinstance(opt, torch.optim.SGD)
+    assert opt.defaults["nesterov"]
+    assert opt.defaults["momentum"] == 0.9
     lrs = []
     for _ in range(5):
         opt.step()
@@ -109,7 +120,8 @@ def test_build_optimizer_sgd_nesterov_and_scheduler_steps():
         lrs.append(opt.param_groups[0]["lr"])
     total = values["epochs"] * 5
     assert lrs[-1] == pytest.approx(values["lr"] * 0.5 * (1 + math.cos(math.pi * 5 / total)))
-    assert sorted(lrs, reverse=True) == lrs and lrs[0] > lrs[-1]
+    assert sorted(lrs, reverse=True) == lrs
+    assert lrs[0] > lrs[-1]
 
 
 # ------------------------------------------------------------------------------------------- fit, resume
@@ -124,8 +136,10 @@ def test_fit_prints_and_records_the_recipe_and_steps_the_schedule_per_iteration(
     assert "recipe: sgd, lr 0.00625 (0.2 per 128 clips x 4)" in recipe_lines[0]  # tiny(): batch 4
     assert "option: 2 epochs, 8 frames" in recipe_lines[0]
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert ckpt["recipe"]["sources"]["lr"] == "recipe" and ckpt["recipe"]["sources"]["clip_len"] == "option"
-    assert ckpt["fit_config"]["lr"] == pytest.approx(0.00625) and ckpt["fit_config"]["optimizer"] == "sgd"
+    assert ckpt["recipe"]["sources"]["lr"] == "recipe"
+    assert ckpt["recipe"]["sources"]["clip_len"] == "option"
+    assert ckpt["fit_config"]["lr"] == pytest.approx(0.00625)
+    assert ckpt["fit_config"]["optimizer"] == "sgd"
     steps = math.ceil(16 / 4)  # 16 train clips of the demo fixture, batch 4
     assert ckpt["scheduler"]["last_epoch"] == 2 * steps
     history = pd.read_csv(tmp_path / "run" / "metrics.csv")
@@ -181,7 +195,8 @@ def test_cli_optimizer_and_nesterov_options(heatmap_store, tmp_path):
     args += ["--batch-size", "4", "--workers", "0", "--optimizer", "sgd", "--no-nesterov", "--lr", "0.01"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "option: sgd, lr 0.01" in result.output and "no nesterov" in result.output
+    assert "option: sgd, lr 0.01" in result.output
+    assert "no nesterov" in result.output
     assert load_checkpoint(run / "last.pt")["fit_config"]["nesterov"] is False
 
 

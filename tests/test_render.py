@@ -35,21 +35,23 @@ def _files(store: Path) -> dict[str, bytes]:
 def test_store_layout_and_attrs(heatmap_store, keypoint_store, small_render):
     hm, kp = HeatmapStore.open(heatmap_store), KeypointStore.open(keypoint_store)
     attrs = hm.attrs
-    assert attrs["complete"] is True and attrs["format_version"] == 2
-    assert (
-        len(hm.channels) == 34
-        and hm.channels[0] == "joint:nose"
-        and hm.channels[17] == "limb:nose-left_shoulder"
-    )
-    assert sorted(hm.flip_permutation) == list(range(34)) and hm.flip_permutation[1] == 2
+    assert attrs["complete"] is True
+    assert attrs["format_version"] == 2
+    assert len(hm.channels) == 34
+    assert hm.channels[0] == "joint:nose"
+    assert hm.channels[17] == "limb:nose-left_shoulder"
+    assert sorted(hm.flip_permutation) == list(range(34))
+    assert hm.flip_permutation[1] == 2
     assert attrs["keypoints"]["content_hash"] == kp.attrs["content_hash"]
     assert attrs["quantisation"]["max_abs_error"] == pytest.approx(1 / 510)
-    assert hm.heatmaps.dtype == np.uint8 and hm.heatmaps.shape[1:] == (34, 32, 32)
+    assert hm.heatmaps.dtype == np.uint8
+    assert hm.heatmaps.shape[1:] == (34, 32, 32)
     assert hm.heatmaps.chunks[0] == small_render.frames_per_chunk
     assert (hm.clip_start % small_render.frames_per_chunk == 0).all()
     assert (np.diff(hm.clip_start) >= hm.n_frames[:-1]).all()  # clips never overlap
     boxes = hm.group["crop_boxes"][:]
-    assert boxes.shape == (len(kp), 4) and (boxes[:, 2] > boxes[:, 0]).all()
+    assert boxes.shape == (len(kp), 4)
+    assert (boxes[:, 2] > boxes[:, 0]).all()
     pd.testing.assert_frame_equal(hm.table, kp.table)
     # sharded: far fewer files than chunks
     n_chunks = -(-hm.heatmaps.shape[0] // small_render.frames_per_chunk)
@@ -87,7 +89,8 @@ def test_existing_store_and_concurrent_render_are_refused(
         render(keypoint_store, out, small_render)
     assert not out.exists()
     render(keypoint_store, out, small_render)
-    assert out.exists() and not (tmp_path / "hm.zarr.lock").exists()  # the lock file goes with the lock
+    assert out.exists()
+    assert not (tmp_path / "hm.zarr.lock").exists()  # the lock file goes with the lock
 
 
 def _start_cli_render(kp: Path, out: Path, *extra: str) -> subprocess.Popen:
@@ -167,7 +170,8 @@ def test_sigkill_mid_render_then_rerun_equals_an_uninterrupted_run(demo_dir, tmp
     )
     assert result.exit_code == 0, result.output
     a, b = _files(out), _files(ref)
-    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert a.keys() == b.keys()
+    assert all(a[k] == b[k] for k in a)
     assert verify_store(out).ok
 
 
@@ -198,7 +202,8 @@ def test_dask_distributed_render_is_bitwise_equal_to_local(
         os.environ.clear()
         os.environ.update(environ)
     dist, local = _files(tmp_path / "dist.zarr"), _files(heatmap_store)
-    assert dist.keys() == local.keys() and all(dist[k] == local[k] for k in dist)
+    assert dist.keys() == local.keys()
+    assert all(dist[k] == local[k] for k in dist)
 
 
 @pytest.mark.slow
@@ -226,9 +231,11 @@ def test_verify_names_the_damaged_clips(heatmap_store, tmp_path):
     in_shard = {
         hm.table.clip_id.iat[i] for i in range(len(hm)) if hm.clip_start[i] // shard_frames == shard_key
     }
-    assert bad and bad <= in_shard  # the damage is reported, and only where it is
+    assert bad
+    assert bad <= in_shard  # the damage is reported, and only where it is
     result = runner.invoke(app, ["verify", str(store)])
-    assert result.exit_code == 1 and "damaged" in result.output
+    assert result.exit_code == 1
+    assert "damaged" in result.output
 
 
 def test_show_writes_a_filmstrip(heatmap_store, tmp_path):
@@ -237,7 +244,8 @@ def test_show_writes_a_filmstrip(heatmap_store, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "f.png").stat().st_size > 5000
     missing = runner.invoke(app, ["show", str(heatmap_store), "nope", "--out", str(tmp_path / "g.png")])
-    assert missing.exit_code == 1 and "not in" in missing.output
+    assert missing.exit_code == 1
+    assert "not in" in missing.output
 
 
 @pytest.mark.shared
@@ -253,7 +261,8 @@ def test_penn_action_renders_27_channels(shared_dir, tmp_path):
     ingest(labels, out=kp, fmt="penn-action", options=ReadOptions(layout=get_layout("penn13")))
     render(kp, tmp_path / "hm.zarr", RenderParams(channels="joints+limbs", size=48))
     hm = HeatmapStore.open(tmp_path / "hm.zarr")
-    assert len(hm.channels) == 27 and hm.heatmaps.shape[1:] == (27, 48, 48)
+    assert len(hm.channels) == 27
+    assert hm.heatmaps.shape[1:] == (27, 48, 48)
     assert verify_store(tmp_path / "hm.zarr").ok
     # the first clips' heatmaps are not empty: every frame has some joint drawn
     clip = hm.read_clip(0)
@@ -279,4 +288,5 @@ def test_rerender_after_reingest_in_the_same_process(demo_dir, keypoint_store, s
     opts = ReadOptions(layout=get_layout("coco17"), labels_csv=demo_dir / "clips.csv")
     ingest([fewer], out=kp, fmt="coco-json", options=opts, mode="overwrite")
     render(kp, tmp_path / "b.zarr", small_render)
-    assert len(HeatmapStore.open(tmp_path / "b.zarr")) == 7 and verify_store(tmp_path / "b.zarr").ok
+    assert len(HeatmapStore.open(tmp_path / "b.zarr")) == 7
+    assert verify_store(tmp_path / "b.zarr").ok

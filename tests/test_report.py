@@ -55,11 +55,15 @@ def test_table_lists_every_pipeline_model(tmp_path):
     _one_run(tmp_path)
     rows = pipeline_report.summary_rows(tmp_path)
     assert [r["model"] for r in rows] == list(MODELS)
-    assert rows[0]["top1"] == 0.8125 and rows[1]["top1"] is None
+    assert rows[0]["top1"] == 0.8125
+    assert rows[1]["top1"] is None
     table = pipeline_report.format_table(rows, tmp_path)
-    assert "81.2" in table and "100.0" in table and "10 + flip" in table
+    assert "81.2" in table
+    assert "100.0" in table
+    assert "10 + flip" in table
     assert "not evaluated yet: cnn_lstm, cnn_lstm_attn" in table
-    assert "curves.png" in table and "actrec-etl report --html" in table
+    assert "curves.png" in table
+    assert "actrec-etl report --html" in table
 
 
 def test_json_rows_from_the_cli(tmp_path):
@@ -67,7 +71,8 @@ def test_json_rows_from_the_cli(tmp_path):
     done = CliRunner().invoke(app, ["report", "--root", str(tmp_path), "--json"])
     assert done.exit_code == 0, done.output
     rows = json.loads(done.stdout)
-    assert [r["model"] for r in rows] == list(MODELS) and rows[0]["top1"] == 0.5
+    assert [r["model"] for r in rows] == list(MODELS)
+    assert rows[0]["top1"] == 0.5
 
 
 @pytest.mark.parametrize("with_dvc_yaml", [False, True])
@@ -78,7 +83,8 @@ def test_nothing_to_report_is_an_error(tmp_path, with_dvc_yaml):
         pipeline_report.require_results(pipeline_report.summary_rows(tmp_path), tmp_path)
     done = CliRunner().invoke(app, ["report", "--root", str(tmp_path)])
     assert done.exit_code == 1
-    assert "nothing to report" in done.output and "Traceback" not in done.output
+    assert "nothing to report" in done.output
+    assert "Traceback" not in done.output
     assert pipeline_report.main(["--root", str(tmp_path), "--json"]) == 1
 
 
@@ -87,7 +93,8 @@ def test_html_page_is_self_contained(tmp_path):
     done = CliRunner().invoke(app, ["report", "--root", str(tmp_path), "--html"])
     assert done.exit_code == 0, done.output
     page = (tmp_path / "runs" / "report.html").read_text()
-    assert '<table id="results">' in page and "81.2" in page
+    assert '<table id="results">' in page
+    assert "81.2" in page
     png = (run_dir / "plots" / "curves.png").read_bytes()
     import base64
 
@@ -99,7 +106,8 @@ def test_html_page_is_self_contained(tmp_path):
 def test_html_escapes_what_comes_from_files(tmp_path):
     rows = pipeline_report.summary_rows(tmp_path, models=["<b>x</b>"])
     page = pipeline_report.html_report(rows)
-    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+    assert "<b>x</b>" not in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page
 
 
 def _chromium() -> str | None:
@@ -136,7 +144,8 @@ def test_html_page_shows_its_pictures_offline_in_a_browser(tmp_path):
     # matplotlib's default blue (C0, #1f77b4) and orange (C1, #ff7f0e) lines of the curves picture
     blue = (np.abs(rgb - np.array([0x1F, 0x77, 0xB4]) / 255).max(axis=-1) < 0.08).sum()
     orange = (np.abs(rgb - np.array([0xFF, 0x7F, 0x0E]) / 255).max(axis=-1) < 0.08).sum()
-    assert blue > 200 and orange > 200, (blue, orange)
+    assert blue > 200, (blue, orange)
+    assert orange > 200, (blue, orange)
 
 
 def test_module_entry_point_runs(tmp_path):
@@ -147,4 +156,5 @@ def test_module_entry_point_runs(tmp_path):
         text=True,
         check=False,
     )
-    assert done.returncode == 0 and "c3d" in done.stdout, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "c3d" in done.stdout, done.stderr

@@ -149,7 +149,8 @@ def test_cli_query_bypass_exits_1_and_runs_nothing(tmp_path, monkeypatch):
     assert "'@' (local variables) is not allowed" in result.output
     assert not marker.exists()
     ok = runner.invoke(app, ["query", str(store), "split == 'train'", "--count"])
-    assert ok.exit_code == 0 and ok.output.strip() == "3"
+    assert ok.exit_code == 0
+    assert ok.output.strip() == "3"
 
 
 @pytest.mark.parametrize("where", [BYPASSES[0], BYPASSES[5], BYPASSES[7]])
@@ -203,7 +204,7 @@ def test_text_column_against_a_number_warns_or_says_why(tmp_path):
     df = pd.DataFrame({"camera": ["1", "3", "cam2"], "speed": ["fast", "1.5", "2"], "n": [1, 3, 5]})
     with pytest.warns(ActrecWarning, match=r"column 'camera' holds text .* write camera == '3'"):
         assert len(query_clips(df, "camera == 3")) == 0
-    with pytest.raises(ActrecError, match="column 'speed' holds text .* cannot be ordered"):
+    with pytest.raises(ActrecError, match=r"column 'speed' holds text .* cannot be ordered"):
         query_clips(df, "speed > 1.0")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -219,4 +220,5 @@ def test_cli_query_warns_in_one_line_when_text_meets_a_number(tmp_path):
     lines = result.output.strip().splitlines()
     assert lines[-1] == "0"
     warning = [line for line in lines if line.startswith("warning:")]
-    assert len(warning) == 1 and "column 'viewpoint' holds text" in warning[0]
+    assert len(warning) == 1
+    assert "column 'viewpoint' holds text" in warning[0]

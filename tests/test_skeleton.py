@@ -40,10 +40,12 @@ def test_channel_flip_is_an_involution(layout):
 
 def test_penn13_joints_plus_limbs_is_the_original_27_channels():
     penn = get_layout("penn13")
-    assert penn.n_joints == 13 and len(penn.limbs) == 14
+    assert penn.n_joints == 13
+    assert len(penn.limbs) == 14
     names = penn.channel_names("joints+limbs")
     assert len(names) == 27
-    assert names[0] == "joint:head" and names[13] == "limb:head-left_shoulder"
+    assert names[0] == "joint:head"
+    assert names[13] == "limb:head-left_shoulder"
 
 
 def test_coco17_limb_pairs_match_the_posec3d_config():

@@ -37,7 +37,8 @@ def test_stgcn_kinetics_arrays_padding_and_pixels(tmp_path, monkeypatch):
     clips = read_all([folder])
     assert loads == ["r"]  # memory-mapped, never loaded whole
     assert [c.clip_id for c in clips] == ["abc_1", "def_2", "ghi_3"]
-    assert [c.n_frames for c in clips] == [40, 300, 7] and all(c.n_persons == 1 for c in clips)
+    assert [c.n_frames for c in clips] == [40, 300, 7]
+    assert all(c.n_persons == 1 for c in clips)
     first = clips[0]
     assert (first.img_h, first.img_w, first.split, first.label) == (256, 340, "test", 5)
     expected = (data[0, :2, :40, :, 0].transpose(1, 2, 0) + 0.5) * [340, 256]
@@ -46,7 +47,8 @@ def test_stgcn_kinetics_arrays_padding_and_pixels(tmp_path, monkeypatch):
     np.testing.assert_allclose(first.scores[0, :, 0], data[0, 2, :40, 0, 0], atol=1e-6)
     assert (first.scores[0, :, 3] == 0).all()
     (sized,) = read_all([folder / "val_data_joint.npy"], image_size=(720, 1280))[:1]
-    assert sized.img_w == 1280 and np.nanmax(sized.keypoints[..., 0]) > 340
+    assert sized.img_w == 1280
+    assert np.nanmax(sized.keypoints[..., 0]) > 340
 
 
 def test_stgcn_ntu_3d_arrays_with_sample_names(tmp_path):
@@ -58,11 +60,16 @@ def test_stgcn_ntu_3d_arrays_with_sample_names(tmp_path):
     names = ["S001C001P001R001A023.skeleton", "S002C003P003R002A050.skeleton"]
     folder = _write_stgcn(tmp_path / "xsub", "train", data, names, [22, 49])
     (reject, _) = read_all([folder], layout=NTU25)
-    assert isinstance(reject, Reject) and "pass --coords 3d" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "pass --coords 3d" in reject.reason
     first, second = read_all([folder], layout=NTU25, coords="3d")
-    assert first.clip_id == "S001C001P001R001A023" and first.label_name == "hand waving"
-    assert first.keypoints.shape == (2, 50, 25, 2) and (first.img_h, first.img_w) == (424, 512)
-    assert second.meta["camera"] == 3 and second.meta["split_xsub"] == "test" and second.split == "train"
+    assert first.clip_id == "S001C001P001R001A023"
+    assert first.label_name == "hand waving"
+    assert first.keypoints.shape == (2, 50, 25, 2)
+    assert (first.img_h, first.img_w) == (424, 512)
+    assert second.meta["camera"] == 3
+    assert second.meta["split_xsub"] == "test"
+    assert second.split == "train"
 
 
 def test_ctrgcn_npz_is_streamed_row_by_row(tmp_path):
@@ -79,7 +86,8 @@ def test_ctrgcn_npz_is_streamed_row_by_row(tmp_path):
     clips = read_all([path], layout=NTU25, project="ortho")
     assert [c.clip_id for c in clips] == ["NTU60_CS_train_000000", "NTU60_CS_train_000001", "NTU60_CS_train_000002",
                                           "NTU60_CS_test_000000"]  # fmt: skip
-    assert [c.label for c in clips] == [4, 0, 59, 7] and [c.split for c in clips] == ["train"] * 3 + ["test"]
+    assert [c.label for c in clips] == [4, 0, 59, 7]
+    assert [c.split for c in clips] == ["train"] * 3 + ["test"]
     first = clips[0]
     assert first.keypoints.shape == (1, 30, 25, 2)
     xyz = x_train[0, :30, :75].reshape(30, 25, 3)
@@ -110,4 +118,5 @@ def test_stgcn_label_pickle_goes_through_the_safe_loader(tmp_path, protocol):
     folder = _write_stgcn(tmp_path / "k", "train", stgcn_kinetics_arrays(1, [5]), ["x"], [np.int64(3)])
     (folder / "train_label.pkl").write_bytes(pickle.dumps((["x"], [Path("evil")]), protocol=protocol))
     (reject,) = read_all([folder])
-    assert isinstance(reject, Reject) and "refused to load the global" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "refused to load the global" in reject.reason

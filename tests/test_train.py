@@ -50,10 +50,13 @@ def test_train_sampling_covers_the_clip_in_order():
     rng = np.random.RandomState(0)
     for n in (5, 40, 63, 200):
         idx = sample_train(n, 32, rng)
-        assert idx.shape == (32,) and idx.min() >= 0 and idx.max() < n
+        assert idx.shape == (32,)
+        assert idx.min() >= 0
+        assert idx.max() < n
         if n >= 32:
             assert (np.diff(idx) > 0).all()  # one frame per segment, in time order
-            assert idx[0] < n / 32 + 1 and idx[-1] >= n - n / 32 - 1
+            assert idx[0] < n / 32 + 1
+            assert idx[-1] >= n - n / 32 - 1
     views = sample_test(100, 16, 10)
     assert views.shape == (10, 16)
     np.testing.assert_array_equal(views, sample_test(100, 16, 10))  # fixed
@@ -70,7 +73,8 @@ def test_dataset_returns_uint8_views_of_the_store(heatmap_store):
         num_clips=3,
     )
     views, label = ds[(2, 0)]
-    assert views.dtype == torch.uint8 and views.shape == (3, 8, 34, 32, 32)
+    assert views.dtype == torch.uint8
+    assert views.shape == (3, 8, 34, 32, 32)
     frames = sample_test(int(store.n_frames[2]), 8, 3)
     np.testing.assert_array_equal(views.numpy(), store.read_clip(2)[frames])
     assert label == store.table.label.iat[2]
@@ -78,7 +82,8 @@ def test_dataset_returns_uint8_views_of_the_store(heatmap_store):
         heatmap_store, np.arange(len(store)), store.table.label.to_numpy(), clip_len=8, train=True
     )
     a, b, c = train[(2, 0)][0], train[(2, 0)][0], train[(2, 1)][0]
-    assert torch.equal(a, b) and not torch.equal(a, c)  # a function of (seed, epoch, clip)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)  # a function of (seed, epoch, clip)
 
 
 def test_epoch_sampler_shards_ranks_and_reshuffles():
@@ -88,7 +93,8 @@ def test_epoch_sampler_shards_ranks_and_reshuffles():
     s = EpochSampler(10, shuffle=True, seed=3)
     first = list(s)
     s.set_epoch(1)
-    assert first != list(s) and all(e == 1 for _, e in s)
+    assert first != list(s)
+    assert all(e == 1 for _, e in s)
 
 
 # ------------------------------------------------------------------------------------------- augment
@@ -111,11 +117,13 @@ def test_full_crop_with_flip_equals_a_mirror_with_channel_swap():
     assert crop.shape == (2, 4, 3, 5, 5)
 
 
-@pytest.mark.parametrize("dtype, scale", [(torch.uint8, 255.0), (torch.float16, 1.0)])
+@pytest.mark.parametrize(("dtype", "scale"), [(torch.uint8, 255.0), (torch.float16, 1.0)])
 def test_model_input_is_the_scaled_views_channels_first(dtype, scale):
     views = (torch.rand(2, 5, 3, 4, 4) * 255).to(dtype)  # (B, T, C, S, S)
     x = to_model_input(views, scale)
-    assert x.shape == (2, 3, 5, 4, 4) and x.dtype == torch.float32 and x.is_contiguous()
+    assert x.shape == (2, 3, 5, 4, 4)
+    assert x.dtype == torch.float32
+    assert x.is_contiguous()
     assert torch.equal(x, (views.float() / scale).permute(0, 2, 1, 3, 4))
     assert views.dtype == dtype  # the input is left alone
 
@@ -142,8 +150,10 @@ def test_fit_writes_checkpoints_metrics_and_plots(heatmap_store, tmp_path):
     assert set(json.loads((run / "metrics.json").read_text())) >= {"val_top1", "val_mean_class_acc"}
     assert 0 <= result["val_top1"] <= 1
     ckpt = load_checkpoint(run / "last.pt")  # weights_only=True
-    assert ckpt["epoch"] == 1 and ckpt["model_name"] == "cnn_lstm_attn"
-    assert ckpt["model_config"]["in_channels"] == 34 and ckpt["model_config"]["num_classes"] == 8
+    assert ckpt["epoch"] == 1
+    assert ckpt["model_name"] == "cnn_lstm_attn"
+    assert ckpt["model_config"]["in_channels"] == 34
+    assert ckpt["model_config"]["num_classes"] == 8
     assert {"optimizer", "scheduler", "best_metric", "rng", "fit_config", "classes", "render"} <= set(ckpt)
 
 
@@ -250,13 +260,13 @@ def test_fit_never_replaces_a_run_unasked(heatmap_store, tmp_path):
     fit(tiny(heatmap_store, run, model="cnn_lstm_attn", epochs=1), log=_quiet)
     assert (run / "plots" / "attention.png").is_file()
     before = (run / "last.pt").read_bytes()
-    with pytest.raises(ActrecError, match="already holds a run .*--resume.*--overwrite"):
+    with pytest.raises(ActrecError, match=r"already holds a run .*--resume.*--overwrite"):
         fit(tiny(heatmap_store, run, epochs=1), log=_quiet)
     assert (run / "last.pt").read_bytes() == before
     result = runner.invoke(app, ["fit", str(heatmap_store), "--model", "c3d", "--out", str(run)])
-    assert (
-        result.exit_code == 1 and "already holds a run" in result.output and "Traceback" not in result.output
-    )
+    assert result.exit_code == 1
+    assert "already holds a run" in result.output
+    assert "Traceback" not in result.output
     # --overwrite: a c3d run replaces the attention run, and leaves none of its files behind
     fit(replace(tiny(heatmap_store, run, epochs=1), overwrite=True), log=_quiet)
     assert load_checkpoint(run / "last.pt")["model_name"] == "c3d"
@@ -274,7 +284,8 @@ def test_resume_with_fewer_epochs_trains_from_scratch_with_overwrite(heatmap_sto
     lines = []
     fit(replace(tiny(heatmap_store, run, epochs=1), resume=True, overwrite=True), log=lines.append)
     assert any("from scratch" in line for line in lines)
-    assert len(pd.read_csv(run / "metrics.csv")) == 1 and load_checkpoint(run / "last.pt")["epoch"] == 0
+    assert len(pd.read_csv(run / "metrics.csv")) == 1
+    assert load_checkpoint(run / "last.pt")["epoch"] == 0
     ref = tmp_path / "ref"
     fit(tiny(heatmap_store, ref, epochs=1), log=_quiet)
     a, b = _weights(ref / "last.pt"), _weights(run / "last.pt")
@@ -290,7 +301,8 @@ def test_resume_with_fewer_epochs_trains_from_scratch_with_overwrite(heatmap_sto
 
 def test_unknown_model_leaves_no_run_folder(heatmap_store, tmp_path):
     result = runner.invoke(app, ["fit", str(heatmap_store), "--model", "c3dd", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1 and "--model must be one of" in result.output
+    assert result.exit_code == 1
+    assert "--model must be one of" in result.output
     assert not (tmp_path / "r").exists()
 
 
@@ -333,7 +345,8 @@ def _assert_metrics_match_confusion(m: dict) -> None:
     per_class = np.diag(cm)[support > 0] / support[support > 0]
     assert sorted(m["per_class"].values()) == pytest.approx(sorted(per_class))
     assert m["mean_class_acc"] == pytest.approx(per_class.mean())
-    assert m["top1"] <= m["top5"] <= 1.0 and m["n_clips"] == cm.sum()
+    assert m["top1"] <= m["top5"] <= 1.0
+    assert m["n_clips"] == cm.sum()
 
 
 def test_evaluate_writes_metrics_json(trained, heatmap_store, tmp_path):
@@ -346,7 +359,8 @@ def test_evaluate_writes_metrics_json(trained, heatmap_store, tmp_path):
     m = json.loads(out.read_text())
     _assert_metrics_match_confusion(m)
     n_test = int((HeatmapStore.open(heatmap_store).table.split == "test").sum())
-    assert m["n_clips"] == n_test and sum(map(sum, m["confusion_matrix"])) == n_test
+    assert m["n_clips"] == n_test
+    assert sum(map(sum, m["confusion_matrix"])) == n_test
     assert set(m["per_class"]) <= set(HeatmapStore.open(heatmap_store).classes)
 
 
@@ -356,7 +370,8 @@ def test_evaluate_refuses_a_store_rendered_differently(trained, keypoint_store, 
     other = tmp_path / "joints.zarr"
     render(keypoint_store, other, RenderParams(channels="joints", size=32))
     result = runner.invoke(app, ["evaluate", str(trained), str(other), "--workers", "0"])
-    assert result.exit_code == 1 and "does not match" in result.output
+    assert result.exit_code == 1
+    assert "does not match" in result.output
 
 
 def test_predict_prints_top_k_labels(trained, demo_dir):
@@ -365,7 +380,8 @@ def test_predict_prints_top_k_labels(trained, demo_dir):
     assert result.exit_code == 0, result.output
     classes = load_checkpoint(trained)["classes"]
     shown = [name for name in classes if name in result.output]
-    assert len(shown) >= 3 and clip.stem in result.output
+    assert len(shown) >= 3
+    assert clip.stem in result.output
 
 
 def test_predict_folder_summary_json_csv_true_labels_and_attention(trained, demo_dir, tmp_path):
@@ -384,14 +400,18 @@ def test_predict_folder_summary_json_csv_true_labels_and_attention(trained, demo
     base = ["predict", str(trained), str(folder), "--clips", "1", "--labels", str(manifest)]
     shown = runner.invoke(app, base)
     assert shown.exit_code == 0, shown.output
-    assert "format auto: read" in shown.output and "as coco-json" in shown.output  # what auto picked
+    assert "format auto: read" in shown.output
+    assert "as coco-json" in shown.output  # what auto picked
     assert shown.output.count("predicted") == 1  # one table for the folder, not one per clip
-    assert "accuracy " in shown.output and "/3 = " in shown.output
+    assert "accuracy " in shown.output
+    assert "/3 = " in shown.output
 
     result = runner.invoke(app, [*base, "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc == json.loads(out.read_text()) and doc["format"] == "coco-json" and doc["n_clips"] == 3
+    assert doc == json.loads(out.read_text())
+    assert doc["format"] == "coco-json"
+    assert doc["n_clips"] == 3
     n_frames = {c.clip_id: c.n_frames for c in read_clips(folder, "coco-json", get_layout("coco17"))}
     correct = 0
     for clip in doc["clips"]:
@@ -399,11 +419,9 @@ def test_predict_folder_summary_json_csv_true_labels_and_attention(trained, demo
         assert clip["file"].endswith(clip["clip_id"] + ".json")
         correct += clip["label"] == clip["true_label"]
         weights = np.asarray(clip["attention"])  # cnn_lstm_attn: one weight per frame of the clip
-        assert (
-            len(weights) == n_frames[clip["clip_id"]]
-            and abs(weights.sum() - 1) < 1e-5
-            and (weights >= 0).all()
-        )
+        assert len(weights) == n_frames[clip["clip_id"]]
+        assert abs(weights.sum() - 1) < 1e-5
+        assert (weights >= 0).all()
     assert doc["accuracy"] == correct / 3
 
     as_csv = tmp_path / "p.csv"
@@ -412,7 +430,8 @@ def test_predict_folder_summary_json_csv_true_labels_and_attention(trained, demo
     assert [r["clip_id"] for r in rows] == [c["clip_id"] for c in doc["clips"]]
     assert [r["true_label"] for r in rows] == [c["true_label"] for c in doc["clips"]]
     bad = runner.invoke(app, [*base, "--out", str(tmp_path / "p.txt")])
-    assert bad.exit_code == 1 and "use a .csv or .json file" in bad.output
+    assert bad.exit_code == 1
+    assert "use a .csv or .json file" in bad.output
 
 
 def test_predict_layout_hint_names_no_missing_option():
@@ -421,7 +440,9 @@ def test_predict_layout_hint_names_no_missing_option():
 
     reason = "joints do not match; --layout coco17 matches the file"
     hinted = _layout_hint(reason, get_layout("jhmdb15"))
-    assert "--layout" not in hinted and "layout coco17 matches" in hinted and "trained on jhmdb15" in hinted
+    assert "--layout" not in hinted
+    assert "layout coco17 matches" in hinted
+    assert "trained on jhmdb15" in hinted
 
 
 def test_fit_uses_its_thread_count_whatever_the_machine_gives(heatmap_store, tmp_path):
@@ -484,7 +505,8 @@ def test_ddp_with_gloo_on_two_processes(heatmap_store, tmp_path):
     assert ckpt["epoch"] == 0
     history = pd.read_csv(run / "metrics.csv")
     n_train = int((HeatmapStore.open(heatmap_store).table.split == "train").sum())
-    assert len(history) == 1 and "x2" in proc.stdout + proc.stderr
+    assert len(history) == 1
+    assert "x2" in proc.stdout + proc.stderr
     # each rank trained on its own half of the train clips: together all of them, none twice
     train_rows = set(np.flatnonzero((HeatmapStore.open(heatmap_store).table.split == "train").to_numpy()))
     seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -514,4 +536,5 @@ def test_confusion_plot_is_of_the_last_epoch_like_last_pt(heatmap_store, tmp_pat
     titles = []
     monkeypatch.setattr(fit_module, "plot_confusion", lambda cm, classes, path, title: titles.append(title))
     fit(tiny(heatmap_store, tmp_path / "run", epochs=2), log=_quiet)
-    assert len(titles) == 2 and titles[-1].endswith("epoch 2 (last.pt)")  # every epoch, not only the best
+    assert len(titles) == 2
+    assert titles[-1].endswith("epoch 2 (last.pt)")  # every epoch, not only the best

@@ -33,7 +33,8 @@ def test_fit_has_one_option_per_config_field_with_its_default():
         f"options without a field: {sorted(set(params) - set(fields))}; "
         f"fields without an option: {sorted(set(fields) - set(params))}"
     )
-    assert params["store"].required and fields["store"].default is dataclasses.MISSING
+    assert params["store"].required
+    assert fields["store"].default is dataclasses.MISSING
     for name, field in fields.items():
         if name != "store":
             assert params[name].default == field.default, name
@@ -53,8 +54,10 @@ def test_step_size_reaches_the_config(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     cfg = seen["cfg"]
     assert (cfg.schedule, cfg.step_size, cfg.lr, cfg.seed, cfg.augment) == ("step", 7, 0.25, 3, False)
-    assert cfg.out == str(tmp_path / "r") and cfg.store == str(tmp_path)  # paths kept as text
-    assert cfg.epochs == FitConfig.epochs and cfg.model == FitConfig.model  # untouched: the defaults
+    assert cfg.out == str(tmp_path / "r")
+    assert cfg.store == str(tmp_path)  # paths kept as text
+    assert cfg.epochs == FitConfig.epochs
+    assert cfg.model == FitConfig.model  # untouched: the defaults
 
 
 def test_params_yaml_train_block_names_config_fields():

@@ -15,11 +15,14 @@ from etl.validate import validate_clip
 def test_a_good_clip_passes_unchanged_as_a_new_object():
     clip = make_clip()
     result = validate_clip(clip, COCO17)
-    assert isinstance(result, PoseClip) and result is not clip
+    assert isinstance(result, PoseClip)
+    assert result is not clip
     np.testing.assert_array_equal(result.keypoints, clip.keypoints)
     np.testing.assert_array_equal(result.scores, clip.scores)
-    assert result.keypoints is not clip.keypoints and result.scores is not clip.scores
-    assert result.meta == clip.meta and result.meta is not clip.meta
+    assert result.keypoints is not clip.keypoints
+    assert result.scores is not clip.scores
+    assert result.meta == clip.meta
+    assert result.meta is not clip.meta
     assert (result.clip_id, result.label_name, result.label, result.split) == ("clip_a", "wave", 3, "train")
 
 
@@ -43,10 +46,11 @@ def test_output_is_float32_and_int_sized():
         img_w=np.uint16(480),
     )
     result = validate_clip(clip, COCO17)
-    assert result.keypoints.dtype == np.float32 and result.scores.dtype == np.float32
-    assert (
-        type(result.img_h) is int and type(result.img_w) is int and (result.img_h, result.img_w) == (270, 480)
-    )
+    assert result.keypoints.dtype == np.float32
+    assert result.scores.dtype == np.float32
+    assert type(result.img_h) is int
+    assert type(result.img_w) is int
+    assert (result.img_h, result.img_w) == (270, 480)
 
 
 def test_scores_are_cleaned():
@@ -58,8 +62,10 @@ def test_scores_are_cleaned():
     result = validate_clip(make_clip(scores=scores), COCO17)
     assert result.scores[0, 0, 1] == 1.0
     for joint in (0, 2, 3):
-        assert result.scores[0, 0, joint] == 0 and np.isnan(result.keypoints[0, 0, joint]).all()
-    assert result.scores.min() >= 0 and result.scores.max() <= 1
+        assert result.scores[0, 0, joint] == 0
+        assert np.isnan(result.keypoints[0, 0, joint]).all()
+    assert result.scores.min() >= 0
+    assert result.scores.max() <= 1
 
 
 def test_declared_missing_joints_are_not_bad_data():
@@ -82,7 +88,8 @@ def test_a_partly_missing_clip_is_kept():
     clip.keypoints[:, :7] = np.nan
     clip.scores[:, :7] = 0
     result = validate_clip(clip, COCO17)
-    assert isinstance(result, PoseClip) and (result.scores[:, 7] > 0).all()
+    assert isinstance(result, PoseClip)
+    assert (result.scores[:, 7] > 0).all()
 
 
 def test_unknown_nan_policy_is_a_usage_error():

@@ -48,13 +48,12 @@ def test_yolo_txt_labels(tmp_path, conf, track):
     folder = _write_txt_clip(tmp_path / "walk_01", kp, sc, conf=conf, track=track, skip=(3,))
     assert detect_format([folder]) == "yolo-pose"
     (reject,) = read_all([folder])
-    assert isinstance(reject, Reject) and "--image-size" in reject.reason
+    assert isinstance(reject, Reject)
+    assert "--image-size" in reject.reason
     (clip,) = read_all([folder], image_size=(H, W))
-    assert (
-        clip.clip_id == "walk_01"
-        and clip.keypoints.shape == (2, 6, 17, 2)
-        and (clip.img_h, clip.img_w) == (H, W)
-    )
+    assert clip.clip_id == "walk_01"
+    assert clip.keypoints.shape == (2, 6, 17, 2)
+    assert (clip.img_h, clip.img_w) == (H, W)
     expected = kp.copy()
     expected[sc < 0.5] = np.nan  # zeroed by Ultralytics: missing
     expected[:, 3] = np.nan  # no file for frame 4: an empty frame
@@ -113,9 +112,11 @@ def test_cli_image_size_and_to_layout(tmp_path):
     args = ["ingest", str(folder), "--out", str(out), "--labels", str(manifest), "--image-size", f"{W}x{H}",
             "--to-layout", "posetrack17"]  # fmt: skip
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 1 and "coco17 has no joint named head_bottom, head_top" in result.output
-    result = CliRunner().invoke(app, args[:-2] + ["--to-layout", "crowdpose14"])
-    assert result.exit_code == 1 and "no joint named head, neck" in result.output
+    assert result.exit_code == 1
+    assert "coco17 has no joint named head_bottom, head_top" in result.output
+    result = CliRunner().invoke(app, [*args[:-2], "--to-layout", "crowdpose14"])
+    assert result.exit_code == 1
+    assert "no joint named head, neck" in result.output
     result = CliRunner().invoke(app, args[:-2])
     assert result.exit_code == 0, result.output
     assert "format yolo-pose: 1 read, 1 kept" in result.output
@@ -124,4 +125,5 @@ def test_cli_image_size_and_to_layout(tmp_path):
     bad = CliRunner().invoke(
         app, ["ingest", str(folder), "--out", str(tmp_path / "x"), "--image-size", "640"]
     )
-    assert bad.exit_code == 1 and "WIDTHxHEIGHT" in bad.output
+    assert bad.exit_code == 1
+    assert "WIDTHxHEIGHT" in bad.output

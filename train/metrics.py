@@ -29,7 +29,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
         "top1": float((top1 == labels).mean()),
         "top5": float(top5.mean()),
         "mean_class_acc": float(np.mean(list(per_class.values()))) if per_class else 0.0,
-        "n_clips": int(len(labels)),
+        "n_clips": len(labels),
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
     }

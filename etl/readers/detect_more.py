@@ -48,7 +48,7 @@ def _detect_json(head: str) -> str | None:
     if head.startswith("{") and '"instance_info"' in head:
         return "mmpose-json"
     if head.startswith("[") and (
-        '"instances"' in head and '"frame_id"' in head or '"keypoint_scores"' in head
+        ('"instances"' in head and '"frame_id"' in head) or '"keypoint_scores"' in head
     ):
         return "mmpose-json"
     if head.startswith("[") and '"keypoints"' in head and '"visible"' in head:

@@ -77,7 +77,7 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
             ) from None
         for name in names:
             listed.setdefault(name.removesuffix(".skeleton"), path)
-    files = [p for p in expand_files([p for p in paths if p not in lists], PATTERNS)]
+    files = list(expand_files([p for p in paths if p not in lists], PATTERNS))
     for path in files:
         if path.stem not in listed:
             yield _read_file(path, ctx)

@@ -96,7 +96,7 @@ def _clip(unit: Path, files: list[Path], ctx: ReadContext) -> PoseClip:
             keypoints[m, t], scores[m, t] = det["kp"], det["vis"]
     zero = (keypoints == 0).all(axis=-1)  # Ultralytics' placeholder for a keypoint below 0.5 confidence
     finite = np.isfinite(keypoints).all(axis=-1)
-    normalised = normalised_txt or (finite & ~zero).any() and np.nanmax(np.abs(keypoints[finite])) <= 1.0
+    normalised = normalised_txt or ((finite & ~zero).any() and np.nanmax(np.abs(keypoints[finite])) <= 1.0)
     if normalised:
         if ctx.options.image_size is None:
             raise ClipError(
@@ -146,7 +146,7 @@ def _txt_frame(path: Path, n_joints: int) -> list[dict]:
                 f"{path.name} line {i + 1}: {len(values)} values do not fit 'cls cx cy w h' + {n_joints} keypoints "
                 "(the layout's joint count) of 2 or 3 values + [conf] [track_id]"
             )
-        k, extra = dims[0]
+        k, _extra = dims[0]
         kp = np.asarray(values[5 : 5 + k * n_joints]).reshape(n_joints, k)
         vis = kp[:, 2] if k == 3 else np.where((kp == 0).all(axis=1), 0.0, 1.0)
         tail = values[5 + k * n_joints :]
