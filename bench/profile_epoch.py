@@ -69,7 +69,7 @@ def profile(args, variant: Variant, pieces) -> dict[str, float]:
     torch.manual_seed(0)
     model = model_fn()
     if variant.channels_last:
-        model = model.to(memory_format=torch.channels_last_3d if args.model == "c3d" else torch.channels_last)
+        model = model.to(memory_format=model.memory_format)
     model.train()
     sampler = EpochSampler(len(train_set), shuffle=True, seed=0)
     loader = make_loader(
