@@ -8,8 +8,9 @@ phase of a training step with perf_counter (CPU ops are synchronous, so the time
 variant in VARIANTS runs the same batches (same seed) in the same process; variants are interleaved and repeated
 (the host is shared: medians over repeats, and ratios against "before" measured in the same run).
 
-Variants: "before" = the trainer before the CPU tuning (torch's default thread count beside 2 loader workers,
-contiguous fp32); the others change one or more of: torch threads, loader workers, channels-last, bf16 autocast.
+Variants: "before" = the trainer before the CPU tuning (fit's thread count and loader workers, contiguous fp32);
+"after" = fit's CPU default now (channels-last weights and inputs, fp32); the others change one of: loader
+workers, bf16 autocast (`fit --precision bf16`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch.nn.functional as F  # noqa: E402
 from common import command_line, emit  # noqa: E402
 
 from etl.heatmap_store import value_scale  # noqa: E402
+from train.config import FitConfig  # noqa: E402
 from train.data import EpochSampler, make_loader, select_clips  # noqa: E402
 from train.device import pick_device  # noqa: E402
 from train.models import build_model  # noqa: E402
@@ -52,13 +54,13 @@ class Variant:
     bf16: bool
 
 
-def variants(cores: int) -> list[Variant]:
+def variants() -> list[Variant]:
+    threads, workers = FitConfig.threads, FitConfig.workers  # fit's defaults
     return [
-        Variant("before", torch.get_num_threads(), 2, False, False),
-        Variant("workers 1", cores, 1, False, False),
-        Variant("workers 1, channels-last", cores, 1, True, False),
-        Variant("workers 1, bf16", cores, 1, False, True),
-        Variant("workers 1, channels-last, bf16", cores, 1, True, True),
+        Variant("before", threads, workers, False, False),
+        Variant("workers 1", threads, 1, False, False),
+        Variant("after: channels-last (fit's default)", threads, workers, True, False),
+        Variant("channels-last + bf16 (--precision bf16)", threads, workers, True, True),
     ]
 
 
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
 
     pieces = (store, train_set, to_input, model_fn, v)
     cores = os.cpu_count() or 1
-    chosen = variants(cores)
+    chosen = variants()
     if args.only:
         keep = {name.strip() for name in args.only.split(";")}
         chosen = [c for c in chosen if c.name in keep]

@@ -172,6 +172,27 @@ def test_cpu_training_is_deterministic(heatmap_store, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.slow
+def test_bf16_on_a_cpu_is_opt_in_recorded_and_trains_channels_last(heatmap_store, tmp_path):
+    """--precision auto trains a CPU run in fp32 (the bits of the determinism test); bf16 autocast is taken only
+    when asked, says so, is recorded, and changes the numbers (so it really ran under autocast)."""
+    lines: list[str] = []
+    fit(tiny(heatmap_store, tmp_path / "fp32"), log=lines.append)
+    assert not any("bf16" in line for line in lines)
+    lines.clear()
+    fit(replace(tiny(heatmap_store, tmp_path / "bf16"), precision="bf16"), log=lines.append)
+    assert any(line.endswith(", bf16 autocast") for line in lines if " on cpu: " in line)
+    ckpt = load_checkpoint(tmp_path / "bf16" / "last.pt")
+    assert ckpt["fit_config"]["precision"] == "bf16"
+    a, b = _weights(tmp_path / "fp32" / "last.pt"), ckpt["model"]
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.isfinite(v.float()).all() for v in b.values())
+    conv = next(v for k, v in b.items() if k.endswith("conv1.weight") and v.ndim == 5)  # (O, C, kT, kH, kW)
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d)  # trained (and saved) channels-last
+    with pytest.raises(ActrecError, match="--precision must be one of auto, bf16, fp32"):
+        fit(replace(tiny(heatmap_store, tmp_path / "x"), precision="fp16"), log=_quiet)
+
+
 @pytest.fixture(scope="module")
 def reference_3_epochs(heatmap_store, tmp_path_factory) -> Path:
     """An uninterrupted 3-epoch run: what an interrupted and resumed run must equal, weight for weight."""

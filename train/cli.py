@@ -139,6 +139,10 @@ def fit(
             min=0, help="CPU threads (fixed: the same numbers on any machine's core count; 0 = all)"
         ),
     ] = fit_default("threads"),
+    precision: Annotated[
+        str,
+        typer.Option(help="auto (bf16 autocast on CUDA, fp32 on a CPU) | bf16 | fp32"),
+    ] = fit_default("precision"),
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = fit_default("device"),
     resume: Annotated[
         bool,

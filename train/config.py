@@ -12,6 +12,7 @@ from etl.render_params import RenderSettings
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 SOURCES = ("heatmaps", "keypoints")
+PRECISIONS = ("auto", "bf16", "fp32")  # autocast of forward passes; auto = bf16 on CUDA, fp32 on a CPU
 _RENDER = RenderSettings()  # `--source keypoints` takes `actrec-etl render`'s options with its defaults
 
 
@@ -47,6 +48,9 @@ class FitConfig:
     # CPU threads of the training process: float sums are split by thread count, so a fixed count gives the
     # same numbers on any core count (docs/pipeline.md, determinism); 0 = torch's default (all cores)
     threads: int = 2
+    # bf16 autocast: on CUDA by default; on a CPU with avx512_bf16 it trains c3d/cnn_lstm small 1.3-1.5x faster
+    # (docs/benchmarks.md) but changes the numbers, so a CPU default stays fp32
+    precision: str = "auto"
     resume: bool = False
     overwrite: bool = False  # replace a run in `out` (else fit refuses to touch it)
     source: str = (
@@ -76,11 +80,17 @@ class FitConfig:
             dtype=self.dtype,
         )
 
+    def bf16(self, device_type: str) -> bool:
+        """Whether forward passes run under bf16 autocast on this device."""
+        return self.precision == "bf16" or (self.precision == "auto" and device_type == "cuda")
+
     def check(self) -> None:
         from train.models import MODELS
 
         if self.source not in SOURCES:
             raise ActrecError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+        if self.precision not in PRECISIONS:
+            raise ActrecError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if self.schedule is not None and self.schedule not in SCHEDULES:
             raise ActrecError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:

@@ -160,9 +160,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         for line in report.lines() if main else ():
             log(line)
     model_config = asdict(model.config)
-    model.to(device)
-    if cuda:
-        model.to(memory_format=model.memory_format)
+    # channels-last on every device: oneDNN's CPU convolutions are 1.2x faster in it too (docs/benchmarks.md)
+    model.to(device, memory_format=model.memory_format)
     train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     # ---- optimizer and schedule (stepped per iteration: train/optim.py)
@@ -198,6 +197,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             f"{cfg.model} ({cfg.preset}, {n_params / 1e6:.2f}M params) on {device}"
             f"{f' x{world}' if world > 1 else ''}: {len(train_set)} train / {len(val_set)} val clips, "
             f"{len(store.channels)} channels, {cfg.clip_len} frames, {input_size} px, from {cfg.source}"
+            f"{', bf16 autocast' if cfg.bf16(device.type) else ''}"
             f"{f' ({renderer} renderer)' if cfg.source == 'keypoints' else ''}"
         )
 
@@ -238,7 +238,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             row.pop("_sums")
         if main:  # validate on rank 0, log, checkpoint, plot
             probs, labels_np, val_loss = predict_loader(
-                model, val_loader, device, scale=scale, input_size=input_size, autocast=cuda
+                model, val_loader, device, scale=scale, input_size=input_size, autocast=cfg.bf16(device.type)
             )
             m = classification_metrics(probs, labels_np, classes)
             row |= {
@@ -300,7 +300,7 @@ def train_one_epoch(
     aug_gen = torch_generator(cfg.seed, "augment", epoch, rank)
     train_model.train()
     freeze_backbone_statistics(model, epoch, cfg.freeze_backbone_epochs)
-    cuda = device.type == "cuda"
+    cuda, bf16 = device.type == "cuda", cfg.bf16(device.type)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     loss_sum, correct, seen = 0.0, 0, 0
@@ -308,8 +308,9 @@ def train_one_epoch(
     batches = TimedLoader(loader)  # measures the time the step waits for the loader
     for views, labels in batches:
         x = to_input(views, aug_gen)  # (B, C, T, S, S) float, augmented as --source says
+        x = x.contiguous(memory_format=torch.channels_last_3d)  # channels innermost, as the model's weights
         labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = train_model(x)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
