@@ -90,10 +90,11 @@ for run in sorted((work / "runs").iterdir()):
         print(f"| {run.name} | 0 | did not finish an epoch | | | |")
         continue
     h = pd.read_csv(csv)
-    last = h.iloc[-1]
+    t = pd.read_csv(run / "timing.csv")  # wall-clock figures live beside the metrics, not in them
+    last, last_t = h.iloc[-1], t.iloc[-1]
     print(
-        f"| {run.name} | {len(h)}/{epochs} | {last.train_clips_per_s:.0f} | {last.data_wait_share:.0%} "
-        f"| {h.peak_gpu_mem_gb.max():.1f} | {last.val_top1:.3f} |"
+        f"| {run.name} | {len(h)}/{epochs} | {last_t.train_clips_per_s:.0f} | {last_t.data_wait_share:.0%} "
+        f"| {t.peak_gpu_mem_gb.max():.1f} | {last.val_top1:.3f} |"
     )
 EOF
 echo "total $(( $(date +%s) - T0 )) s; table in $WORK/gpu_check.md"

@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         ev = json.loads((run / "eval.json").read_text())
         fit = json.loads((run / "metrics.json").read_text())
+        timing = run / "timing.json"  # older runs kept clips/s in metrics.json
+        fit |= json.loads(timing.read_text()) if timing.exists() else {}
         ckpt = load_checkpoint(run / "last.pt")
         params = count_parameters(model_from_config(model, ckpt["model_config"]))
         wall = run / "fit_wall_s.txt"

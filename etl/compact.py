@@ -73,7 +73,9 @@ def to_canvas(keypoints: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     x0, y0, x1, y1 = (int(v) for v in box)
     w, h = x1 - x0, y1 - y0
     if w <= 0 or h <= 0 or size <= 0:
-        raise ValueError(f"box {[x0, y0, x1, y1]} must have a positive width and height and size ({size}) be > 0")
+        raise ValueError(
+            f"box {[x0, y0, x1, y1]} must have a positive width and height and size ({size}) be > 0"
+        )
     sf = size / min(w, h)
     new_w, new_h = int(w * sf + 0.5), int(h * sf + 0.5)
     scale = np.array([new_w / w, new_h / h], np.float32)  # Resize's float32 scale_factor

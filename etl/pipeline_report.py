@@ -61,6 +61,7 @@ def summary_rows(root: Path = Path("."), models: list[str] | None = None) -> lis
         run = root / "runs" / model
         ev = _read_json(run / "eval.json") or {}
         fit = _read_json(run / "metrics.json") or {}
+        timing = _read_json(run / "timing.json") or fit  # older runs kept their timing in metrics.json
         rows.append(
             {
                 "model": model,
@@ -72,7 +73,7 @@ def summary_rows(root: Path = Path("."), models: list[str] | None = None) -> lis
                 "checkpoint_epoch": ev.get("checkpoint_epoch"),
                 "epochs": fit.get("epochs"),
                 "val_mean_class_acc": fit.get("val_mean_class_acc"),
-                "train_time_s": fit.get("train_time_s"),
+                "train_time_s": timing.get("train_time_s"),
                 "pictures": [str(run / p) for p in PICTURES if (run / p).is_file()],
             }
         )

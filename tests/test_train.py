@@ -173,6 +173,39 @@ def test_cpu_training_is_deterministic(heatmap_store, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_rerun_writes_the_same_bytes_and_timing_lives_apart(heatmap_store, tmp_path):
+    """What DVC hashes (checkpoints, metrics.csv, metrics.json) is byte-identical between two runs of the same
+    settings, so a fresh `make demo` leaves dvc.lock (and git status) clean; wall-clock figures go to timing.*."""
+    import hashlib
+
+    def digest(path: Path) -> str:
+        return hashlib.md5(path.read_bytes()).hexdigest()
+
+    names = ("last.pt", "best.pt", "metrics.csv", "metrics.json")
+    cfg = replace(
+        tiny(heatmap_store, tmp_path / "a"), overwrite=True
+    )  # as the DVC stage: the same command twice
+    fit(cfg, log=_quiet)
+    first = {name: digest(tmp_path / "a" / name) for name in names}
+    first_timing = (tmp_path / "a" / "timing.csv").read_text()
+    time.sleep(0.05)  # other wall-clock times
+    result = fit(cfg, log=_quiet)
+    assert {name: digest(tmp_path / "a" / name) for name in names} == first
+    assert (tmp_path / "a" / "timing.csv").read_text() != first_timing  # the clock did change
+    assert "train_clips_per_s" not in pd.read_csv(tmp_path / "a" / "metrics.csv")
+    assert "train_time_s" not in json.loads((tmp_path / "a" / "metrics.json").read_text())
+    timing = pd.read_csv(tmp_path / "a" / "timing.csv")
+    assert list(timing.epoch) == [1, 2]
+    assert (timing.train_clips_per_s > 0).all()
+    summary = json.loads((tmp_path / "a" / "timing.json").read_text())
+    assert summary["train_time_s"] == pytest.approx(timing.epoch_s.sum())
+    assert result["train_time_s"] == summary["train_time_s"]  # fit still returns them
+    # a resumed run keeps one timing row per epoch
+    fit(replace(tiny(heatmap_store, tmp_path / "a", epochs=3), resume=True), log=_quiet)
+    assert list(pd.read_csv(tmp_path / "a" / "timing.csv").epoch) == [1, 2, 3]
+
+
+@pytest.mark.slow
 def test_bf16_on_a_cpu_is_opt_in_recorded_and_trains_channels_last(heatmap_store, tmp_path):
     """--precision auto trains a CPU run in fp32 (the bits of the determinism test); bf16 autocast is taken only
     when asked, says so, is recorded, and changes the numbers (so it really ran under autocast)."""

@@ -51,7 +51,11 @@ from train.sources import clip_dataset, open_source, resolve_renderer, train_inp
 # Fields that may differ between a run and its resumption (they do not change what is learned).
 RESUME_FREE = {"epochs", "resume", "overwrite", "workers", "device", "out", "store"}  # store: by content
 # What a run folder holds; --overwrite removes these before training from scratch (no stale plots or best.pt).
-RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "metrics.json")
+RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "metrics.json", "timing.csv", "timing.json")
+# Wall-clock measurements go to timing.csv / timing.json only: checkpoints, metrics.csv and metrics.json hold what
+# the run computed, byte for byte the same on a rerun, so the DVC lock of a demo does not change with the
+# machine's load (a fresh `make demo` leaves `git status` clean).
+TIMING = ("epoch_s", "train_clips_per_s", "data_wait_share", "peak_gpu_mem_gb")
 RUN_PLOTS = ("curves.png", "confusion.png", "attention.png")
 
 
@@ -247,10 +251,12 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
                 "val_top5": m["top5"],
                 "val_mean_class_acc": m["mean_class_acc"],
             }
+            timing = {"epoch": row["epoch"]} | {k: row.pop(k) for k in TIMING}
             history.append(row)
             is_best = m["mean_class_acc"] > best
             best = max(best, m["mean_class_acc"])
-            log(_epoch_line(row, cfg.epochs, is_best, cuda))
+            log(_epoch_line(row | timing, cfg.epochs, is_best, cuda))
+            _write_timing(out, timing)
             state = {
                 **run,
                 "model": model.state_dict(),
@@ -270,7 +276,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     # ---- final: metrics.json, attention plot
     result = {}
     if main:
-        result = _final_metrics(out, history, cfg)
+        result = _final_metrics(out, history, cfg) | _final_timing(out)
         if model.has_attention and history:
             _plot_attention(model, val_set, val_rows, device, scale, input_size, plots / "attention.png")
     if world > 1:
@@ -491,12 +497,32 @@ def _final_metrics(out: Path, history: list[dict], cfg: FitConfig) -> dict:
         "val_mean_class_acc": best["val_mean_class_acc"],
         "last_val_top1": last["val_top1"],
         "last_val_mean_class_acc": last["val_mean_class_acc"],
-        "train_clips_per_s": float(np.median([r["train_clips_per_s"] for r in history])),
-        "train_time_s": float(sum(r["epoch_s"] for r in history)),
-        "data_wait_share": float(np.median([r.get("data_wait_share", 0.0) for r in history])),
-        "peak_gpu_mem_gb": float(max(r.get("peak_gpu_mem_gb", 0.0) for r in history)),
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _write_timing(out: Path, timing: dict) -> None:
+    """timing.csv: one row per epoch; a resumed run replaces the rows from the epoch it redoes on."""
+    path = out / "timing.csv"
+    rows = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["epoch", *TIMING])
+    rows = rows[rows.epoch < timing["epoch"]]
+    pd.concat([rows, pd.DataFrame([timing])], ignore_index=True).to_csv(path, index=False)
+
+
+def _final_timing(out: Path) -> dict:
+    """timing.json: median clips/s and data-wait share, total training seconds, peak GPU memory."""
+    path = out / "timing.csv"
+    if not path.exists():
+        return {}
+    rows = pd.read_csv(path)
+    result = {
+        "train_clips_per_s": float(rows.train_clips_per_s.median()),
+        "train_time_s": float(rows.epoch_s.sum()),
+        "data_wait_share": float(rows.data_wait_share.median()),
+        "peak_gpu_mem_gb": float(rows.peak_gpu_mem_gb.max()),
+    }
+    (out / "timing.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
