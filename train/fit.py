@@ -233,13 +233,9 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             epoch,
             device,
             rank,
+            world,
             advance,
         )
-        if world > 1:
-            row["train_loss"], row["train_top1"] = _reduce(row.pop("_sums"), device)
-            row["train_clips_per_s"] *= world
-        else:
-            row.pop("_sums")
         if main:  # validate on rank 0, log, checkpoint, plot
             probs, labels_np, val_loss = predict_loader(
                 model, val_loader, device, scale=scale, input_size=input_size, autocast=cfg.bf16(device.type)
@@ -296,9 +292,10 @@ def train_one_epoch(
     epoch: int,
     device,
     rank,
+    world,
     advance,
 ) -> dict:
-    """One pass over the epoch's clips; returns this rank's row of the epoch's training metrics."""
+    """One pass over the epoch's clips; returns the epoch's training metrics (means over all ranks)."""
     t0 = time.perf_counter()
     torch.manual_seed(
         derived_seed(cfg.seed, "model", epoch)
@@ -332,13 +329,13 @@ def train_one_epoch(
         if advance:
             advance(len(labels), loss=loss_sum / seen)
     seconds = time.perf_counter() - t0
+    train_loss, train_top1 = _reduce((loss_sum, correct, seen), device, world)
     return {
-        "train_loss": loss_sum / max(seen, 1),
-        "train_top1": correct / max(seen, 1),
-        "_sums": (loss_sum, correct, seen),  # for the mean over ranks (DDP)
+        "train_loss": train_loss,
+        "train_top1": train_top1,
         "lr": lr,
         "epoch_s": seconds,
-        "train_clips_per_s": seen / seconds,
+        "train_clips_per_s": seen * world / seconds,
         "data_wait_share": batches.wait_s / seconds,
         "peak_gpu_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else 0.0,
     }
@@ -459,11 +456,13 @@ def _clear_run(out: Path) -> None:
         (out / "plots" / name).unlink(missing_ok=True)
 
 
-def _reduce(sums: tuple[float, int, int], device) -> tuple[float, float]:
+def _reduce(sums: tuple[float, int, int], device, world: int) -> tuple[float, float]:
     """(loss, top-1) means over all ranks from each rank's (loss sum, correct, seen)."""
-    t = torch.tensor(sums, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    loss_sum, correct, seen = t.tolist()
+    loss_sum, correct, seen = sums
+    if world > 1:
+        t = torch.tensor(sums, dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        loss_sum, correct, seen = t.tolist()
     return loss_sum / max(seen, 1), correct / max(seen, 1)
 
 
