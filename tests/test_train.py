@@ -205,6 +205,48 @@ def test_a_rerun_writes_the_same_bytes_and_timing_lives_apart(heatmap_store, tmp
     assert list(pd.read_csv(tmp_path / "a" / "timing.csv").epoch) == [1, 2, 3]
 
 
+TIMING_DAMAGE = {
+    "empty": (b"", "No columns to parse"),
+    "binary": (bytes(range(256)) * 4, "damaged"),
+    "missing_column": (b"epoch,epoch_s\n1,2.0\n", "missing columns ['train_clips_per_s'"),
+    "text_in_numbers": (
+        b"epoch,epoch_s,train_clips_per_s,data_wait_share,peak_gpu_mem_gb\n1,fast,3.0,0.1,0.0\n",
+        "non-numeric values in ['epoch_s']",
+    ),
+    "cut_mid_row": (b"epoch,epoch_s,train_clips_per_s,data_wait_share,peak_gpu_mem_gb\n1,2.0,3.0,\x00\xff", "damaged"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", sorted(TIMING_DAMAGE))
+def test_a_damaged_timing_csv_stops_a_resume_with_one_line(heatmap_store, tmp_path, damage):
+    """timing.csv is the one run file fit reads back on --resume: a damaged one is a one-line error that names
+    it and says how to go on, before an epoch is trained (default workers, through the CLI as a user runs it)."""
+    from typer.testing import CliRunner
+
+    from train.cli import app
+
+    out = tmp_path / "run"
+    fit(tiny(heatmap_store, out, epochs=1), log=_quiet)
+    data, phrase = TIMING_DAMAGE[damage]
+    (out / "timing.csv").write_bytes(data)
+    before = (out / "last.pt").read_bytes()
+    args = ["fit", str(heatmap_store), "--out", str(out), "--model", "c3d", "--preset", "tiny", "--epochs", "2"]
+    args += ["--clip-len", "8", "--batch-size", "4", "--lr", "1e-3", "--seed", "1", "--resume"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    message = " ".join(result.output.split())
+    assert f"{out / 'timing.csv'} is damaged" in message
+    assert phrase in message
+    assert "delete it to continue" in message
+    assert (out / "last.pt").read_bytes() == before  # nothing trained, nothing replaced
+    (out / "timing.csv").unlink()  # what the message says to do
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(out / "timing.csv").epoch) == [2]  # epoch 1's clock is gone, the run goes on
+
+
 @pytest.mark.slow
 def test_bf16_on_a_cpu_is_opt_in_recorded_and_trains_channels_last(heatmap_store, tmp_path):
     """--precision auto trains a CPU run in fp32 (the bits of the determinism test); bf16 autocast is taken only

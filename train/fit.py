@@ -145,6 +145,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     # ---- resume: only from a run with the same settings and fewer epochs; never replace a run unasked
     data_id = _store_identity(attrs)
     ckpt = _starting_checkpoint(out / "last.pt", cfg, data_id, log)
+    if main and ckpt is not None and (out / "timing.csv").exists():
+        _read_timing(out / "timing.csv")  # a damaged one stops the resume now, not after an epoch of training
     if main:
         log(recipe.line())
     if main:
@@ -504,9 +506,30 @@ def _final_metrics(out: Path, history: list[dict], cfg: FitConfig) -> dict:
 def _write_timing(out: Path, timing: dict) -> None:
     """timing.csv: one row per epoch; a resumed run replaces the rows from the epoch it redoes on."""
     path = out / "timing.csv"
-    rows = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["epoch", *TIMING])
+    rows = _read_timing(path) if path.exists() else pd.DataFrame(columns=["epoch", *TIMING])
     rows = rows[rows.epoch < timing["epoch"]]
-    pd.concat([rows, pd.DataFrame([timing])], ignore_index=True).to_csv(path, index=False)
+    tmp = path.with_name(path.name + ".tmp")  # replaced in one step: an interrupted write leaves the old file
+    pd.concat([rows, pd.DataFrame([timing])], ignore_index=True).to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _read_timing(path: Path) -> pd.DataFrame:
+    """The rows of timing.csv, or an ActrecError that says how to go on (it only holds wall-clock figures)."""
+    try:
+        rows = pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    else:
+        missing = [c for c in ("epoch", *TIMING) if c not in rows.columns]
+        numeric = [c for c in rows.columns if c in ("epoch", *TIMING) and not pd.api.types.is_numeric_dtype(rows[c])]
+        if not missing and not numeric:
+            return rows
+        problem = f"missing columns {missing}" if missing else f"non-numeric values in {numeric}"
+    raise ActrecError(
+        f"{path} is damaged ({problem}). It holds only the wall-clock figures of the epochs trained so far "
+        f"(weights, metrics and history are in last.pt): delete it to continue the run, or pass --overwrite "
+        f"to train from scratch."
+    )
 
 
 def _final_timing(out: Path) -> dict:
@@ -514,7 +537,7 @@ def _final_timing(out: Path) -> dict:
     path = out / "timing.csv"
     if not path.exists():
         return {}
-    rows = pd.read_csv(path)
+    rows = _read_timing(path)
     result = {
         "train_clips_per_s": float(rows.train_clips_per_s.median()),
         "train_time_s": float(rows.epoch_s.sum()),
