@@ -213,7 +213,10 @@ TIMING_DAMAGE = {
         b"epoch,epoch_s,train_clips_per_s,data_wait_share,peak_gpu_mem_gb\n1,fast,3.0,0.1,0.0\n",
         "non-numeric values in ['epoch_s']",
     ),
-    "cut_mid_row": (b"epoch,epoch_s,train_clips_per_s,data_wait_share,peak_gpu_mem_gb\n1,2.0,3.0,\x00\xff", "damaged"),
+    "cut_mid_row": (
+        b"epoch,epoch_s,train_clips_per_s,data_wait_share,peak_gpu_mem_gb\n1,2.0,3.0,\x00\xff",
+        "damaged",
+    ),
 }
 
 
@@ -231,7 +234,18 @@ def test_a_damaged_timing_csv_stops_a_resume_with_one_line(heatmap_store, tmp_pa
     data, phrase = TIMING_DAMAGE[damage]
     (out / "timing.csv").write_bytes(data)
     before = (out / "last.pt").read_bytes()
-    args = ["fit", str(heatmap_store), "--out", str(out), "--model", "c3d", "--preset", "tiny", "--epochs", "2"]
+    args = [
+        "fit",
+        str(heatmap_store),
+        "--out",
+        str(out),
+        "--model",
+        "c3d",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "2",
+    ]
     args += ["--clip-len", "8", "--batch-size", "4", "--lr", "1e-3", "--seed", "1", "--resume"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output

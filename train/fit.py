@@ -521,7 +521,9 @@ def _read_timing(path: Path) -> pd.DataFrame:
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     else:
         missing = [c for c in ("epoch", *TIMING) if c not in rows.columns]
-        numeric = [c for c in rows.columns if c in ("epoch", *TIMING) and not pd.api.types.is_numeric_dtype(rows[c])]
+        numeric = [
+            c for c in rows.columns if c in ("epoch", *TIMING) and not pd.api.types.is_numeric_dtype(rows[c])
+        ]
         if not missing and not numeric:
             return rows
         problem = f"missing columns {missing}" if missing else f"non-numeric values in {numeric}"
