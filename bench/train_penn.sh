@@ -3,7 +3,8 @@
 # in docs/results.md come from this script. Usage: bench/train_penn.sh [OUT_DIR] (default runs/penn).
 # Runs go to OUT_DIR/SOURCE/MODEL; the stores are shared by both sources. Takes ~1-2 hours on 2 CPU cores.
 # Set SOURCE (heatmaps: the cached store | keypoints: rendered on the fly), MODELS, EPOCHS, PRESET, SIZE, CLIP_LEN,
-# DEVICE to change the recipe.
+# DEVICE to change the recipe; FIT (e.g. ".venv/bin/python bench/fit_variant.py MODEL.FIELD=VALUE --") and RUNS
+# (default OUT_DIR/SOURCE) to train a model variant into its own folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/penn}
@@ -16,6 +17,8 @@ DEVICE=${DEVICE:-auto}
 SOURCE=${SOURCE:-heatmaps}
 MODELS=${MODELS:-c3d cnn_lstm cnn_lstm_attn}
 BIN=.venv/bin
+FIT=${FIT:-$BIN/actrec-train fit}
+RUNS=${RUNS:-$OUT/$SOURCE}
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.cache/numba}
 mkdir -p "$OUT"
 
@@ -30,9 +33,9 @@ case $SOURCE in
     *) echo "SOURCE must be heatmaps or keypoints, not '$SOURCE'" >&2; exit 2 ;;
 esac
 for model in $MODELS; do
-    run=$OUT/$SOURCE/$model
+    run=$RUNS/$model
     start=$(date +%s)
-    $BIN/actrec-train fit "${FIT_STORE[@]}" --model $model --preset "$PRESET" --out "$run" \
+    $FIT "${FIT_STORE[@]}" --model $model --preset "$PRESET" --out "$run" \
         --epochs "$EPOCHS" --clip-len "$CLIP_LEN" --batch-size 16 --optimizer adamw --lr 1e-3 --weight-decay 0.01 \
         --schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --workers 1 --device "$DEVICE" --resume
     echo "$(( $(date +%s) - start ))" > "$run/fit_wall_s.txt"

@@ -57,6 +57,35 @@ def test_attention_weights_sum_to_one_over_frames():
     torch.testing.assert_close(weights.sum(dim=1), torch.ones(B))
 
 
+def test_attention_queried_by_the_last_state_starts_as_mean_pooling_and_the_head_sees_that_state():
+    """query_last (the default): uniform frame weights at the start, and the logits change when only the last
+    state changes (the head reads [context; h_T]); query_last=False is the first version, as before."""
+    model, config = build_model("cnn_lstm_attn", "tiny", C, K)
+    assert config.query_last
+    model.eval()
+    x = _clip()
+    _, weights = model(x, return_attention=True)
+    torch.testing.assert_close(weights, torch.full((B, T), 1 / T))
+    outputs, (h_n, _) = model.lstm(model.encode_frames(x))
+    context, _ = model.attention(outputs, h_n[-1])
+    torch.testing.assert_close(context, outputs.mean(dim=1))
+    torch.testing.assert_close(model.head(torch.cat([context, h_n[-1]], dim=1)), model(x))
+    assert not torch.allclose(model.head(torch.cat([context, torch.zeros_like(h_n[-1])], dim=1)), model(x))
+    first, first_config = build_model("cnn_lstm_attn", "tiny", C, K, query_last=False)
+    _, weights = first.eval()(x, return_attention=True)
+    assert not torch.allclose(weights, torch.full((B, T), 1 / T))  # xavier-initialised v: not uniform
+    assert first.head[0].in_features == first_config.lstm_hidden == model.head[0].in_features // 2
+
+
+def test_an_attention_checkpoint_from_before_query_last_rebuilds_the_first_version():
+    first, first_config = build_model("cnn_lstm_attn", "tiny", C, K, query_last=False)
+    saved = asdict(first_config)
+    del saved["query_last"]  # what a checkpoint saved before the field holds
+    rebuilt = model_from_config("cnn_lstm_attn", saved)
+    assert not rebuilt.config.query_last
+    rebuilt.load_state_dict(first.state_dict())  # the same shapes, strict
+
+
 @pytest.mark.parametrize(
     ("depth", "n_params"),
     # torchvision.models.resnet{18,50,152}() parameter counts

@@ -225,41 +225,65 @@ class CNNLSTM(nn.Module):
 @dataclass
 class CNNLSTMAttnConfig(CNNLSTMConfig):
     attn_dim: int = 256
+    # True: the LSTM's final state h_T is the attention's query (score_t = v^T tanh(W h_t + U h_T), v starting at
+    # zero, i.e. as mean pooling) and the head reads [context; h_T], so the model keeps cnn_lstm's motion summary
+    # and attention adds frames to it. False: score_t = v^T tanh(W h_t), head on the context alone (the first
+    # version, which on Penn Action fell 6 points behind cnn_lstm: docs/results.md; checkpoints that predate the
+    # field are rebuilt with False).
+    query_last: bool = True
 
 
 class TemporalAttention(nn.Module):
-    """Additive (Bahdanau-style) attention pooling: score_t = v^T tanh(W h_t), weights = softmax over t."""
+    """Additive (Bahdanau-style) attention pooling over frames: score_t = v^T tanh(W h_t [+ U q]),
+    weights = softmax over t; with a query q (the LSTM's final state) v starts at zero (uniform weights)."""
 
-    def __init__(self, dim: int, attn_dim: int):
+    def __init__(self, dim: int, attn_dim: int, query: bool = False):
         super().__init__()
         self.proj = nn.Linear(dim, attn_dim)  # W (with bias)
+        self.query = nn.Linear(dim, attn_dim, bias=False) if query else None  # U
         self.score = nn.Linear(attn_dim, 1, bias=False)  # v
         nn.init.xavier_uniform_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
-        nn.init.xavier_uniform_(self.score.weight)
+        if self.query is None:
+            nn.init.xavier_uniform_(self.score.weight)
+        else:
+            nn.init.xavier_uniform_(self.query.weight)
+            nn.init.zeros_(self.score.weight)
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = self.score(torch.tanh(self.proj(h))).squeeze(-1)  # (B, T, H) -> (B, T, A) -> (B, T)
+    def forward(self, h: torch.Tensor, q: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = self.proj(h)  # (B, T, H) -> (B, T, A)
+        if self.query is not None:
+            keys = keys + self.query(q).unsqueeze(1)  # (B, H) -> (B, 1, A), added to every frame
+        scores = self.score(torch.tanh(keys)).squeeze(-1)  # (B, T, A) -> (B, T)
         weights = scores.softmax(dim=1)  # (B, T), sums to 1 over frames
         context = torch.bmm(weights.unsqueeze(1), h).squeeze(1)  # (B, 1, T) @ (B, T, H) -> (B, H)
         return context, weights
 
 
 class CNNLSTMAttn(CNNLSTM):
-    """Per-frame 2D ResNet -> LSTM -> attention over all LSTM outputs -> context -> MLP -> logits."""
+    """Per-frame 2D ResNet -> LSTM -> attention over all LSTM outputs -> context [+ last state] -> MLP -> logits."""
 
     has_attention = True
 
     def __init__(self, config: CNNLSTMAttnConfig):
         super().__init__(config)
-        self.attention = TemporalAttention(config.lstm_hidden, config.attn_dim)
+        self.attention = TemporalAttention(config.lstm_hidden, config.attn_dim, query=config.query_last)
+        if config.query_last:  # the head reads [context; h_T]
+            self.head = _mlp_head(
+                2 * config.lstm_hidden, config.head_dims, config.dropout, config.num_classes
+            )
 
     def forward(
         self, x: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        outputs, _ = self.lstm(self.encode_frames(x))  # (B, T, H)
-        context, weights = self.attention(outputs)  # (B, H), (B, T)
-        logits = self.head(context)  # (B, K)
+        outputs, (h_n, _) = self.lstm(self.encode_frames(x))  # (B, T, H), (layers, B, H)
+        if self.config.query_last:
+            last = h_n[-1]  # (B, H): the last layer's state after the last frame
+            context, weights = self.attention(outputs, last)  # (B, H), (B, T)
+            logits = self.head(torch.cat([context, last], dim=1))  # (B, 2H) -> (B, K)
+        else:
+            context, weights = self.attention(outputs)  # (B, H), (B, T)
+            logits = self.head(context)  # (B, K)
         return (logits, weights) if return_attention else logits
 
 
@@ -335,10 +359,15 @@ def build_model(name: str, preset: str, in_channels: int, num_classes: int, **ov
     return model_cls(config), config
 
 
+# Fields added after checkpoints were saved without them, whose default then differs from today's: the value that
+# rebuilds those checkpoints' models.
+BEFORE_FIELD: dict[str, dict[str, Any]] = {"cnn_lstm_attn": {"query_last": False}}
+
+
 def model_from_config(name: str, config_dict: dict[str, Any]) -> nn.Module:
     """Rebuild model `name` from a checkpoint's saved `asdict(config)` (lists are accepted for tuples)."""
     model_cls, config_cls = _lookup(name)
-    return model_cls(_make_config(config_cls, dict(config_dict)))
+    return model_cls(_make_config(config_cls, {**BEFORE_FIELD.get(name, {}), **config_dict}))
 
 
 @torch.no_grad()
