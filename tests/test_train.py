@@ -261,6 +261,60 @@ def test_a_damaged_timing_csv_stops_a_resume_with_one_line(heatmap_store, tmp_pa
     assert list(pd.read_csv(out / "timing.csv").epoch) == [2]  # epoch 1's clock is gone, the run goes on
 
 
+def test_the_code_digest_covers_every_source_file_of_etl_and_train(tmp_path):
+    import shutil
+
+    from train.fit import PACKAGES, code_digest
+
+    copies = tuple(
+        Path(shutil.copytree(p, tmp_path / p.name, ignore=shutil.ignore_patterns("__pycache__")))
+        for p in PACKAGES
+    )
+    assert (
+        code_digest(copies) == code_digest()
+    )  # names relative to the package: where it lives does not matter
+    for changed in (copies[0] / "readers" / "__init__.py", copies[1] / "plots.py"):
+        before = code_digest(copies)
+        changed.write_text(changed.read_text() + "# a comment\n")
+        assert code_digest(copies) != before
+
+
+@pytest.mark.slow
+def test_a_finished_run_trained_with_other_code_is_retrained_by_resume_overwrite(heatmap_store, tmp_path):
+    """What `dvc repro` runs after a code change (--resume --overwrite) retrains a finished run instead of keeping
+    its old results; --resume alone keeps it and says so; an unfinished run continues with a note."""
+    out = tmp_path / "run"
+    fit(tiny(heatmap_store, out), log=_quiet)
+    timing = pd.read_csv(out / "timing.csv")
+    from train.fit import code_digest
+
+    assert (timing.code_sha256 == code_digest()).all()
+    timing.assign(code_sha256="0" * 64).to_csv(out / "timing.csv", index=False)  # as if the code had changed
+    before, weights = (out / "last.pt").read_bytes(), _weights(out / "last.pt")
+    lines: list[str] = []
+    fit(replace(tiny(heatmap_store, out), resume=True), log=lines.append)
+    assert (out / "last.pt").read_bytes() == before
+    assert any(
+        "trained with other actrec code" in line and "--overwrite retrains it" in line for line in lines
+    )
+    assert any("nothing to train" in line for line in lines)
+    lines.clear()
+    fit(replace(tiny(heatmap_store, out), resume=True, overwrite=True), log=lines.append)
+    assert any("it is finished and was trained with other actrec code" in line for line in lines)
+    assert any("training from scratch" in line for line in lines)
+    assert (pd.read_csv(out / "timing.csv").code_sha256 == code_digest()).all()
+    retrained = _weights(out / "last.pt")  # the same code and settings: the same weights again
+    assert all(torch.equal(weights[k], retrained[k]) for k in weights)
+    # unfinished: continued with this code, with a note
+    timing = pd.read_csv(out / "timing.csv")
+    timing.assign(code_sha256="0" * 64).to_csv(out / "timing.csv", index=False)
+    lines.clear()
+    fit(replace(tiny(heatmap_store, out, epochs=3), resume=True, overwrite=True), log=lines.append)
+    assert any("continuing it with this code" in line for line in lines)
+    assert any("resuming" in line and "epoch 3/3" in line for line in lines)
+    assert list(pd.read_csv(out / "timing.csv").code_sha256) == ["0" * 64] * 2 + [code_digest()]
+
+
 @pytest.mark.slow
 def test_bf16_on_a_cpu_is_opt_in_recorded_and_trains_channels_last(heatmap_store, tmp_path):
     """--precision auto trains a CPU run in fp32 (the bits of the determinism test); bf16 autocast is taken only

@@ -9,6 +9,7 @@ exactly as if it had never stopped (tested), and CPU runs repeat bit for bit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -23,6 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+import etl
 from etl.errors import ActrecError
 from etl.heatmap_store import reading_store, value_scale
 from etl.storeio import SEAL_KEY, exclusive_lock
@@ -144,9 +146,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
 
     # ---- resume: only from a run with the same settings and fewer epochs; never replace a run unasked
     data_id = _store_identity(attrs)
-    ckpt = _starting_checkpoint(out / "last.pt", cfg, data_id, log)
-    if main and ckpt is not None and (out / "timing.csv").exists():
-        _read_timing(out / "timing.csv")  # a damaged one stops the resume now, not after an epoch of training
+    code = code_digest()
+    ckpt = _starting_checkpoint(out / "last.pt", cfg, data_id, log, code)
     if main:
         log(recipe.line())
     if main:
@@ -254,7 +255,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
             is_best = m["mean_class_acc"] > best
             best = max(best, m["mean_class_acc"])
             log(_epoch_line(row | timing, cfg.epochs, is_best, cuda))
-            _write_timing(out, timing)
+            _write_timing(out, timing | {"code_sha256": code})
             state = {
                 **run,
                 "model": model.state_dict(),
@@ -382,7 +383,7 @@ def _store_identity(attrs: dict) -> dict:
     }
 
 
-def _starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict | None:
+def _starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log, code: str) -> dict | None:
     """The checkpoint to continue from, or None to train from scratch. A run in `out` is continued only with
     --resume, when its settings and data match and it has at most cfg.epochs epochs; it is replaced only with
     --overwrite; anything else is refused, so a result is never reported under settings it was not trained with."""
@@ -419,7 +420,24 @@ def _starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log) -> dict
             f"it has {done} epochs, more than the {cfg.epochs} asked (its schedule was for {saved['epochs']})"
         )
     else:
-        return ckpt
+        trained_with = _trained_with(
+            path.parent / "timing.csv"
+        )  # a damaged file stops here, before any training
+        if trained_with in (None, code):
+            return ckpt
+        if done < cfg.epochs or not cfg.overwrite:
+            log(
+                f"note: {path} was trained with other actrec code (etl/, train/ sources); "
+                + (
+                    "continuing it with this code"
+                    if done < cfg.epochs
+                    else "--overwrite retrains it with this code"
+                )
+            )
+            return ckpt
+        # A finished run, rerun on purpose (as `dvc repro` does after a code change): its results must come from
+        # this code, not stand unchanged under it.
+        reason = "it is finished and was trained with other actrec code (etl/, train/ sources)"
     if not cfg.overwrite:
         raise ActrecError(
             f"cannot resume {path}: {reason}; pass --overwrite to train from scratch into {path.parent}, or "
@@ -513,10 +531,33 @@ def _write_timing(out: Path, timing: dict) -> None:
     os.replace(tmp, path)
 
 
+PACKAGES = (Path(etl.__file__).resolve().parent, Path(__file__).resolve().parent)  # etl/, train/
+
+
+def code_digest(packages: tuple[Path, ...] = PACKAGES) -> str:
+    """sha256 of the etl and train packages' Python sources: the code a run's epochs were trained with."""
+    digest = hashlib.sha256()
+    for package in packages:
+        for path in sorted(package.rglob("*.py")):
+            digest.update(f"{package.name}/{path.relative_to(package)}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _trained_with(path: Path) -> str | None:
+    """The code digest of the last epoch in timing.csv; None when unknown (no file, or a run from before)."""
+    if not path.exists():
+        return None
+    rows = _read_timing(path)
+    if "code_sha256" not in rows.columns or rows.empty:
+        return None
+    value = rows.sort_values("epoch").code_sha256.iloc[-1]
+    return value if isinstance(value, str) else None
+
+
 def _read_timing(path: Path) -> pd.DataFrame:
     """The rows of timing.csv, or an ActrecError that says how to go on (it only holds wall-clock figures)."""
     try:
-        rows = pd.read_csv(path)
+        rows = pd.read_csv(path, dtype={"code_sha256": str})  # hex digits can read as a number
     except (ValueError, OSError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     else:
@@ -528,7 +569,8 @@ def _read_timing(path: Path) -> pd.DataFrame:
             return rows
         problem = f"missing columns {missing}" if missing else f"non-numeric values in {numeric}"
     raise ActrecError(
-        f"{path} is damaged ({problem}). It holds only the wall-clock figures of the epochs trained so far "
+        f"{path} is damaged ({problem}). It holds only the wall-clock figures and code digests of the epochs "
+        f"trained so far "
         f"(weights, metrics and history are in last.pt): delete it to continue the run, or pass --overwrite "
         f"to train from scratch."
     )
