@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import train.sources  # noqa: E402
-from train.augment import _warp  # noqa: E402
+from train.augment import crop_flip, draw_flips  # noqa: E402
 from train.cli import app  # noqa: E402
 
 
@@ -50,27 +50,14 @@ def clamped_crop_flip(
     flip_prob: float = 0.5,
 ) -> torch.Tensor:
     """(B, C, T, S, S) -> (B, C, T, size, size): train.augment.random_resized_crop_flip with the old crop rule."""
-    b = x.shape[0]
-    w, h, cx, cy = clamped_boxes(b, generator=generator, area=area, ratio=ratio)
-    flip = (
-        torch.rand(b, generator=generator) < flip_prob
-        if flip_permutation
-        else torch.zeros(b, dtype=torch.bool)
-    )
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2] = torch.where(flip, -w, w), cx
-    theta[:, 1, 1], theta[:, 1, 2] = h, cy
-    out = _warp(x, theta.to(x.device, x.dtype), size)
-    if flip.any():
-        idx = flip.nonzero().squeeze(1).to(x.device)
-        out[idx] = out[idx][:, torch.as_tensor(flip_permutation, device=x.device)]
-    return out
+    box = clamped_boxes(x.shape[0], generator=generator, area=area, ratio=ratio)
+    flip = draw_flips(x.shape[0], generator=generator, flip_prob=flip_prob, flip_permutation=flip_permutation)
+    return crop_flip(x, box, flip, size=size, flip_permutation=flip_permutation)
 
 
 def main(argv: list[str]) -> None:
-    train.sources.random_resized_crop_flip = (
-        clamped_crop_flip  # the name the heatmap source's transform calls
-    )
+    # the name the heatmap source's batch transform calls
+    train.sources.random_resized_crop_flip = clamped_crop_flip
     app(["fit", *argv])
 
 

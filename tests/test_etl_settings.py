@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import typer.main
 import yaml
+from fixtures_bench import bench_module
 
 from etl.cli import app
 from etl.ingest import ingest
@@ -85,23 +86,9 @@ def test_params_yaml_uses_the_defaults_unless_it_says_why(stage):
         assert "#" in line, f"params.yaml {stage}.{key}: say why it differs from the default"
 
 
-def _bench_module(name: str):
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "bench"))  # the scripts import bench/common.py as `common`
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    return module
-
-
 def test_the_loader_benchmark_measures_the_default_store():
     """bench_loader once kept its own codec table and defaulted to zstd: run_all.sh measured zstd twice."""
-    bench = _bench_module("bench_loader")
+    bench = bench_module("bench_loader")
     defaults = vars(bench.parser().parse_args([]))
     assert defaults["codec"] == RenderParams().codec
     choices = next(a.choices for a in bench.parser()._actions if a.dest == "codec")
@@ -116,5 +103,5 @@ def test_the_loader_benchmark_measures_the_default_store():
 
 
 def test_the_render_benchmark_uses_the_default_size():
-    bench = _bench_module("bench_render")
+    bench = bench_module("bench_render")
     assert bench.parser().parse_args([]).size == RenderParams().size

@@ -4,11 +4,11 @@ with the statistics the docs quote."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from fixtures_bench import bench_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,19 +32,10 @@ def test_the_readme_penn_table_is_the_results_table():
     assert readme == results
 
 
-def _clamped_module():
-    spec = importlib.util.spec_from_file_location(
-        "_bench_fit_clamped_crops", ROOT / "bench" / "fit_clamped_crops.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_clamped_crops_have_the_statistics_the_docs_quote():
     """The old rule: mean area 0.767 and 30% of crops spanning a full side (redrawn: 0.729 and 8%,
     tests/test_onfly.py::test_crops_are_redrawn_like_mmaction)."""
-    fcc = _clamped_module()
+    fcc = bench_module("fit_clamped_crops")
     g = torch.Generator().manual_seed(0)
     w, h, cx, cy = fcc.clamped_boxes(50_000, generator=g, area=(0.56, 1.0), ratio=(3 / 4, 4 / 3))
     assert 0.76 < float((w * h).mean()) < 0.775
@@ -55,7 +46,7 @@ def test_clamped_crops_have_the_statistics_the_docs_quote():
 
 
 def test_a_whole_image_crop_is_the_identity_and_a_flip_swaps_channels():
-    fcc = _clamped_module()
+    fcc = bench_module("fit_clamped_crops")
     x = torch.rand(3, 4, 2, 8, 8)  # (B, C, T, S, S)
     g = torch.Generator().manual_seed(1)
     same = fcc.clamped_crop_flip(
@@ -80,7 +71,7 @@ def test_the_diagnostic_replaces_the_crop_the_trainer_calls(monkeypatch):
 
     source = Path(train.sources.__file__).read_text()
     assert "return random_resized_crop_flip(" in source
-    fcc = _clamped_module()
+    fcc = bench_module("fit_clamped_crops")
     monkeypatch.setattr(train.sources, "random_resized_crop_flip", train.sources.random_resized_crop_flip)
     with pytest.raises(SystemExit) as exc:
         fcc.main(["--help"])

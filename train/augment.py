@@ -87,14 +87,32 @@ def random_resized_crop_flip(
     h = (box[:, 3] - box[:, 1]) / h_img
     cx = (box[:, 0] + box[:, 2]) / w_img - 1
     cy = (box[:, 1] + box[:, 3]) / h_img - 1
-    flip = (
-        torch.rand(b, generator=generator) < flip_prob
-        if flip_permutation
-        else torch.zeros(b, dtype=torch.bool)
-    )
-    sx = torch.where(flip, -w, w)
-    theta = torch.zeros(b, 2, 3, dtype=torch.float64)
-    theta[:, 0, 0], theta[:, 0, 2] = sx, cx
+    flip = draw_flips(b, generator=generator, flip_prob=flip_prob, flip_permutation=flip_permutation)
+    return crop_flip(x, (w, h, cx, cy), flip, size=size, flip_permutation=flip_permutation)
+
+
+def draw_flips(
+    b: int, *, generator: torch.Generator, flip_prob: float, flip_permutation: list[int] | None
+) -> torch.Tensor:
+    """(B,) bool: which samples to mirror; none (and no draw) without a left/right permutation."""
+    if not flip_permutation:
+        return torch.zeros(b, dtype=torch.bool)
+    return torch.rand(b, generator=generator) < flip_prob
+
+
+def crop_flip(
+    x: torch.Tensor,
+    box: tuple[torch.Tensor, ...],
+    flip: torch.Tensor,
+    *,
+    size: int,
+    flip_permutation: list[int] | None,
+) -> torch.Tensor:
+    """(B, C, T, S, S) -> (B, C, T, size, size): crop each sample to box = (w, h, cx, cy), each (B,) (sides as
+    fractions of the image, centre in [-1, 1]), resize, and mirror where `flip` with the channel swap."""
+    w, h, cx, cy = box
+    theta = torch.zeros(x.shape[0], 2, 3, dtype=torch.float64)
+    theta[:, 0, 0], theta[:, 0, 2] = torch.where(flip, -w, w), cx
     theta[:, 1, 1], theta[:, 1, 2] = h, cy
     out = _warp(x, theta.to(x.device, x.dtype), size)
     if flip.any():
