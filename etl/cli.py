@@ -16,6 +16,7 @@ from etl.cli_common import cells, cli_errors, console, default_of, err_console, 
 from etl.cli_progress import progress_bar
 from etl.errors import ActrecError
 from etl.readers import FORMATS, ReadOptions
+from etl.readers.format_options import option_default
 from etl.render_params import RenderSettings
 from etl.skeleton import LAYOUTS
 
@@ -74,16 +75,16 @@ def ingest(
     ] = None,
     project: Annotated[
         str, typer.Option(help="3D -> 2D projection for 3D inputs: pinhole | ortho")
-    ] = default_of(ReadOptions, "project"),
-    occluded_score: Annotated[float, typer.Option(help="score given to joints marked occluded")] = default_of(
-        ReadOptions, "occluded_score"
-    ),
+    ] = option_default("project"),
+    occluded_score: Annotated[
+        float, typer.Option(help="score given to joints marked occluded")
+    ] = option_default("occluded_score"),
     split_protocol: Annotated[
         str | None, typer.Option(help="which split family names the split column")
-    ] = default_of(ReadOptions, "split_protocol"),
+    ] = option_default("split_protocol"),
     coords: Annotated[
         str, typer.Option(help="ntu-skeleton 2D coordinates: color | depth | 3d (projected with --project)")
-    ] = default_of(ReadOptions, "coords"),
+    ] = option_default("coords"),
     image_size: Annotated[
         str | None,
         typer.Option(

@@ -83,6 +83,33 @@ def test_formats_are_the_documented_ones():
     )
 
 
+def test_every_format_registers_itself_once():
+    from etl.readers.format_options import FORMAT_OPTIONS
+    from etl.readers.formats import SNIFF_ORDER, SPECS
+
+    assert sorted(spec.name for spec in SNIFF_ORDER) == sorted(FORMATS)  # one SPEC per --format name
+    for spec in SPECS.values():
+        assert all(FORMAT_OPTIONS[option.name] is option for option in spec.options), spec.name
+
+
+def test_format_options_are_keywords_kept_apart_from_the_shared_fields():
+    options = ReadOptions(COCO17, project="ortho", max_frames=10)
+    assert options.format_options == {"project": "ortho"}
+    assert options.project == "ortho"  # given
+    assert options.occluded_score == 0.5  # not given: the declared default
+    with pytest.raises(ActrecError, match="unknown read option"):
+        ReadOptions(COCO17, projection="ortho")
+
+
+def test_a_format_reads_only_the_options_it_declares(tmp_path):
+    from etl.readers import format_spec
+
+    assert [o.name for o in format_spec("utd-mhad").options] == ["project"]
+    assert format_spec("coco-json").option_values({"project": "ortho"}) == {}
+    with pytest.raises(ActrecError, match="jhmdb-ddnet split '4' does not exist"):
+        format_spec("jhmdb-ddnet").option_values({"split_protocol": "4"})
+
+
 def test_dataset_classes():
     penn = dataset_classes("penn-action")
     assert len(penn) == 15

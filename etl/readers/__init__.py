@@ -1,74 +1,53 @@
 """Pose-file readers for `actrec-etl ingest`: every supported format in, a stream of PoseClip or Reject out.
 
-`read_source` is the one entry point. Readers stream clip by clip and never raise for one bad file or clip: it
-becomes a `Reject` whose reason says what is wrong and where. Only an unusable call (no path exists, unknown
-format, bad options, unreadable manifest) raises ActrecError. Readers do not check joint counts against the
-layout (except openpose-json, yolo-pose txt and CTR-GCN arrays, which parse by it): `etl.validate.validate_clip`
-does. Files that name their joints are read in the layout's order by name (`etl.readers.joint_order`).
+`read_source` is the one entry point. Each format is a module declaring a `SPEC` (etl.readers.registry: its name,
+reader, sniff for `--format auto`, the format options it takes, a dataset's classes), listed in
+etl.readers.formats. Readers stream clip by clip and never raise for one bad file or clip: it becomes a `Reject`
+whose reason says what is wrong and where. Only an unusable call (no path exists, unknown format, bad options,
+unreadable manifest) raises ActrecError. Readers do not check joint counts against the layout (except
+openpose-json, yolo-pose txt and CTR-GCN arrays, which parse by it): `etl.validate.validate_clip` does. Files that
+name their joints are read in the layout's order by name (`etl.readers.joint_order`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from etl.errors import ActrecError
 from etl.poseclip import PoseClip, Reject
-from etl.readers import (
-    coco_json,
-    dlc,
-    h5,
-    jhmdb_ddnet,
-    kinetics_skeleton,
-    mediapipe,
-    mmpose_json,
-    npz,
-    ntu_skeleton,
-    openpose_json,
-    penn_action,
-    pyskl,
-    stgcn_npy,
-    utd_mhad,
-    yolo_pose,
-)
 from etl.readers.common import existing_inputs, fallback_clip_id
-from etl.readers.detect import detect_format
+from etl.readers.detect import Detection, detect_format, detect_source
+from etl.readers.formats import FORMAT_ORDER, SPECS
 from etl.readers.manifest import load_classes, load_manifest
 from etl.readers.options import ReadContext, ReadOptions
+from etl.readers.registry import FormatSpec, Reader
 
-__all__ = ["FORMATS", "ReadOptions", "dataset_classes", "detect_format", "read_source"]
+__all__ = [
+    "FORMATS",
+    "Detection",
+    "ReadOptions",
+    "dataset_classes",
+    "detect_format",
+    "detect_source",
+    "format_spec",
+    "read_source",
+]
 
-_Reader = Callable[[list[Path], ReadContext], Iterator[PoseClip | Reject]]
-_READERS: dict[str, _Reader] = {
-    "pyskl": pyskl.read,
-    "coco-json": coco_json.read,
-    "openpose-json": openpose_json.read,
-    "h5": h5.read,
-    "npz": npz.read,
-    "penn-action": penn_action.read,
-    "jhmdb-ddnet": jhmdb_ddnet.read,
-    "utd-mhad": utd_mhad.read,
-    "ntu-skeleton": ntu_skeleton.read,
-    "stgcn-npy": stgcn_npy.read,
-    "kinetics-skeleton": kinetics_skeleton.read,
-    "mmpose-json": mmpose_json.read,
-    "yolo-pose": yolo_pose.read,
-    "mediapipe": mediapipe.read,
-    "dlc": dlc.read,
-}
-FORMATS: tuple[str, ...] = tuple(_READERS)
+FORMATS: tuple[str, ...] = FORMAT_ORDER
 
-_DATASET_CLASSES: dict[str, tuple[str, ...]] = {
-    "penn-action": penn_action.CLASSES,
-    "utd-mhad": utd_mhad.CLASSES,
-    "jhmdb-ddnet": jhmdb_ddnet.CLASSES,
-}
+
+def format_spec(fmt: str) -> FormatSpec:
+    """The registered spec of format `fmt`; ActrecError naming the formats for an unknown one."""
+    spec = SPECS.get(fmt)
+    if spec is None:
+        raise ActrecError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)} (or auto)")
+    return spec
 
 
 def dataset_classes(fmt: str) -> list[str] | None:
     """The canonical class order of a dataset format (label n = classes[n]); None for generic formats."""
-    _check_format(fmt)
-    classes = _DATASET_CLASSES.get(fmt)
+    classes = format_spec(fmt).classes
     return list(classes) if classes is not None else None
 
 
@@ -83,19 +62,20 @@ def read_source(paths: list[Path], fmt: str, options: ReadOptions) -> Iterator[P
     existing = existing_inputs(paths)
     if fmt == "auto":
         fmt = detect_format(existing)
-    _check_format(fmt)
-    _check_options(fmt, options)
+    spec = format_spec(fmt)
+    options.check_format_options()
     ctx = ReadContext(
         options=options,
         manifest=load_manifest(Path(options.labels_csv)) if options.labels_csv is not None else None,
         classes=load_classes(Path(options.classes_file)) if options.classes_file is not None else None,
+        format_options=spec.option_values(options.format_options),
     )
     missing = [p for p in paths if not p.exists()]
-    return _stream(_READERS[fmt], existing, missing, fmt, ctx)
+    return _stream(spec.read, existing, missing, fmt, ctx)
 
 
 def _stream(
-    reader: _Reader, existing: list[Path], missing: list[Path], fmt: str, ctx: ReadContext
+    reader: Reader, existing: list[Path], missing: list[Path], fmt: str, ctx: ReadContext
 ) -> Iterator[PoseClip | Reject]:
     for path in missing:
         yield Reject(fallback_clip_id(path.stem), str(path), f"{path}: no such file or folder")
@@ -105,27 +85,3 @@ def _stream(
         yield ctx.labelled(item)  # the --labels manifest, applied here once for every format
     if n_items == 0:
         raise ActrecError(f"no {fmt} input found in {', '.join(map(str, existing))}; see docs/formats.md")
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in _READERS:
-        raise ActrecError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)} (or auto)")
-
-
-def _check_options(fmt: str, options: ReadOptions) -> None:
-    if options.project not in utd_mhad.PROJECTIONS:
-        raise ActrecError(
-            f"unknown projection {options.project!r}; choose one of {', '.join(utd_mhad.PROJECTIONS)}"
-        )
-    if not 0.0 <= options.occluded_score <= 1.0:
-        raise ActrecError(f"occluded_score must be in [0, 1], found {options.occluded_score}")
-    if fmt == "jhmdb-ddnet":
-        jhmdb_ddnet.chosen_split(options.split_protocol)
-    if options.image_size is not None and not (
-        len(options.image_size) == 2 and all(isinstance(v, int) and v > 0 for v in options.image_size)
-    ):
-        raise ActrecError(
-            f"image size must be two positive integers (height, width), found {options.image_size}"
-        )
-    if fmt == "ntu-skeleton":
-        ntu_skeleton.check_options(options.coords, options.split_protocol)

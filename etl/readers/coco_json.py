@@ -26,6 +26,8 @@ from etl.readers.common import (
 )
 from etl.readers.joint_order import coco_category_names, order_for_layout
 from etl.readers.options import ReadContext, ReadOptions
+from etl.readers.peek import json_head
+from etl.readers.registry import FormatSpec
 
 FORMAT = "coco-json"
 PATTERNS = ("*.json",)
@@ -218,3 +220,14 @@ def _image_size(images: list | None) -> tuple[int, int] | None:
     ):
         return None
     return max(i["height"] for i in images), max(i["width"] for i in images)
+
+
+def sniff(path: Path) -> bool:
+    """A list of detections, or a dataset dict with annotations/images (but no OpenPose 'people')."""
+    head = json_head(path)
+    return head.startswith("[") or (
+        '"people"' not in head and ('"annotations"' in head or '"images"' in head)
+    )
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff)

@@ -1,138 +1,100 @@
-"""`--format auto`: tell a source's format from file extensions and a cheap look at the content."""
+"""`--format auto`: the format every input looks like, by asking each format's sniff in the registry's order.
+
+A folder is looked into breadth first, in sorted order: files no format claims (READMEs, licences, images) and
+hidden files are ignored, and counted, as long as the pose files found agree on one format.
+"""
 
 from __future__ import annotations
 
-import io
-import pickletools
-import re
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
-
-import scipy.io
 
 from etl.errors import ActrecError
 from etl.readers.common import existing_inputs, natural_key
-from etl.readers.detect_more import detect_new_format
+from etl.readers.formats import SNIFF_ORDER
 
-_KNOWN_SUFFIXES = (
-    ".pkl",
-    ".pickle",
-    ".json",
-    ".h5",
-    ".hdf5",
-    ".npz",
-    ".mat",
-    ".skeleton",
-    ".txt",
-    ".npy",
-    ".csv",
-)
-_PEEK_BYTES = 64 * 1024
-_DDNET_NAME = re.compile(r"GT_(train|test)_\d+")
+_POSE_FILES_SNIFFED = 64  # per folder: enough to see a mix of formats, cheap on a tree of 100,000 files
+_EXPECTED = "expected .pkl, .json, .h5/.hdf5, .npz, .npy, .mat, .skeleton, .txt or .csv pose files (or folders of them)"
+
+
+@dataclass(frozen=True)
+class Detection:
+    fmt: str
+    ignored: tuple[Path, ...] = ()  # files inside the given folders that are no pose file of any format
+
+
+def sniff_file(path: Path) -> str | None:
+    """The name of the first format whose sniff claims the file, or None."""
+    for spec in SNIFF_ORDER:
+        try:
+            if spec.sniff(path):
+                return spec.name
+        except Exception:  # a sniff only looks: a file it cannot look into is not of its format
+            continue
+    return None
+
+
+def detect_source(paths: list[Path]) -> Detection:
+    """The one format of every given path; ActrecError when none can be told or pose files of different
+    formats are mixed (naming two of them)."""
+    found: dict[str, Path] = {}  # format -> first path of it
+    ignored: list[Path] = []
+    for path in existing_inputs(paths):
+        if path.is_dir():
+            formats, skipped = _sniff_folder(path)
+            ignored.extend(skipped)
+            if not formats:
+                raise ActrecError(
+                    f"cannot tell the format of {path}: no file in it is a pose file of a known format "
+                    f"({len(skipped)} other file(s) ignored); {_EXPECTED}; pass --format explicitly"
+                )
+        else:
+            fmt = sniff_file(path)
+            if fmt is None:
+                raise ActrecError(f"cannot tell the format of {path}: {_EXPECTED}; pass --format explicitly")
+            formats = {fmt: path}
+        for fmt, first in formats.items():
+            found.setdefault(fmt, first)
+    if len(found) > 1:
+        (fmt_a, path_a), (fmt_b, path_b) = list(found.items())[:2]
+        raise ActrecError(
+            f"the input paths look like different formats ({fmt_a}: {path_a}; {fmt_b}: {path_b}); "
+            "ingest one format at a time"
+        )
+    return Detection(next(iter(found)), tuple(ignored))
 
 
 def detect_format(paths: list[Path]) -> str:
-    """The format name every given path looks like; ActrecError when it cannot tell or the paths disagree."""
-    existing = existing_inputs(paths)
-    found: dict[str, list[Path]] = {}
-    for path in existing:
-        fmt = _detect_path(path)
-        if fmt is None:
-            raise ActrecError(
-                f"cannot tell the format of {path}: expected .pkl, .json, .h5/.hdf5, .npz, .npy, .mat, .skeleton, "
-                ".txt or .csv pose files (or folders of them); pass --format explicitly"
-            )
-        found.setdefault(fmt, []).append(path)
-    if len(found) > 1:
-        parts = "; ".join(f"{fmt}: {', '.join(map(str, ps))}" for fmt, ps in found.items())
-        raise ActrecError(
-            f"the input paths look like different formats ({parts}); ingest one format at a time"
-        )
-    return next(iter(found))
+    """The format name every given path looks like (see `detect_source`)."""
+    return detect_source(paths).fmt
 
 
-def _detect_path(path: Path) -> str | None:
-    if path.is_dir():
-        candidate = _first_candidate(path)
-        return None if candidate is None else _detect_file(candidate)
-    return _detect_file(path)
-
-
-def _first_candidate(folder: Path) -> Path | None:
-    """The first file with a known pose-file suffix, breadth first, in sorted order (cheap on large trees)."""
+def _sniff_folder(folder: Path) -> tuple[dict[str, Path], list[Path]]:
+    """({format: first file of it}, the files ignored) for the first pose files of a folder tree."""
+    formats: dict[str, Path] = {}
+    ignored: list[Path] = []
+    n_pose = 0
     queue = deque([folder])
-    while queue:
-        current = queue.popleft()
+    while queue and n_pose < _POSE_FILES_SNIFFED:
         try:
-            entries = sorted(current.iterdir(), key=natural_key)
+            entries = sorted(queue.popleft().iterdir(), key=natural_key)
         except OSError:
             continue
         for entry in entries:
-            if entry.is_file() and entry.suffix.lower() in _KNOWN_SUFFIXES:
-                return entry
-        queue.extend(entry for entry in entries if entry.is_dir())
-    return None
-
-
-def _detect_file(path: Path) -> str | None:
-    suffix = path.suffix.lower()
-    new = detect_new_format(path)  # the formats of etl.readers.detect_more, told before the older ones
-    if new is not None:
-        return new
-    if suffix in (".pkl", ".pickle"):
-        return "jhmdb-ddnet" if _DDNET_NAME.fullmatch(path.stem) or _is_ddnet_pickle(path) else "pyskl"
-    if suffix in (".h5", ".hdf5"):
-        return "h5"
-    if suffix == ".npz":
-        return "npz"
-    if suffix == ".mat":
-        return _detect_mat(path)
-    if suffix == ".json":
-        return _detect_json(path)
-    return None
-
-
-def _is_ddnet_pickle(path: Path) -> bool:
-    """True when the pickle is a dict whose first key is 'pose' or 'label' (DD-Net), read from its first bytes."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    first_container = None
-    try:
-        for opcode, arg, _ in pickletools.genops(io.BytesIO(head)):
-            if first_container is None and opcode.name in ("EMPTY_DICT", "DICT", "EMPTY_LIST", "LIST"):
-                first_container = opcode.name
-            if isinstance(arg, str) and ("UNICODE" in opcode.name or "STRING" in opcode.name):
-                return first_container == "EMPTY_DICT" and arg in ("pose", "label")
-    except Exception:  # the peek ends mid-stream: genops raises at the cut
-        return False
-    return False
-
-
-def _detect_mat(path: Path) -> str | None:
-    try:
-        names = {name for name, _, _ in scipy.io.whosmat(path)}
-    except Exception:
-        return None
-    if "d_skel" in names:
-        return "utd-mhad"
-    if {"x", "y", "visibility"} <= names:
-        return "penn-action"
-    return None
-
-
-def _detect_json(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(_PEEK_BYTES).decode("utf-8-sig", errors="replace").lstrip()
-    except OSError:
-        return None
-    if head.startswith("["):
-        return "coco-json"
-    if '"people"' in head:
-        return "openpose-json"
-    if '"annotations"' in head or '"images"' in head:
-        return "coco-json"
-    return None
+            if n_pose >= _POSE_FILES_SNIFFED:
+                break
+            if entry.name.startswith("."):  # hidden files and folders (.DS_Store, .git): never pose data
+                if not entry.is_dir():
+                    ignored.append(entry)
+                continue
+            if entry.is_dir():
+                queue.append(entry)
+                continue
+            fmt = sniff_file(entry)
+            if fmt is None:
+                ignored.append(entry)
+            else:
+                n_pose += 1
+                formats.setdefault(fmt, entry)
+    return formats, ignored

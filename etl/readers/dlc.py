@@ -37,6 +37,8 @@ from etl.readers.common import (
 from etl.readers.frame_gaps import check_frame_span
 from etl.readers.joint_order import order_if_named
 from etl.readers.options import ReadContext
+from etl.readers.peek import first_line
+from etl.readers.registry import FormatSpec
 from etl.safe_pickle import SafeUnpickler
 
 FORMAT = "dlc"
@@ -188,3 +190,14 @@ def _clip(
         source_format=FORMAT,
         meta={"dlc_scorer": columns[0][0]} if columns else {},
     )
+
+
+def sniff(path: Path) -> bool:
+    """A pandas HDF5 table under DeepLabCut's key, or a CSV whose header rows start with `scorer`."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return first_line(path).startswith("scorer,")
+    return suffix in (".h5", ".hdf5") and is_dlc_h5(path)
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff)

@@ -25,6 +25,7 @@ from etl.readers.common import (
 from etl.readers.generic import clip_from_arrays
 from etl.readers.h5_checks import foreign_data
 from etl.readers.options import ReadContext, ReadOptions
+from etl.readers.registry import FormatSpec
 from etl.readers.sleap_axes import sleap_arrays, sleap_node_order
 
 FORMAT = "h5"
@@ -151,3 +152,10 @@ def _sleap_clip(path: Path, f: h5py.File, ctx: ReadContext) -> PoseClip:
         source=str(path),
         source_format=FORMAT,
     )
+
+
+def sniff(path: Path) -> bool:
+    return path.suffix.lower() in (".h5", ".hdf5")  # any HDF5: DeepLabCut's are told first
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff)

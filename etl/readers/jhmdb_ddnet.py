@@ -10,6 +10,8 @@ and clip ids are s{k}_{train|test}_{index:04d} (index = position in that pickle'
 
 from __future__ import annotations
 
+import io
+import pickletools
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,7 +21,9 @@ import numpy as np
 from etl.errors import ActrecError
 from etl.poseclip import PoseClip, Reject
 from etl.readers.common import ClipError, describe_found, expand_files, file_reject, guarded, mark_missing
+from etl.readers.format_options import SPLIT_PROTOCOL
 from etl.readers.options import ReadContext
+from etl.readers.registry import FormatSpec
 from etl.safe_pickle import load_pickle
 
 FORMAT = "jhmdb-ddnet"
@@ -57,7 +61,7 @@ def chosen_split(split_protocol: str | None) -> str:
 
 
 def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
-    k = chosen_split(ctx.options.split_protocol)
+    k = chosen_split(ctx.option("split_protocol"))
     for given in paths:
         for path in expand_files([given], PATTERNS):
             match = _NAME.fullmatch(path.stem)
@@ -148,3 +152,42 @@ def _clip(pose, label, clip_id: str, source: str, part: str, k: str) -> PoseClip
         label=CLASSES.index(label) if label in CLASSES else None,
         meta={"jhmdb_split": int(k)},
     )
+
+
+_DDNET_NAME = re.compile(r"GT_(train|test)_\d+")
+
+
+def sniff(path: Path) -> bool:
+    """DD-Net's GT_train_k/GT_test_k pickles, or a pickle whose dict starts with 'pose' or 'label'."""
+    if path.suffix.lower() not in (".pkl", ".pickle"):
+        return False
+    return bool(_DDNET_NAME.fullmatch(path.stem)) or _is_ddnet_pickle(path)
+
+
+def _is_ddnet_pickle(path: Path) -> bool:
+    """True when the pickle is a dict whose first key is 'pose' or 'label' (DD-Net), read from its first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    first_container = None
+    try:
+        for opcode, arg, _ in pickletools.genops(io.BytesIO(head)):
+            if first_container is None and opcode.name in ("EMPTY_DICT", "DICT", "EMPTY_LIST", "LIST"):
+                first_container = opcode.name
+            if isinstance(arg, str) and ("UNICODE" in opcode.name or "STRING" in opcode.name):
+                return first_container == "EMPTY_DICT" and arg in ("pose", "label")
+    except Exception:  # the peek ends mid-stream: genops raises at the cut
+        return False
+    return False
+
+
+SPEC = FormatSpec(
+    name=FORMAT,
+    read=read,
+    sniff=sniff,
+    options=(SPLIT_PROTOCOL,),
+    check_options=lambda values: chosen_split(values["split_protocol"]),
+    classes=CLASSES,
+)

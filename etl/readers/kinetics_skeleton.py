@@ -25,8 +25,11 @@ from etl.readers.common import (
     load_json,
     mark_missing,
 )
+from etl.readers.format_options import IMAGE_SIZE
 from etl.readers.frame_gaps import check_frame_span
 from etl.readers.options import ReadContext
+from etl.readers.peek import json_head
+from etl.readers.registry import FormatSpec
 
 FORMAT = "kinetics-skeleton"
 PATTERNS = ("*.json",)
@@ -80,7 +83,7 @@ def _clip(path: Path, data, ctx: ReadContext) -> PoseClip:
     n_frames = max(frames) + 1
     check_frame_span(n_frames, len(frames), "frame_index values")
     n_persons = max(len(people) for people in frames.values())
-    img_h, img_w = ctx.options.image_size or DEFAULT_SIZE
+    img_h, img_w = ctx.option("image_size") or DEFAULT_SIZE
     ctx.options.check_clip_size(n_persons, n_frames, n_joints)  # before the (M, T, V) arrays
     keypoints = np.full((n_persons, n_frames, n_joints, 2), np.nan, np.float32)  # (M, T, V, 2)
     scores = np.zeros((n_persons, n_frames, n_joints), np.float32)  # (M, T, V)
@@ -106,3 +109,11 @@ def _clip(path: Path, data, ctx: ReadContext) -> PoseClip:
         source_format=FORMAT,
         label=label,
     )
+
+
+def sniff(path: Path) -> bool:
+    head = json_head(path)
+    return head.startswith("{") and '"data"' in head and ('"skeleton"' in head or '"label_index"' in head)
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff, options=(IMAGE_SIZE,))

@@ -54,3 +54,11 @@ def load_mat(path: Path, check_array_size) -> dict:
         raise ClipError(
             f"not a readable MATLAB .mat file (corrupt or truncated?): {describe_error(exc)}"
         ) from None
+
+
+def mat_names(path: Path) -> set[str]:
+    """The variable names of a .mat file, read from its headers (empty when it is no readable .mat)."""
+    try:
+        return {name for name, _, _ in scipy.io.whosmat(path)}
+    except Exception:
+        return set()

@@ -31,8 +31,11 @@ from etl.readers.common import (
     load_json,
     mark_missing,
 )
+from etl.readers.format_options import IMAGE_SIZE
 from etl.readers.frame_gaps import check_frame_span
 from etl.readers.options import ReadContext
+from etl.readers.peek import first_line, json_head
+from etl.readers.registry import FormatSpec
 from etl.skeleton import MEDIAPIPE33
 
 FORMAT = "mediapipe"
@@ -83,11 +86,11 @@ def _clip(path: Path, ctx: ReadContext) -> PoseClip:
     finite = np.isfinite(xy).all(axis=-1)
     if finite.any() and not (xy[finite].min() >= -1.0 and xy[finite].max() <= 2.0):
         raise ClipError("x, y are not normalised to [0, 1] (MediaPipe's normalised landmarks are expected)")
-    if ctx.options.image_size is None:
+    if ctx.option("image_size") is None:
         raise ClipError(
             "MediaPipe landmarks are normalised to [0, 1]: give the frame size with --image-size WxH"
         )
-    img_h, img_w = ctx.options.image_size
+    img_h, img_w = ctx.option("image_size")
     keypoints = (xy * (img_w, img_h)).astype(np.float32)
     scores = np.where(np.isnan(values[..., 2]), 1.0, values[..., 2]).astype(np.float32)
     mark_missing(keypoints, scores, ~finite | ~(scores > 0))
@@ -226,3 +229,20 @@ def _json_rows(data) -> list:
         if not people and number is None:
             raise ClipError(f"frame {t}: no landmarks and no frame number (an empty frame needs its 'frame')")
     return rows
+
+
+def sniff(path: Path) -> bool:
+    """Landmark JSON (`landmarks`/`pose_landmarks`, or a list with `visibility`) or a landmark CSV."""
+    if path.suffix.lower() == ".csv":
+        first = first_line(path)
+        columns = {c.strip() for c in first.split(",")}
+        return "visibility" in first or {"landmark", "x", "y"} <= columns or {"nose_x", "nose_y"} <= columns
+    head = json_head(path)
+    return (
+        '"landmarks"' in head
+        or '"pose_landmarks"' in head
+        or (head.startswith("[") and '"visibility"' in head)
+    )
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff, options=(IMAGE_SIZE,))

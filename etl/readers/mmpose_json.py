@@ -31,6 +31,8 @@ from etl.readers.common import (
 from etl.readers.frame_gaps import check_frame_span
 from etl.readers.joint_order import order_for_layout
 from etl.readers.options import ReadContext
+from etl.readers.peek import json_head
+from etl.readers.registry import FormatSpec
 
 FORMAT = "mmpose-json"
 PATTERNS = ("*.json",)
@@ -148,3 +150,16 @@ def _slots(instances: list) -> list[int]:
         for rank, i in enumerate(sorted(members, key=lambda i: -instances[i][4])):
             slots[i] = rank
     return slots
+
+
+def sniff(path: Path) -> bool:
+    """MMPose's dataset dict (`instance_info`) or its per-frame results (`instances`/`keypoint_scores`)."""
+    head = json_head(path)
+    if head.startswith("{"):
+        return '"instance_info"' in head
+    return head.startswith("[") and (
+        ('"instances"' in head and '"frame_id"' in head) or '"keypoint_scores"' in head
+    )
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff)

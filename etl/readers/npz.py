@@ -17,6 +17,7 @@ from etl.readers.common import ClipError, describe_error, expand_files, fallback
 from etl.readers.generic import clip_from_arrays
 from etl.readers.npz_checks import check_npz_sizes
 from etl.readers.options import ReadContext
+from etl.readers.registry import FormatSpec
 
 FORMAT = "npz"
 PATTERNS = ("*.npz",)
@@ -65,3 +66,10 @@ def _clip(path: Path, archive: np.lib.npyio.NpzFile, ctx: ReadContext) -> PoseCl
         attrs=attrs,
         classes=ctx.classes,
     )
+
+
+def sniff(path: Path) -> bool:
+    return path.suffix.lower() == ".npz"  # any .npz: CTR-GCN's are told first
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff)

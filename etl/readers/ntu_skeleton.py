@@ -34,8 +34,11 @@ from etl.readers.common import (
     mark_missing,
     natural_key,
 )
+from etl.readers.format_options import COORDS as COORDS_OPTION
+from etl.readers.format_options import OCCLUDED_SCORE, PROJECT, SPLIT_PROTOCOL
 from etl.readers.ntu_classes import CLASSES, official_splits
 from etl.readers.options import ReadContext
+from etl.readers.registry import FormatSpec
 
 FORMAT = "ntu-skeleton"
 PATTERNS = ("*.skeleton",)
@@ -154,15 +157,18 @@ def _clip(path: Path, text: str, match: re.Match, ctx: ReadContext) -> PoseClip:
     for m, body in enumerate(order):
         for t, joints in bodies[body].items():
             values[m, t] = joints
-    options = ctx.options
-    keypoints, (img_h, img_w) = _coordinates(values, options.coords, options.project)  # (M, T, 25, 2)
+    keypoints, (img_h, img_w) = _coordinates(
+        values, ctx.option("coords"), ctx.option("project")
+    )  # (M, T, 25, 2)
     state = values[..., 11]  # (M, T, 25): 2 tracked, 1 inferred, 0 not tracked; NaN where the body is absent
-    scores = np.where(state == 2, 1.0, np.where(state == 1, options.occluded_score, 0.0)).astype(np.float32)
+    scores = np.where(state == 2, 1.0, np.where(state == 1, ctx.option("occluded_score"), 0.0)).astype(
+        np.float32
+    )
     keypoints = keypoints.astype(np.float32)
     missing = ~(scores > 0) | ~np.isfinite(keypoints).all(axis=-1) | (keypoints == 0).all(axis=-1)
     mark_missing(keypoints, scores, missing)
     splits = official_splits(setup, camera, subject)
-    protocol = options.split_protocol or "xsub"
+    protocol = ctx.option("split_protocol") or "xsub"
     return PoseClip(
         clip_id=path.stem,
         keypoints=keypoints,
@@ -206,3 +212,18 @@ def project_3d(values: np.ndarray, project: str) -> tuple[np.ndarray, tuple[int,
     if project == "pinhole":
         pixels[~(z > 0)] = np.nan
     return pixels, (DEPTH_H, DEPTH_W)
+
+
+def sniff(path: Path) -> bool:
+    """A .skeleton file, or the list of samples with missing skeletons that NTU ships beside them."""
+    suffix = path.suffix.lower()
+    return suffix == ".skeleton" or (suffix == ".txt" and "missing_skeleton" in path.name.lower())
+
+
+SPEC = FormatSpec(
+    name=FORMAT,
+    read=read,
+    sniff=sniff,
+    options=(COORDS_OPTION, PROJECT, OCCLUDED_SCORE, SPLIT_PROTOCOL),
+    check_options=lambda values: check_options(values["coords"], values["split_protocol"]),
+)

@@ -23,6 +23,8 @@ from etl.readers.common import (
 )
 from etl.readers.frame_gaps import frame_slots
 from etl.readers.options import ReadContext, ReadOptions
+from etl.readers.peek import json_head
+from etl.readers.registry import FormatSpec
 from etl.skeleton import LAYOUTS, Layout
 
 FORMAT = "openpose-json"
@@ -161,3 +163,11 @@ def _assign_persons(people_per_frame: list[list], frames: list[Path]) -> list[li
         return slots
     # person 0 = the most confident (mean joint confidence) of its frame
     return [score_ranks([float(joints[:, 2].mean()) for _, joints in people]) for people in people_per_frame]
+
+
+def sniff(path: Path) -> bool:
+    head = json_head(path)
+    return head.startswith("{") and '"people"' in head
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from etl.errors import ActrecError
@@ -15,33 +16,68 @@ from etl.limits import (
     check_clip_size,
 )
 from etl.poseclip import PoseClip, Reject
+from etl.readers.format_options import FORMAT_OPTIONS
 from etl.readers.manifest import ManifestRow, apply_manifest
 from etl.skeleton import Layout
 
 
-@dataclass
+@dataclass(init=False)
 class ReadOptions:
+    """The options of one read: those every reader shares are fields; the options only some formats take
+    (`project`, `occluded_score`, `split_protocol`, `coords`, `image_size`, declared in
+    etl/readers/format_options.py) are given as keywords too and kept in `format_options`.
+
+    ReadOptions(layout, labels_csv=..., max_frames=..., project="ortho")
+    """
+
     layout: Layout  # the joint layout chosen with --layout (openpose-json parses by it)
     labels_csv: Path | None = None  # manifest: clip_id,label_name[,split,label,img_h,img_w,...]
     classes_file: Path | None = None  # one class name per line: names for numeric labels (pyskl)
-    project: str = "pinhole"  # utd-mhad 3D -> 2D: "pinhole" | "ortho"
-    occluded_score: float = 0.5  # penn-action: joints annotated as not visible; ntu-skeleton: inferred joints
-    split_protocol: str | None = None  # pyskl: split family (e.g. "xsub"); jhmdb-ddnet: "1" | "2" | "3";
-    # ntu-skeleton: "xsub" | "xview" | "xset"
-    coords: str = "color"  # ntu-skeleton 2D coordinates: "color" | "depth" | "3d" (projected with `project`)
-    image_size: tuple[int, int] | None = None  # (img_h, img_w) of formats with normalised coordinates
     # bounds checked from declared sizes before a reader allocates (etl/limits.py); a clip above one is rejected
     max_persons: int = DEFAULT_MAX_PERSONS  # persons (tracks) per clip
     max_frames: int = DEFAULT_MAX_FRAMES  # frames per clip
     max_clip_bytes: int = (
         DEFAULT_MAX_CLIP_BYTES  # bytes of one clip's arrays, and of any array a file declares
     )
+    format_options: dict[str, object] = field(default_factory=dict)  # the format options given, by name
 
-    def __post_init__(self):
+    def __init__(
+        self,
+        layout: Layout,
+        labels_csv: Path | None = None,
+        classes_file: Path | None = None,
+        *,
+        max_persons: int = DEFAULT_MAX_PERSONS,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        max_clip_bytes: int = DEFAULT_MAX_CLIP_BYTES,
+        **format_options,
+    ):
+        unknown = sorted(set(format_options) - set(FORMAT_OPTIONS))
+        if unknown:
+            raise ActrecError(
+                f"unknown read option(s) {', '.join(unknown)}; the formats take: {', '.join(FORMAT_OPTIONS)}"
+            )
+        self.layout, self.labels_csv, self.classes_file = layout, labels_csv, classes_file
+        self.max_persons, self.max_frames, self.max_clip_bytes = max_persons, max_frames, max_clip_bytes
+        self.format_options = dict(format_options)
         for name in ("max_persons", "max_frames", "max_clip_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ActrecError(f"{name} must be a positive integer, found {value!r}")
+
+    def __getattr__(self, name: str):
+        """A format option by name (`options.project`): the given value, else its default."""
+        option = FORMAT_OPTIONS.get(name)
+        if option is None or name.startswith("__"):
+            raise AttributeError(name)
+        return self.__dict__.get("format_options", {}).get(name, option.default)
+
+    def check_format_options(self) -> None:
+        """ActrecError for a given format option value that no format can use (e.g. project='fisheye')."""
+        for name, value in self.format_options.items():
+            check = FORMAT_OPTIONS[name].check
+            if check is not None:
+                check(value)
 
     def check_clip_size(self, n_persons: int, n_frames: int, n_joints: int) -> None:
         """LimitError when a (M, T, V) clip is above max_persons, max_frames or max_clip_bytes."""
@@ -66,6 +102,11 @@ class ReadContext:
     options: ReadOptions
     manifest: dict[str, ManifestRow] | None = None  # labels_csv rows by clip id
     classes: list[str] | None = None  # classes_file names by numeric label
+    format_options: Mapping[str, object] = field(default_factory=dict)  # the read format's options, resolved
+
+    def option(self, name: str):
+        """The value of a format option the read format declares (its default when not given)."""
+        return self.format_options[name]
 
     def labelled(self, clip: PoseClip | Reject) -> PoseClip | Reject:
         """The clip with its manifest row applied (the manifest wins where it has a value); rejects pass."""

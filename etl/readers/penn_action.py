@@ -23,8 +23,10 @@ from etl.readers.common import (
     guarded,
     mark_missing,
 )
-from etl.readers.mat_checks import load_mat
+from etl.readers.format_options import OCCLUDED_SCORE
+from etl.readers.mat_checks import load_mat, mat_names
 from etl.readers.options import ReadContext
+from etl.readers.registry import FormatSpec
 
 FORMAT = "penn-action"
 PATTERNS = ("*.mat",)
@@ -62,7 +64,7 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
     except ClipError as exc:
         return file_reject(path, str(exc))
     return guarded(
-        lambda: _clip(path, mat, ctx.options.occluded_score), fallback_clip_id(path.stem), str(path)
+        lambda: _clip(path, mat, ctx.option("occluded_score")), fallback_clip_id(path.stem), str(path)
     )
 
 
@@ -106,3 +108,10 @@ def _clip(path: Path, mat: dict, occluded_score: float) -> PoseClip:
         label=CLASSES.index(action) if action in CLASSES else None,
         meta={"viewpoint": as_text(mat["pose"]).strip()},
     )
+
+
+def sniff(path: Path) -> bool:
+    return path.suffix.lower() == ".mat" and {"x", "y", "visibility"} <= mat_names(path)
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff, options=(OCCLUDED_SCORE,), classes=CLASSES)

@@ -24,8 +24,10 @@ from etl.readers.common import (
     mark_missing,
     refuse_complex,
 )
+from etl.readers.format_options import SPLIT_PROTOCOL
 from etl.readers.generic import label_name_for
 from etl.readers.options import ReadContext
+from etl.readers.registry import FormatSpec
 from etl.safe_pickle import load_pickle
 
 FORMAT = "pyskl"
@@ -64,7 +66,7 @@ def _read_file(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
         )
         return
     try:
-        membership, protocol = _split_membership(splits, ctx.options.split_protocol)
+        membership, protocol = _split_membership(splits, ctx.option("split_protocol"))
     except ClipError as exc:
         yield file_reject(path, str(exc))
         return
@@ -177,3 +179,13 @@ def _clip(
         label=label,
         meta=meta,
     )
+
+
+def sniff(path: Path) -> bool:
+    return path.suffix.lower() in (
+        ".pkl",
+        ".pickle",
+    )  # any pickle: DD-Net's are told first (etl.readers.formats)
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff, options=(SPLIT_PROTOCOL,))

@@ -34,12 +34,14 @@ from etl.readers.common import (
     guarded,
     mark_missing,
 )
+from etl.readers.format_options import COORDS, IMAGE_SIZE, PROJECT
 from etl.readers.generic import label_name_for
 from etl.readers.ntu_classes import CLASSES as NTU_CLASSES
 from etl.readers.ntu_classes import official_splits
 from etl.readers.ntu_skeleton import _NAME as NTU_NAME
 from etl.readers.ntu_skeleton import project_3d
 from etl.readers.options import ReadContext
+from etl.readers.registry import FormatSpec
 from etl.safe_pickle import load_pickle
 
 FORMAT = "stgcn-npy"
@@ -146,7 +148,7 @@ def _read_ctrgcn(path: Path, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
                 continue
             n_persons = shape[2] // (3 * n_joints)
             # CTR-GCN's arrays are always 3D joints (x, y, z), centred on the first frame's spine
-            ctx_3d = dataclasses.replace(ctx, options=dataclasses.replace(ctx.options, coords="3d"))
+            ctx_3d = dataclasses.replace(ctx, format_options={**ctx.format_options, "coords": "3d"})
             row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
             with stream:
                 for i, label in enumerate(labels):
@@ -186,7 +188,6 @@ def _clip(
     sample: np.ndarray, clip_id: str, raw_id: str, label, split, source: str, ctx: ReadContext
 ) -> PoseClip:
     """sample (C, T, V, M) -> PoseClip, padding removed."""
-    options = ctx.options
     n_channels = sample.shape[0]
     if n_channels not in (2, 3):
         raise ClipError(f"data must have 2 or 3 channels (x, y[, score or z]), found {n_channels}")
@@ -198,10 +199,10 @@ def _clip(
         raise ClipError("every value is 0 (an empty, padded sample)")
     values = values[persons, : frames[-1] + 1]  # trailing padding and absent persons dropped
     zero = ~(values != 0).any(axis=-1)  # (M, T', V)
-    if options.coords == "3d":
+    if ctx.option("coords") == "3d":
         if n_channels != 3:
             raise ClipError("coords 3d needs 3 channels (x, y, z)")
-        keypoints, (img_h, img_w) = project_3d(values.astype(np.float64), options.project)
+        keypoints, (img_h, img_w) = project_3d(values.astype(np.float64), ctx.option("project"))
         scores = np.ones(keypoints.shape[:3], np.float32)
     else:
         if n_channels == 3 and not (values[..., 2].min() >= 0 and values[..., 2].max() <= 1):
@@ -212,7 +213,7 @@ def _clip(
             values[..., 2].astype(np.float32) if n_channels == 3 else np.ones(values.shape[:3], np.float32)
         )
         keypoints = values[..., :2].astype(np.float64)
-        img_h, img_w = options.image_size or DEFAULT_SIZE
+        img_h, img_w = ctx.option("image_size") or DEFAULT_SIZE
         if np.abs(keypoints).max() <= 0.5 + 1e-6:  # ST-GCN's centred, normalised coordinates
             keypoints = (keypoints + 0.5) * np.array([img_w, img_h])
     keypoints = keypoints.astype(np.float32)
@@ -241,3 +242,17 @@ def _clip(
         label=label,
         meta=meta,
     )
+
+
+def sniff(path: Path) -> bool:
+    """ST-GCN arrays (.npy) and their label pickles beside them, or a CTR-GCN .npz."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return True
+    if suffix == ".npz":
+        return is_ctrgcn_npz(path)
+    label = re.fullmatch(r"(.*?)_?label", path.stem)
+    return suffix == ".pkl" and label is not None and any(path.parent.glob(f"{label.group(1)}*data*.npy"))
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff, options=(COORDS, PROJECT, IMAGE_SIZE))

@@ -23,12 +23,13 @@ from etl.readers.common import (
     guarded,
     mark_missing,
 )
-from etl.readers.mat_checks import load_mat
+from etl.readers.format_options import PROJECT, PROJECTIONS
+from etl.readers.mat_checks import load_mat, mat_names
 from etl.readers.options import ReadContext
+from etl.readers.registry import FormatSpec
 
 FORMAT = "utd-mhad"
 PATTERNS = ("*_skeleton.mat",)
-PROJECTIONS = ("pinhole", "ortho")
 N_JOINTS = 20
 IMG_H, IMG_W = 480, 640
 # Kinect v1 depth camera (640x480), the commonly used nominal intrinsics (e.g. Burrus' calibration).
@@ -85,7 +86,7 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         return file_reject(path, str(exc))
     action, subject, trial = (int(g) for g in match.groups())
     return guarded(
-        lambda: _clip(path, mat, action, subject, trial, ctx.options.project),
+        lambda: _clip(path, mat, action, subject, trial, ctx.option("project")),
         fallback_clip_id(path.stem),
         str(path),
     )
@@ -135,3 +136,10 @@ def _clip(path: Path, mat: dict, action: int, subject: int, trial: int, method: 
         label=action - 1,
         meta={"subject": subject, "trial": trial},
     )
+
+
+def sniff(path: Path) -> bool:
+    return path.suffix.lower() == ".mat" and "d_skel" in mat_names(path)
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff, options=(PROJECT,), classes=CLASSES)

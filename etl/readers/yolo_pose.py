@@ -29,9 +29,12 @@ from etl.readers.common import (
     mark_missing,
     natural_key,
 )
+from etl.readers.format_options import IMAGE_SIZE
 from etl.readers.frame_gaps import frame_slots
 from etl.readers.openpose_json import frame_key
 from etl.readers.options import ReadContext
+from etl.readers.peek import json_head, peek_text
+from etl.readers.registry import FormatSpec
 
 FORMAT = "yolo-pose"
 SUFFIXES = (".txt", ".json")
@@ -98,14 +101,14 @@ def _clip(unit: Path, files: list[Path], ctx: ReadContext) -> PoseClip:
     finite = np.isfinite(keypoints).all(axis=-1)
     normalised = normalised_txt or ((finite & ~zero).any() and np.nanmax(np.abs(keypoints[finite])) <= 1.0)
     if normalised:
-        if ctx.options.image_size is None:
+        if ctx.option("image_size") is None:
             raise ClipError(
                 "the coordinates are normalised to [0, 1]: give the frame size with --image-size WxH"
             )
-        img_h, img_w = ctx.options.image_size
+        img_h, img_w = ctx.option("image_size")
         keypoints *= np.array([img_w, img_h], np.float32)
     mark_missing(keypoints, scores, zero | ~(scores > 0) | ~finite)
-    img_h, img_w = ctx.options.image_size or extent_size(keypoints)
+    img_h, img_w = ctx.option("image_size") or extent_size(keypoints)
     return PoseClip(
         clip_id=fallback_clip_id(unit.stem if unit.is_file() else unit.name),
         keypoints=keypoints,
@@ -210,3 +213,27 @@ def _slots(detections: list[list[dict]]) -> list[list[int]]:
             rank[i] = r
         slots.append(rank)
     return slots
+
+
+def sniff(path: Path) -> bool:
+    """A YOLO label .txt (a line of numbers, an integer class first), or Ultralytics results JSON."""
+    if path.suffix.lower() == ".txt":
+        return "missing_skeleton" not in path.name.lower() and _is_yolo_txt(peek_text(path, 4096))
+    head = json_head(path)
+    return head.startswith("[") and '"keypoints"' in head and '"visible"' in head
+
+
+def _is_yolo_txt(head: str) -> bool:
+    """A line of numbers, an integer class first, at least a box and two keypoints: a YOLO label file."""
+    lines = head.splitlines()
+    first = next((line.split() for line in lines if line.strip()), None)
+    if first is None or len(first) < 11 or not first[0].isdigit():
+        return False
+    try:
+        [float(v) for v in first]
+    except ValueError:
+        return False
+    return True
+
+
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff, options=(IMAGE_SIZE,))
