@@ -36,6 +36,19 @@ def label_name_for(label: int | None, classes: list[str] | None) -> str | None:
     return classes[label]
 
 
+def check_declared_size(shape: tuple[int, ...], options) -> None:
+    """LimitError when a `keypoints` array of `shape` (T, M, V, C) or (T, V, C) declares more persons, frames or
+    bytes than `options` (ReadOptions) allow; called with the shape a file declares, before the array is read.
+    Other shapes are left to `clip_from_arrays`, which names what it expected."""
+    if len(shape) == 4:
+        n_frames, n_persons, n_joints = shape[:3]
+    elif len(shape) == 3:
+        (n_frames, n_joints), n_persons = shape[:2], 1
+    else:
+        return
+    options.check_clip_size(int(n_persons), int(n_frames), int(n_joints))
+
+
 def clip_from_arrays(
     *,
     clip_id: str,

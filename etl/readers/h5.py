@@ -22,11 +22,11 @@ from etl.readers.common import (
     mark_missing,
     natural_key,
 )
-from etl.readers.generic import clip_from_arrays
+from etl.readers.generic import check_declared_size, clip_from_arrays
 from etl.readers.h5_checks import foreign_data
 from etl.readers.options import ReadContext, ReadOptions
 from etl.readers.registry import FormatSpec
-from etl.readers.sleap_axes import sleap_arrays, sleap_node_order
+from etl.readers.sleap_axes import sleap_arrays, sleap_node_order, stored_dims
 
 FORMAT = "h5"
 PATTERNS = ("*.h5", "*.hdf5")
@@ -110,6 +110,10 @@ def _dataset(group: h5py.Group, name: str, where: str, options: ReadOptions) -> 
 def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx: ReadContext) -> PoseClip:
     if not isinstance(group, h5py.Group) or "keypoints" not in group:
         raise ClipError(f"no 'keypoints' dataset in {group.name}: each clip is a group holding one")
+    declared = group["keypoints"]
+    if isinstance(declared, h5py.Dataset):
+        ctx.options.check_array_size(declared.shape or (), declared.dtype, f"dataset {declared.name}")
+        check_declared_size(declared.shape, ctx.options)  # persons, frames, clip bytes: before reading it
     keypoints = _dataset(group, "keypoints", group.name, ctx.options)  # (T, M, V, 2|3)
     scores = _dataset(group, "scores", group.name, ctx.options) if "scores" in group else None  # (T, M, V)
     return clip_from_arrays(
@@ -128,6 +132,10 @@ def _sleap_clip(path: Path, f: h5py.File, ctx: ReadContext) -> PoseClip:
         node = f.get(name)
         if isinstance(node, h5py.Dataset):
             ctx.options.check_array_size(node.shape or (), node.dtype, f"dataset {node.name}")
+    tracks = f.get("tracks")
+    if isinstance(tracks, h5py.Dataset) and tracks.ndim == 4:  # persons, frames, bytes: before reading it
+        size = dict(zip(stored_dims(f)[0], tracks.shape, strict=True))
+        ctx.options.check_clip_size(size["track"], size["frame"], size["node"])
     keypoints, scores = sleap_arrays(f)  # (M, T, V, 2), (M, T, V) or None: axis order as the file says
     order = sleap_node_order(f, keypoints.shape[2], ctx.options.layout)  # nodes named like layout joints
     if order is not None:

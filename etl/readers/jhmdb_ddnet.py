@@ -72,7 +72,7 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
                 continue
             part, file_k = match.groups()
             if file_k == k:
-                yield from _read_file(path, part, k)
+                yield from _read_file(path, part, k, ctx)
             elif not given.is_dir():  # a folder holds all three splits: its other splits are skipped silently
                 yield file_reject(
                     path,
@@ -81,7 +81,7 @@ def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
                 )
 
 
-def _read_file(path: Path, part: str, k: str) -> Iterator[PoseClip | Reject]:
+def _read_file(path: Path, part: str, k: str, ctx: ReadContext) -> Iterator[PoseClip | Reject]:
     try:
         data = load_pickle(path)
     except ActrecError as exc:
@@ -106,7 +106,7 @@ def _read_file(path: Path, part: str, k: str) -> Iterator[PoseClip | Reject]:
         source = f"{path}#{index}"
 
         def build(pose=pose, label=label, clip_id: str = clip_id, source: str = source) -> PoseClip:
-            return _clip(pose, label, clip_id, source, part, k)
+            return _clip(pose, label, clip_id, source, part, k, ctx)
 
         yield guarded(build, clip_id, source)
 
@@ -128,8 +128,10 @@ def fit_to_canvas(coords: np.ndarray) -> np.ndarray:
     return (coords - (lo + hi) / 2) * scale + centre
 
 
-def _clip(pose, label, clip_id: str, source: str, part: str, k: str) -> PoseClip:
+def _clip(pose, label, clip_id: str, source: str, part: str, k: str, ctx: ReadContext) -> PoseClip:
     pose = np.asarray(pose)
+    if pose.ndim == 3:
+        ctx.options.check_clip_size(1, pose.shape[0], pose.shape[1])  # (T, V, 2): before the copies
     if pose.ndim != 3 or pose.shape[1:] != (N_JOINTS, 2) or not np.issubdtype(pose.dtype, np.number):
         raise ClipError(
             f"pose must be numeric (T, {N_JOINTS}, 2), found shape {pose.shape} dtype {pose.dtype}"

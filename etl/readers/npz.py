@@ -14,7 +14,7 @@ import numpy as np
 
 from etl.poseclip import PoseClip, Reject
 from etl.readers.common import ClipError, describe_error, expand_files, fallback_clip_id, file_reject, guarded
-from etl.readers.generic import clip_from_arrays
+from etl.readers.generic import check_declared_size, clip_from_arrays
 from etl.readers.npz_checks import check_npz_sizes
 from etl.readers.options import ReadContext
 from etl.readers.registry import FormatSpec
@@ -49,7 +49,10 @@ def _clip(path: Path, archive: np.lib.npyio.NpzFile, ctx: ReadContext) -> PoseCl
             f"wrong structure: no 'keypoints' array; found {', '.join(sorted(keys)) or 'nothing'}"
         )
     options = ctx.options
-    check_npz_sizes(archive, options.check_array_size, options.max_clip_bytes)  # before numpy allocates
+    shapes = check_npz_sizes(
+        archive, options.check_array_size, options.max_clip_bytes
+    )  # before numpy allocates
+    check_declared_size(shapes.get("keypoints", ()), options)  # persons, frames, bytes of the clip
     try:
         arrays = {key: archive[key] for key in sorted(keys)}
     except ValueError as exc:  # object arrays need pickle, which is refused on purpose

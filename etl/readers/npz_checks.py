@@ -8,10 +8,12 @@ import numpy as np
 from etl.limits import LimitError
 
 
-def check_npz_sizes(archive: np.lib.npyio.NpzFile, check_array_size, max_bytes: int) -> None:
+def check_npz_sizes(archive: np.lib.npyio.NpzFile, check_array_size, max_bytes: int) -> dict[str, tuple]:
     """Raise LimitError (or ClipError-like ValueError) before loading when a member is too large.
 
-    check_array_size(shape, dtype, what): the reader's limit check; max_bytes: the uncompressed size bound."""
+    check_array_size(shape, dtype, what): the reader's limit check; max_bytes: the uncompressed size bound.
+    Returns the shape each .npy member declares, by array name ('keypoints')."""
+    shapes: dict[str, tuple] = {}
     zf = archive.zip
     for info in zf.infolist():
         what = f"member {info.filename}"
@@ -31,3 +33,5 @@ def check_npz_sizes(archive: np.lib.npyio.NpzFile, check_array_size, max_bytes: 
             else:  # 3.0 (utf-8 field names) has no public reader; numpy's own load handles it the same way
                 shape, _, dtype = np.lib.format._read_array_header(fp, version)
         check_array_size(shape, dtype, what)
+        shapes[info.filename.removesuffix(".npy")] = tuple(shape)
+    return shapes

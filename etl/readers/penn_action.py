@@ -63,18 +63,19 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         mat = load_mat(path, ctx.options.check_array_size)
     except ClipError as exc:
         return file_reject(path, str(exc))
-    return guarded(
-        lambda: _clip(path, mat, ctx.option("occluded_score")), fallback_clip_id(path.stem), str(path)
-    )
+    return guarded(lambda: _clip(path, mat, ctx), fallback_clip_id(path.stem), str(path))
 
 
-def _clip(path: Path, mat: dict, occluded_score: float) -> PoseClip:
+def _clip(path: Path, mat: dict, ctx: ReadContext) -> PoseClip:
     missing = [key for key in _REQUIRED if key not in mat]
     if missing:
         found = ", ".join(k for k in mat if not k.startswith("__"))
         raise ClipError(
             f"not a Penn Action label file: missing field(s) {', '.join(missing)} (found {found})"
         )
+    n_frames = np.shape(mat["x"])[0] if np.ndim(mat["x"]) == 2 else 0
+    ctx.options.check_clip_size(1, n_frames, N_JOINTS)  # before the float32 copies
+    occluded_score = ctx.option("occluded_score")
     x = np.asarray(mat["x"], dtype=np.float32)  # (T, 13); uint8/uint16 in some files
     y = np.asarray(mat["y"], dtype=np.float32)  # (T, 13)
     visibility = np.asarray(mat["visibility"])  # (T, 13), 1 visible / 0 occluded

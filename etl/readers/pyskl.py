@@ -139,6 +139,7 @@ def _clip(
             + (" (3D skeletons are not supported)" if keypoints.shape[-1:] == (3,) else "")
         )
     refuse_complex(keypoints, "keypoint")
+    ctx.options.check_clip_size(*keypoints.shape[:3])  # (M, T, V): before the float32 copies
     keypoints = keypoints.astype(np.float32)  # (M, T, V, 2), a copy
     if "keypoint_score" in annotation:
         scores = np.asarray(annotation["keypoint_score"])

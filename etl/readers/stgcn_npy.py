@@ -197,6 +197,7 @@ def _clip(
     persons = np.flatnonzero(nonzero.any(axis=(1, 2)))
     if len(frames) == 0:
         raise ClipError("every value is 0 (an empty, padded sample)")
+    ctx.options.check_clip_size(len(persons), int(frames[-1]) + 1, values.shape[2])  # before the copies
     values = values[persons, : frames[-1] + 1]  # trailing padding and absent persons dropped
     zero = ~(values != 0).any(axis=-1)  # (M, T', V)
     if ctx.option("coords") == "3d":

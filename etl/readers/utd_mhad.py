@@ -86,7 +86,7 @@ def _read_file(path: Path, ctx: ReadContext) -> PoseClip | Reject:
         return file_reject(path, str(exc))
     action, subject, trial = (int(g) for g in match.groups())
     return guarded(
-        lambda: _clip(path, mat, action, subject, trial, ctx.option("project")),
+        lambda: _clip(path, mat, action, subject, trial, ctx),
         fallback_clip_id(path.stem),
         str(path),
     )
@@ -110,10 +110,13 @@ def project(joints: np.ndarray, method: str) -> np.ndarray:
     return pixels
 
 
-def _clip(path: Path, mat: dict, action: int, subject: int, trial: int, method: str) -> PoseClip:
+def _clip(path: Path, mat: dict, action: int, subject: int, trial: int, ctx: ReadContext) -> PoseClip:
     if "d_skel" not in mat:
         found = ", ".join(k for k in mat if not k.startswith("__")) or "nothing"
         raise ClipError(f"no 'd_skel' variable (found {found})")
+    declared = np.shape(mat["d_skel"])  # (20, 3, T)
+    ctx.options.check_clip_size(1, declared[2] if len(declared) == 3 else 0, N_JOINTS)  # before the copies
+    method = ctx.option("project")
     skel = np.asarray(mat["d_skel"], dtype=np.float64)  # (20, 3, T)
     if skel.ndim != 3 or skel.shape[:2] != (N_JOINTS, 3):
         raise ClipError(f"'d_skel' must be ({N_JOINTS}, 3, T), found {skel.shape}")

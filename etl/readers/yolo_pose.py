@@ -92,6 +92,7 @@ def _clip(unit: Path, files: list[Path], ctx: ReadContext) -> PoseClip:
     v = sizes.pop() if sizes else n_joints
     slots = _slots(detections)
     n_persons = max((max(s, default=-1) for s in slots), default=-1) + 1
+    ctx.options.check_clip_size(n_persons, n_frames, v)  # before the (M, T, V) arrays
     keypoints = np.full((n_persons, n_frames, v, 2), np.nan, np.float32)  # (M, T, V, 2)
     scores = np.zeros((n_persons, n_frames, v), np.float32)  # (M, T, V)
     for t, frame, frame_slots_ in zip(times, detections, slots, strict=True):
