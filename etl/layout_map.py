@@ -1,7 +1,7 @@
 """Joint names -> joint indices: read a file's own joint order by name, and map one layout onto another.
 
 Names are compared after `canonical_joint_name` (lower case, `_` for spaces and dashes, `l_`/`r_` prefixes
-spelled out, a few true synonyms), so `Left Eye`, `left-eye` and `l_eye` are the same joint. Nothing is inferred:
+spelled out, a few true synonyms, and the aliases a layout lists per joint), so `Left Eye`, `left-eye` and `l_eye` are the same joint. Nothing is inferred:
 a target joint without a source joint of the same name is missing, and the mapping is refused.
 """
 
@@ -47,7 +47,10 @@ def joint_indices(source_names: Sequence[str], target: Layout) -> tuple[list[int
         where.setdefault(canonical_joint_name(name), i)
     indices, missing = [], []
     for name in target.joints:
-        i = where.get(canonical_joint_name(name))
+        # the joint's own name first, then its aliases (etl.skeleton.Layout.aliases)
+        i = next(
+            (where[key] for key in map(canonical_joint_name, target.names_of(name)) if key in where), None
+        )
         if i is None:
             missing.append(name)
         else:
@@ -57,8 +60,12 @@ def joint_indices(source_names: Sequence[str], target: Layout) -> tuple[list[int
 
 def matching_layouts(names: Sequence[str]) -> list[str]:
     """The layouts whose joints are exactly `names`, in this order."""
-    wanted = [canonical_joint_name(n) for n in names]
-    return [lay.name for lay in LAYOUTS.values() if [canonical_joint_name(n) for n in lay.joints] == wanted]
+    identity = list(range(len(names)))
+    return [
+        lay.name
+        for lay in LAYOUTS.values()
+        if lay.n_joints == len(names) and joint_indices(names, lay)[0] == identity
+    ]
 
 
 def layout_mapping(source: Layout, target: Layout) -> list[int]:

@@ -24,10 +24,17 @@ class Layout:
     left_right_limbs: tuple[tuple[int, int], ...]  # (left limb, right limb)
     description: str = ""
     family: str = ""  # who writes this layout: "openpose", "coco" (COCO-style estimators), "kinect", ...
+    # (joint, another name some tool gives it): accepted when a file names its joints, e.g. MMPose's 'head' for
+    # JHMDB's 'face'; the joint keeps its own name in the store
+    aliases: tuple[tuple[str, str], ...] = ()
 
     @property
     def n_joints(self) -> int:
         return len(self.joints)
+
+    def names_of(self, joint: str) -> tuple[str, ...]:
+        """The joint's name followed by its aliases."""
+        return (joint, *(alias for name, alias in self.aliases if name == joint))
 
     @property
     def limb_names(self) -> tuple[str, ...]:
@@ -178,6 +185,7 @@ JHMDB15 = Layout(
     left_right_joints=((4, 3), (6, 5), (8, 7), (10, 9), (12, 11), (14, 13)),
     left_right_limbs=((3, 2), (6, 4), (7, 5), (9, 8), (12, 10), (13, 11)),
     description="JHMDB puppet joints (as in the DD-Net pickles)",
+    aliases=(("face", "head"),),  # MMPose's jhmdb dataset meta calls the face joint 'head'
     family="dataset",
 )
 

@@ -288,3 +288,42 @@ def test_sleap_human_nodes_are_read_by_name(tmp_path):
     (reject,) = read_all([path], "h5", layout=H36M17)
     assert isinstance(reject, Reject)
     assert "SLEAP node_names" in reject.reason
+
+
+# MMPose's jhmdb dataset meta (configs/_base_/datasets/jhmdb.py): 'head' where actrec's jhmdb15 says 'face'
+MMPOSE_JHMDB = ["neck", "belly", "head", "right_shoulder", "left_shoulder", "right_hip", "left_hip", "right_elbow",
+                "left_elbow", "right_knee", "left_knee", "right_wrist", "left_wrist", "right_ankle", "left_ankle"]  # fmt: skip
+
+
+def _mmpose_file(path: Path, keypoints: np.ndarray, names: list[str]) -> Path:
+    """An MMPose demo output (meta_info + instance_info) of one person, joints in the order `names`."""
+    frames = [
+        {
+            "frame_id": t + 1,
+            "instances": [{"keypoints": keypoints[0, t].tolist(), "keypoint_scores": [0.9] * 15}],
+        }
+        for t in range(keypoints.shape[1])
+    ]
+    meta = {"dataset_name": "jhmdb", "keypoint_id2name": {str(i): n for i, n in enumerate(names)}}
+    path.write_text(json.dumps({"meta_info": meta, "instance_info": frames}))
+    return path
+
+
+def test_mmpose_named_jhmdb_file_reads_by_alias(tmp_path):
+    from etl.skeleton import JHMDB15
+
+    assert JHMDB15.names_of("face") == ("face", "head")
+    kp = moving_poses(1, 5, 15, seed=6)
+    (clip,) = read_all([_mmpose_file(tmp_path / "mmpose.json", kp, MMPOSE_JHMDB)], "mmpose-json", JHMDB15)
+    assert isinstance(clip, PoseClip), clip.reason
+    np.testing.assert_allclose(clip.keypoints, kp, atol=1e-4)  # 'head' taken as jhmdb15's 'face'
+    order = [*MMPOSE_JHMDB[3:], *MMPOSE_JHMDB[:3]]  # the same names in another order: still read by name
+    shuffled = kp[:, :, [MMPOSE_JHMDB.index(n) for n in order]]
+    (clip,) = read_all([_mmpose_file(tmp_path / "shuffled.json", shuffled, order)], "mmpose-json", JHMDB15)
+    np.testing.assert_allclose(clip.keypoints, kp, atol=1e-4)
+    unknown = [*MMPOSE_JHMDB[:2], "crown", *MMPOSE_JHMDB[3:]]  # neither 'face' nor an alias of it
+    (reject,) = read_all([_mmpose_file(tmp_path / "unknown.json", kp, unknown)], "mmpose-json", JHMDB15)
+    assert isinstance(reject, Reject)
+    assert "no face in the file" in reject.reason
+    assert "file order: neck, belly, crown" in reject.reason
+    assert "jhmdb15 order: neck, belly, face" in reject.reason

@@ -22,7 +22,9 @@ def order_for_layout(names: Sequence[str], layout: Layout, where: str) -> list[i
         return None
     indices, missing = joint_indices(names, layout)
     if indices is not None:
-        return indices
+        return (
+            None if indices == list(range(len(names))) else indices
+        )  # aliases only: the order is the layout's
     fits = matching_layouts(names)
     hint = f"; --layout {' or '.join(fits)} matches the file" if fits else ""
     raise ClipError(
@@ -58,7 +60,7 @@ def coco_category_names(data, detections: list, n_joints: int) -> list[str] | No
 def order_if_named(names: Sequence[str], layout: Layout, where: str) -> list[int] | None:
     """Like `order_for_layout` for files whose joint names are free text (DeepLabCut body parts): names of which
     none is a joint of the layout (an animal skeleton) keep the file's order."""
-    known = {canonical_joint_name(n) for n in layout.joints}
+    known = {canonical_joint_name(name) for joint in layout.joints for name in layout.names_of(joint)}
     if not any(canonical_joint_name(n) in known for n in names):
         return None
     return order_for_layout(names, layout, where)
