@@ -145,6 +145,9 @@ def ingest(
         f"format {report.fmt}: {report.summary()} -> {out} ({report.n_total} clips, "
         f"{len(report.classes)} classes)"
     )
+    if report.ignored:
+        names = ", ".join(p.name for p in report.ignored[:3]) + (", ..." if len(report.ignored) > 3 else "")
+        say(f"ignored {len(report.ignored)} file(s) in the input folders that are no pose files ({names})")
     if report.rejects:
         _print_rejects(report.rejects)
 

@@ -31,7 +31,7 @@ from etl.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore,
 from etl.labels import FIXED, LabelBook
 from etl.layout_map import layout_mapping, remap_clip
 from etl.poseclip import PoseClip, Reject
-from etl.readers import ReadOptions, dataset_classes, detect_format, read_source
+from etl.readers import ReadOptions, dataset_classes, detect_source, read_source
 from etl.readers.common import existing_inputs
 from etl.readers.manifest import load_classes
 from etl.skeleton import Layout
@@ -58,6 +58,9 @@ class IngestReport:
     n_total: int = 0  # clips in the store afterwards (differs from n_kept when appending)
     rejects: list[Reject] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
+    ignored: list[Path] = field(
+        default_factory=list
+    )  # files in the input folders `--format auto` found no pose file
 
     @property
     def n_rejected(self) -> int:
@@ -88,8 +91,10 @@ def ingest(
         raise ActrecError(f"unknown ingest mode {mode!r}; choose one of {', '.join(MODES)}")
     mapping = None if to_layout is None else layout_mapping(options.layout, to_layout)
     existing_inputs(paths, all_required=True)
+    ignored: tuple[Path, ...] = ()
     if fmt == "auto":
-        fmt = detect_format(paths)
+        detection = detect_source(paths)
+        fmt, ignored = detection.fmt, detection.ignored
     out = Path(out)
     _check_not_inside(out, paths)
     with exclusive_lock(out, "ingest"):
@@ -123,6 +128,7 @@ def ingest(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         publish(tmp, out)
+    report.ignored = list(ignored)
     return report
 
 

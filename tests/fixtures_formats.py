@@ -1,5 +1,5 @@
 """Writers of realistic files in the formats added for issue 12 (NTU skeletons, ST-GCN arrays, Kinetics-skeleton,
-MMPose, YOLO-pose, MediaPipe, DeepLabCut), into tmp_path; nothing is copied from ../shared."""
+MMPose, YOLO-pose, MediaPipe, DeepLabCut) and 26 (SLEAP analysis CSV), into tmp_path; nothing is copied from ../shared."""
 
 from __future__ import annotations
 
@@ -57,3 +57,29 @@ def stgcn_kinetics_arrays(n_clips: int, lengths: list[int], *, t_max: int = 300,
         data[i, 2, :n, :, 0] = rng.uniform(0.2, 1.0, (n, 18))
         data[i, :, :n, 3, 0] = 0  # an undetected joint
     return data
+
+
+def write_sleap_csv(
+    path: Path, keypoints: np.ndarray, scores: np.ndarray, nodes: list[str], *, user_rows: tuple = ()
+) -> Path:
+    """SLEAP's analysis CSV: one row per (track, frame) with a point, columns track, frame_idx, instance.score,
+    <node>.x, <node>.y, <node>.score; keypoints (M, T, V, 2), scores (M, T, V); NaN points are empty cells.
+    Rows (m, t) in `user_rows` are user-labelled instances: no scores."""
+    header = ["track", "frame_idx", "instance.score"] + [
+        f"{n}.{c}" for n in nodes for c in ("x", "y", "score")
+    ]
+    lines = [",".join(header)]
+    for t in range(keypoints.shape[1]):
+        for m in range(keypoints.shape[0]):
+            if not np.isfinite(keypoints[m, t]).any():
+                continue
+            user = (m, t) in user_rows
+            cells = [f"track_{m}", str(t), "" if user else f"{np.nanmean(scores[m, t]):.4f}"]
+            for v in range(len(nodes)):
+                x, y = keypoints[m, t, v]
+                point = np.isfinite(x) and np.isfinite(y)
+                cells += [f"{x:.3f}" if point else "", f"{y:.3f}" if point else ""]
+                cells.append("" if user or not point else f"{scores[m, t, v]:.4f}")
+            lines.append(",".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures_formats import ntu_bodies, write_ntu_skeleton
+from fixtures_formats import ntu_bodies, write_ntu_skeleton, write_sleap_csv
 from fixtures_pose import (
     confidences,
     ddnet_pose,
@@ -178,6 +178,16 @@ def _dlc(tmp: Path):
     return path, COCO17, 2, {}
 
 
+def _sleap_csv(tmp: Path):
+    kp, sc = _poses(2, 4)
+    return (
+        write_sleap_csv(tmp / "mice.analysis.csv", kp, sc, ["snout", "ear_l", "ear_r", "tail"]),
+        None,
+        2,
+        {},
+    )
+
+
 CASES = {
     "pyskl": _pyskl,
     "coco-json": _coco,
@@ -194,6 +204,7 @@ CASES = {
     "yolo-pose": _yolo,
     "mediapipe": _mediapipe,
     "dlc": _dlc,
+    "sleap-csv": _sleap_csv,
 }
 EXTRA = {"h5 (SLEAP)": ("h5", _sleap_h5)}
 

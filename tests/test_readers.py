@@ -80,6 +80,7 @@ def test_formats_are_the_documented_ones():
         "yolo-pose",
         "mediapipe",
         "dlc",
+        "sleap-csv",
     )
 
 

@@ -193,8 +193,12 @@ def _clip(
 
 
 def sniff(path: Path) -> bool:
-    """A pandas HDF5 table under DeepLabCut's key, or a CSV whose header rows start with `scorer`."""
+    """A pandas HDF5 table under DeepLabCut's key, a CSV whose header rows start with `scorer`, or the
+    `<video>DLC_<scorer>_meta.pickle` / `_full.pickle` DeepLabCut writes beside them (claimed so that a folder of
+    DeepLabCut output is told as one format; the reader reads only the tables)."""
     suffix = path.suffix.lower()
+    if suffix == ".pickle":
+        return "DLC_" in path.stem and path.stem.endswith(("_meta", "_full"))
     if suffix == ".csv":
         return first_line(path).startswith("scorer,")
     return suffix in (".h5", ".hdf5") and is_dlc_h5(path)

@@ -21,6 +21,7 @@ from etl.readers import (
     openpose_json,
     penn_action,
     pyskl,
+    sleap_csv,
     stgcn_npy,
     utd_mhad,
     yolo_pose,
@@ -33,6 +34,7 @@ SNIFF_ORDER: tuple[FormatSpec, ...] = (
     yolo_pose.SPEC,
     stgcn_npy.SPEC,
     dlc.SPEC,
+    sleap_csv.SPEC,
     mediapipe.SPEC,
     kinetics_skeleton.SPEC,
     jhmdb_ddnet.SPEC,
@@ -61,5 +63,6 @@ FORMAT_ORDER = (
     "yolo-pose",
     "mediapipe",
     "dlc",
+    "sleap-csv",
 )
 SPECS: dict[str, FormatSpec] = {spec.name: spec for spec in SNIFF_ORDER}
