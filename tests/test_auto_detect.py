@@ -3,6 +3,7 @@ pose files are ignored and counted; only pose files of different formats mixed t
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from fixtures_pose import confidences, moving_poses, write_h5_clip, write_npz_clip, write_openpose_clip
 from typer.testing import CliRunner
@@ -54,3 +55,22 @@ def test_a_folder_without_pose_files_says_what_it_ignored(tmp_path):
     (tmp_path / "photo.jpg").write_bytes(bytes(32))
     with pytest.raises(ActrecError, match=r"cannot tell the format .*\(2 other file\(s\) ignored\)"):
         detect_format([tmp_path])
+
+
+def test_a_readme_inside_a_yolo_clip_folder_is_no_frame(tmp_path):
+    from etl.poseclip import PoseClip
+    from etl.readers import ReadOptions, read_source
+    from etl.skeleton import COCO17
+
+    kp, sc = moving_poses(1, 4, 17, img_h=480, img_w=640), confidences((1, 4, 17))
+    folder = tmp_path / "walk"
+    folder.mkdir()
+    for t in range(4):  # YOLO label files: class, box, (x y v) * 17, normalised
+        xyv = np.concatenate([kp[0, t] / (640, 480), sc[0, t, :, None]], -1).reshape(-1)
+        (folder / f"walk_{t + 1}.txt").write_text(" ".join(["0", "0.5", "0.5", "0.2", "0.6", *map(str, xyv)]))
+    (folder / "README.txt").write_text("labels exported from Ultralytics\n")  # .txt, but no label file
+    (folder / ".notes.txt").write_text("hidden\n")
+    assert [p.name for p in detect_source([tmp_path]).ignored] == [".notes.txt", "README.txt"]
+    (clip,) = read_source([tmp_path], "auto", ReadOptions(COCO17, image_size=(480, 640)))
+    assert isinstance(clip, PoseClip), clip.reason
+    assert clip.keypoints.shape == (1, 4, 17, 2)  # the four label files, README and hidden file left out

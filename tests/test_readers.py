@@ -100,6 +100,9 @@ def test_format_options_are_keywords_kept_apart_from_the_shared_fields():
     assert options.occluded_score == 0.5  # not given: the declared default
     with pytest.raises(ActrecError, match="unknown read option"):
         ReadOptions(COCO17, projection="ortho")
+    import dataclasses
+
+    assert dataclasses.replace(options, max_frames=5).format_options == {"project": "ortho"}
 
 
 def test_a_format_reads_only_the_options_it_declares(tmp_path):

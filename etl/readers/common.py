@@ -23,8 +23,29 @@ def natural_key(path: Path | str) -> tuple:
     return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts)
 
 
+# stems of the documentation files datasets ship beside their pose files (README.txt, LICENSE, SOURCE.txt, ...)
+_DOC_STEMS = {
+    "readme",
+    "license",
+    "licence",
+    "copying",
+    "source",
+    "sources",
+    "notes",
+    "citation",
+    "changelog",
+}
+
+
+def is_side_file(path: Path) -> bool:
+    """A hidden file, or a dataset's documentation file (README, LICENSE, SOURCE, ...): never pose data, so
+    skipped when a folder is expanded (a file given by name is still read)."""
+    return path.name.startswith(".") or path.stem.lower() in _DOC_STEMS
+
+
 def expand_files(paths: Iterable[Path], patterns: tuple[str, ...]) -> list[Path]:
-    """Files given as-is, folders expanded recursively to the files matching `patterns`, naturally sorted.
+    """Files given as-is, folders expanded recursively to the files matching `patterns` (side files left out,
+    see `is_side_file`), naturally sorted.
 
     The user's path order is kept; a file reached twice is listed once.
     """
@@ -32,7 +53,14 @@ def expand_files(paths: Iterable[Path], patterns: tuple[str, ...]) -> list[Path]
     seen: set[Path] = set()
     for path in paths:
         if path.is_dir():
-            found = {f for pattern in patterns for f in path.rglob(pattern) if f.is_file()}
+            found = {
+                f
+                for pattern in patterns
+                for f in path.rglob(pattern)
+                if f.is_file()
+                and not is_side_file(f)
+                and not any(part.startswith(".") for part in f.relative_to(path).parent.parts)  # .git/...
+            }
             candidates = sorted(found, key=natural_key)
         else:
             candidates = [path]

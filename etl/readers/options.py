@@ -50,8 +50,10 @@ class ReadOptions:
         max_persons: int = DEFAULT_MAX_PERSONS,
         max_frames: int = DEFAULT_MAX_FRAMES,
         max_clip_bytes: int = DEFAULT_MAX_CLIP_BYTES,
-        **format_options,
+        format_options: Mapping[str, object] | None = None,  # as a mapping (dataclasses.replace passes it)
+        **given_format_options,
     ):
+        format_options = {**(format_options or {}), **given_format_options}
         unknown = sorted(set(format_options) - set(FORMAT_OPTIONS))
         if unknown:
             raise ActrecError(

@@ -25,6 +25,7 @@ from etl.readers.common import (
     extent_size,
     fallback_clip_id,
     guarded,
+    is_side_file,
     load_json,
     mark_missing,
     natural_key,
@@ -59,7 +60,9 @@ def clip_units(paths: list[Path]) -> list[tuple[Path, list[Path]]]:
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES]
+    return [
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES and not is_side_file(p)
+    ]
 
 
 def read(paths: list[Path], ctx: ReadContext) -> Iterator[PoseClip | Reject]:
