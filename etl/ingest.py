@@ -58,9 +58,8 @@ class IngestReport:
     n_total: int = 0  # clips in the store afterwards (differs from n_kept when appending)
     rejects: list[Reject] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
-    ignored: list[Path] = field(
-        default_factory=list
-    )  # files in the input folders `--format auto` found no pose file
+    # files in the input folders that `--format auto` found to be no pose file (READMEs, images)
+    ignored: list[Path] = field(default_factory=list)
 
     @property
     def n_rejected(self) -> int:

@@ -49,10 +49,9 @@ def _clip(path: Path, archive: np.lib.npyio.NpzFile, ctx: ReadContext) -> PoseCl
             f"wrong structure: no 'keypoints' array; found {', '.join(sorted(keys)) or 'nothing'}"
         )
     options = ctx.options
-    shapes = check_npz_sizes(
-        archive, options.check_array_size, options.max_clip_bytes
-    )  # before numpy allocates
-    check_declared_size(shapes.get("keypoints", ()), options)  # persons, frames, bytes of the clip
+    # declared sizes, before numpy allocates: each member's, then the clip's persons, frames and bytes
+    shapes = check_npz_sizes(archive, options.check_array_size, options.max_clip_bytes)
+    check_declared_size(shapes.get("keypoints", ()), options)
     try:
         arrays = {key: archive[key] for key in sorted(keys)}
     except ValueError as exc:  # object arrays need pickle, which is refused on purpose
