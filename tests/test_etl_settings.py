@@ -39,7 +39,7 @@ def _function_defaults(fn) -> dict:
     return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
 
 
-def test_render_options_default_to_the_render_params_fields():
+def test_render_options_default_to_the_render_spec_fields():
     options, fields = _options("render"), _field_defaults(RenderSpec)
     assert set(fields) <= set(options), f"no option for {sorted(set(fields) - set(options))}"
     assert {name: options[name] for name in fields} == fields
