@@ -19,6 +19,7 @@ from etl.errors import ActrecError
 from etl.heatmap_store import HeatmapStore
 from etl.heatmaps.spec import RenderSpec
 from etl.skeleton import get_layout
+from etl.summary import store_summary
 from train.checkpoint import RENDER_KEYS, _check_render, render_settings
 from train.config import FitConfig
 
@@ -128,6 +129,8 @@ def test_the_store_holds_the_spec_once(heatmap_store, small_render):
     text = json.dumps(attrs)
     assert text.count('"sigma"') == 1 and text.count('"padding"') == 1
     assert HeatmapStore.open(heatmap_store).spec == small_render
+    header = store_summary(heatmap_store).header  # `actrec-etl info` reads the spec from its one place
+    assert "34 channels (joints+limbs), 32x32 px, sigma 0.6, uint8" in header
 
 
 def _reachable(start: str) -> set[str]:
