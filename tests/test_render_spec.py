@@ -76,8 +76,10 @@ def test_the_checkpoint_render_dict_keeps_its_keys_order_and_types():
         str,
         int,
     ]
-    assert render["channel_preset"] == "joints+limbs" and render["layout"] == "coco17"
-    assert len(render["channels"]) == 34 and sorted(render["flip_permutation"]) == list(range(34))
+    assert render["channel_preset"] == "joints+limbs"
+    assert render["layout"] == "coco17"
+    assert len(render["channels"]) == 34
+    assert sorted(render["flip_permutation"]) == list(range(34))
     _check_render(render, 34, "test")
     assert RenderSpec.from_checkpoint(render) == RenderSpec(size=64, sigma=0.6)
 
@@ -101,16 +103,17 @@ def test_fit_takes_each_drawn_field_with_the_spec_default():
 
 def test_check_refuses_bad_values_in_one_line():
     for bad, words in (
-        (dict(dtype="int8"), "--dtype"),
-        (dict(size=4), "--size"),
-        (dict(sigma=0), "--sigma"),
-        (dict(frames_per_chunk=0), "--frames-per-chunk"),
-        (dict(codec="gzip"), "codec"),
+        ({"dtype": "int8"}, "--dtype"),
+        ({"size": 4}, "--size"),
+        ({"sigma": 0}, "--sigma"),
+        ({"frames_per_chunk": 0}, "--frames-per-chunk"),
+        ({"codec": "gzip"}, "codec"),
     ):
         with pytest.raises(ActrecError, match=words):
             RenderSpec(**bad).check()
     RenderSpec().check()
-    assert RenderSpec(codec="zstd").level == 1 and RenderSpec().level == 5  # the codec's default level
+    assert RenderSpec(codec="zstd").level == 1
+    assert RenderSpec().level == 5
 
 
 def test_a_store_of_the_previous_format_is_refused_with_how_to_remake_it(heatmap_store, tmp_path):
@@ -127,7 +130,8 @@ def test_a_store_of_the_previous_format_is_refused_with_how_to_remake_it(heatmap
 def test_the_store_holds_the_spec_once(heatmap_store, small_render):
     attrs = HeatmapStore.open(heatmap_store).attrs
     text = json.dumps(attrs)
-    assert text.count('"sigma"') == 1 and text.count('"padding"') == 1
+    assert text.count('"sigma"') == 1
+    assert text.count('"padding"') == 1
     assert HeatmapStore.open(heatmap_store).spec == small_render
     header = store_summary(heatmap_store).header  # `actrec-etl info` reads the spec from its one place
     assert "34 channels (joints+limbs), 32x32 px, sigma 0.6, uint8" in header
