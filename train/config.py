@@ -13,9 +13,8 @@ SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 SOURCES = ("heatmaps", "keypoints")
 PRECISIONS = ("auto", "bf16", "fp32")  # autocast of forward passes; auto = bf16 on CUDA, fp32 on a CPU
-_RENDER = (
-    RenderSpec()
-)  # `--source keypoints` takes the spec's drawn fields (RenderSpec.draw_fields) as options
+# `--source keypoints` takes the spec's drawn fields (RenderSpec.draw_fields) as options, with their defaults
+_RENDER = RenderSpec()
 
 
 @dataclass
