@@ -20,7 +20,6 @@ from typing import Any, Protocol
 DTYPES = ("uint8", "float16")
 CODECS = ("lz4", "zstd", "none")
 DEFAULT_LEVEL = {"lz4": 5, "zstd": 1, "none": 0}
-CHANNEL_CHOICES = ("joints", "limbs", "joints+limbs")
 SIZE_RANGE = (8, 1024)  # pixels of the square maps
 # Part of every fingerprint (and so of a checkpoint's data identity): the heatmap store's format_version 2, when
 # the fingerprint was defined. It changes only when the same spec draws other pixels, not when attrs move.
