@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Heatmap kernel benchmark: etl.kernels vs the anchor's GeneratePoseTarget, same inputs, same machine, one run.
+"""Heatmap kernel benchmark: etl.heatmaps.kernels vs the anchor's GeneratePoseTarget, same inputs, same machine, one run.
 
     .venv/bin/python bench/bench_kernels.py                 # prints the markdown table (bench/run_all.sh)
     .venv/bin/python bench/bench_kernels.py --no-anchor      # ours only, no ratios
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import command_line, emit, ratio  # noqa: E402
 
-from etl.kernels import render_heatmaps, set_threads  # noqa: E402
+from etl.heatmaps.kernels import render_heatmaps, set_threads  # noqa: E402
 from etl.skeleton import COCO17  # noqa: E402
 
 LIMBS = np.array(COCO17.limbs)
@@ -148,7 +148,7 @@ def time_memset(shape: tuple[int, ...], repeats: int) -> dict:
 def first_call_seconds() -> dict:
     """Compile time (empty numba cache) and cached-load time of one kernel specialisation, fresh processes."""
     code = (
-        "import time, numpy as np; t = time.perf_counter(); from etl.kernels import render_heatmaps; "
+        "import time, numpy as np; t = time.perf_counter(); from etl.heatmaps.kernels import render_heatmaps; "
         "render_heatmaps(np.zeros((1, 2, 3, 2)), np.ones((1, 2, 3)), np.empty((2, 4, 8, 8), np.float32), "
         "with_joints=True, limbs=[[0, 1]]); print(time.perf_counter() - t)"
     )

@@ -45,10 +45,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_kernels import anchor_python  # noqa: E402
 from common import command_line, emit, ratio  # noqa: E402
 
-from etl.heatmap_store import CODECS, DEFAULT_LEVEL  # noqa: E402
-from etl.render_params import RenderSettings  # noqa: E402
+from etl.heatmaps.spec import (  # noqa: E402
+    CODECS,
+    DEFAULT_LEVEL,
+    RenderSpec,
+)
 
-DEFAULTS = RenderSettings()  # the store is the project's default (`actrec-etl render`), unless --codec says
+DEFAULTS = RenderSpec()  # the store is the project's default (`actrec-etl render`), unless --codec says
 ANCHOR_SIZE = 64  # the anchor's PoseCompact + Resize(-1, 64)
 ANCHOR_DRIVER = r"""
 import json, sys
@@ -82,9 +85,10 @@ def run_anchor(samples: int, runs: int, seed: int) -> dict:
 def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Path]:
     import anchor_heatmaps as A  # numpy-only at import time
 
+    from etl.heatmaps.spec import RenderSpec
     from etl.ingest import ingest
     from etl.readers import ReadOptions
-    from etl.render import RenderParams, render
+    from etl.render import render
     from etl.skeleton import get_layout
 
     rng = np.random.default_rng(seed)
@@ -101,7 +105,7 @@ def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Pa
         render(
             kp,
             stores[variant],
-            RenderParams(channels=channels, size=ANCHOR_SIZE, codec=codec),  # the codec's default level
+            RenderSpec(channels=channels, size=ANCHOR_SIZE, codec=codec),  # the codec's default level
             threads=1,
         )
     return stores
@@ -139,12 +143,12 @@ def time_ours(store: Path, runs: int) -> dict:
 
 def time_keypoints(kp_store: Path, channels: str, runs: int) -> dict:
     """Full train samples from the keypoint store, numba in the worker and torch (CPU) after it."""
-    from etl.render import RenderParams
+    from etl.heatmaps.spec import RenderSpec
     from train.augment import to_model_input
     from train.keypoint_data import KeypointClips, KeypointSource, collate_keypoints
     from train.render_torch import quantize_like, render_torch
 
-    src = KeypointSource(kp_store, RenderParams(channels=channels, size=ANCHOR_SIZE))
+    src = KeypointSource(kp_store, RenderSpec(channels=channels, size=ANCHOR_SIZE))
     rows, labels = np.arange(len(src)), src.table.label.to_numpy()
     out = {}
     for renderer in ("numba", "torch"):

@@ -33,11 +33,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import command_line, emit, ratio  # noqa: E402
 
 from etl.heatmap_store import HeatmapStore  # noqa: E402
+from etl.heatmaps.clip import render_clip  # noqa: E402
+from etl.heatmaps.spec import RenderSpec  # noqa: E402
 from etl.ingest import ingest  # noqa: E402
 from etl.keypoint_store import KeypointStore  # noqa: E402
 from etl.readers import ReadOptions  # noqa: E402
-from etl.render import RenderParams, render, render_clip  # noqa: E402
-from etl.render_params import RenderSettings  # noqa: E402
+from etl.render import render  # noqa: E402
 from etl.skeleton import get_layout  # noqa: E402
 from train.sampling import sample_train  # noqa: E402
 
@@ -46,9 +47,9 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def time_samples(kp: KeypointStore, hm: HeatmapStore, params: RenderParams, n: int) -> tuple[float, float]:
+def time_samples(kp: KeypointStore, hm: HeatmapStore, params: RenderSpec, n: int) -> tuple[float, float]:
     """Median ms per 48-frame sample: read+decode from the store, and render from keypoints (1 thread)."""
-    from etl.kernels import set_threads
+    from etl.heatmaps.kernels import set_threads
 
     set_threads(1)
     rng = np.random.RandomState(0)
@@ -72,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", default=str(SHARED / "data" / "penn_action" / "labels"))
     ap.add_argument("--limit", type=int, default=0, help="use only the first N clips (0 = all 2326)")
-    ap.add_argument("--size", type=int, default=RenderSettings().size)
+    ap.add_argument("--size", type=int, default=RenderSpec().size)
     ap.add_argument("--samples", type=int, default=300, help="samples for the decode-vs-render timing")
     ap.add_argument("--write-doc", default="", help="also write the markdown table to this file")
     return ap
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         ingest_s = time.perf_counter() - t0
         kp = KeypointStore.open(kp_path)
         n_clips, n_frames = len(kp), int(kp.table.n_frames.sum())
-        base = RenderParams(channels="joints+limbs", size=a.size)
+        base = RenderSpec(channels="joints+limbs", size=a.size)
         render(
             kp_path, tmp / "warm.zarr", replace(base, codec="none"), threads=1
         )  # compile/load kernels once

@@ -19,9 +19,10 @@ import pandas as pd
 import torch
 
 from etl.demo_data import generate_demo_data
+from etl.heatmaps.spec import RenderSpec
 from etl.ingest import ingest
 from etl.readers import ReadOptions
-from etl.render import RenderParams, render
+from etl.render import render
 from etl.skeleton import get_layout
 from train.checkpoint import load_checkpoint
 from train.fit import FitConfig, fit
@@ -37,7 +38,7 @@ def main() -> None:
         generate_demo_data(root / "demo", n_subjects=2, reps=2, seed=3)
         opts = ReadOptions(layout=get_layout("coco17"), labels_csv=root / "demo/clips.csv")
         ingest([root / "demo/clips"], out=root / "kp.zarr", fmt="coco-json", options=opts)
-        render(root / "kp.zarr", root / "hm.zarr", RenderParams(size=32, frames_per_chunk=8), threads=2)
+        render(root / "kp.zarr", root / "hm.zarr", RenderSpec(size=32, frames_per_chunk=8), threads=2)
         cfg = FitConfig(
             store=str(root / "hm.zarr"), out=str(root / "run"), model=args.model, preset="tiny", epochs=1,
             clip_len=8, batch_size=4, lr=1e-3, workers=0, seed=1, threads=args.threads,

@@ -130,7 +130,6 @@ def main(argv: list[str] | None = None) -> None:
 
     device = pick_device("cpu")
     store = open_source("heatmaps", args.store, None)
-    attrs = store.attrs
     options = dict.fromkeys(FIELDS)
     options["clip_len"] = args.clip_len
     recipe = resolve(
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         args.preset,
         options,
         batch_size=args.batch_size,
-        store_size=int(attrs["size"]),
+        store_size=store.spec.size,
         pretrained=False,
     )
     v = recipe.values
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     to_input = train_input(
         store,
         device=device,
-        scale=value_scale(attrs["dtype"]),
+        scale=value_scale(store.spec.dtype),
         input_size=v["train_size"],
         augment=True,
         renderer="numba",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 import typer
@@ -15,9 +16,9 @@ from rich.text import Text
 from etl.cli_common import cells, cli_errors, console, default_of, err_console, headers, say
 from etl.cli_progress import progress_bar
 from etl.errors import ActrecError
+from etl.heatmaps.spec import RenderSpec
 from etl.readers import FORMATS, ReadOptions
 from etl.readers.format_options import option_default
-from etl.render_params import RenderSettings
 from etl.skeleton import LAYOUTS
 
 app = typer.Typer(
@@ -26,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="actrec ETL: pose files -> keypoint store + clip table -> heatmap store (zarr).",
 )
-_RENDER = RenderSettings()  # `render`'s option defaults (RenderParams' fields)
+_RENDER = SimpleNamespace(**RenderSpec.defaults())  # `render`'s option defaults: the spec's, as declared
 StorePath = Annotated[
     Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="a store folder")
 ]
@@ -257,10 +258,9 @@ def render(
     """Render PoseC3D heatmaps of every frame of every clip into a compressed, sharded zarr store.
 
     Interrupted renders resume where they stopped when re-run with the same arguments."""
-    from etl.render import RenderParams
     from etl.render import render as run_render
 
-    params = RenderParams(
+    spec = RenderSpec(
         channels=channels,
         size=size,
         sigma=sigma,
@@ -276,7 +276,7 @@ def render(
         report = run_render(
             keypoints,
             out,
-            params,
+            spec,
             threads=threads,
             scheduler=scheduler,
             overwrite=overwrite,

@@ -1,6 +1,6 @@
 """The heatmap store: every frame of every clip rendered once, quantised, compressed and sharded.
 
-Layout (format_version 2):
+Layout (format_version 3):
     heatmaps    (F, C, S, S) uint8 (or float16)  the frames of all clips; clip i is rows
                                                  [clip_start[i], clip_start[i] + n_frames[i])
     clip_start  (N,)   int64    a multiple of frames_per_chunk: a clip never shares a chunk with another
@@ -8,8 +8,12 @@ Layout (format_version 2):
     crop_boxes  (N, 4) float64  per-clip PoseCompact box [x0, y0, x1, y1] in source-image pixels
     checksums   (N,)   uint32   crc32c of each clip's decoded bytes, checked by `actrec-etl verify`
     clips.parquet               the keypoint store's clip table, same rows in the same order
-    attrs: complete, n_clips, clip_ids_sha256, integrity (sha256 of every file but the heatmaps shards, and of
-           the attrs: see etl.storeio.seal); opening checks all of it, verify also decodes every chunk
+    attrs: the render spec once, under "render" (etl.heatmaps.spec.RenderSpec.to_attrs), with the layout's
+           channels, flip permutation and limbs; fingerprint, keypoints (the input's path and content hash),
+           classes, quantisation; complete, n_clips, clip_ids_sha256, integrity (sha256 of every file but the
+           heatmaps shards, and of the attrs: see etl.storeio.seal); opening checks all of it, verify also
+           decodes every chunk
+`create_store` and `finalise_store` write a store (`actrec-etl render` calls them), `HeatmapStore` reads one.
 Chunks are (frames_per_chunk, C, S, S); shards group chunks_per_shard chunks so a dataset is a few hundred files.
 Render partitions own whole shards (two writers never touch one shard: zarr would lose data), and chunks
 padded past a clip's end hold zeros, which compress to a few bytes.
@@ -18,6 +22,7 @@ padded past a clip's end hold zeros, which compress to a few bytes.
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,18 +33,28 @@ import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
-from etl.cliptable import check_table_matches, read_clip_table
+from etl.cliptable import (
+    CLIPS_FILE,
+    REJECTS_FILE,
+    check_table_matches,
+    read_clip_table,
+    read_rejects,
+    table_attrs,
+    write_table,
+)
 from etl.errors import ActrecError
+from etl.heatmaps.spec import CODECS, RenderSpec
+from etl.keypoint_store import KeypointStore
 from etl.shard_reader import ShardedFrameReader
-from etl.storeio import open_group, shared_lock
+from etl.skeleton import Layout, get_layout
+from etl.storeio import open_group, seal, shared_lock
 
 KIND = "actrec.heatmaps"
-FORMAT_VERSION = 2  # 2: sealed metadata, clip table tied to the arrays, no unfinished or missing data read
+# 2: sealed metadata, clip table tied to the arrays, no unfinished or missing data read;
+# 3: the render spec written once (under "render"; version 2 also had its values flat in the attrs)
+FORMAT_VERSION = 3
 DATA_ARRAYS = ("heatmaps",)  # shards covered by chunk crc32c + per-clip checksums, not by the seal
 REMAKE = "Re-run `actrec-etl render` (with --overwrite) to re-create it"
-DTYPES = ("uint8", "float16")
-CODECS = ("lz4", "zstd", "none")
-DEFAULT_LEVEL = {"lz4": 5, "zstd": 1, "none": 0}
 UINT8_SCALE = 255  # stored value q = round(v * 255): |v - q / 255| <= 1 / 510
 
 
@@ -92,6 +107,72 @@ def compressors(codec: str, level: int) -> tuple:
     if codec == "lz4":
         return (BloscCodec(cname="lz4", clevel=level, shuffle="noshuffle"), Crc32cCodec())
     raise ActrecError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+
+
+def render_attrs(spec: RenderSpec, layout: Layout, keypoints: KeypointStore) -> dict:
+    """What a heatmap store records about its render and its input; the keypoint source, which stands in for
+    the store `actrec-etl render` would make, presents the same."""
+    return {
+        "fingerprint": spec.fingerprint(keypoints.attrs["content_hash"]),
+        **spec.to_attrs(layout),
+        "keypoints": {
+            "path": str(keypoints.path),
+            "content_hash": keypoints.attrs["content_hash"],
+            "format_version": keypoints.attrs["format_version"],
+        },
+    }
+
+
+def create_store(path: Path, kp: KeypointStore, spec: RenderSpec, starts: np.ndarray, total: int) -> None:
+    """A new, unfinished store at `path` (complete=False): every array created up front (the plan is fixed,
+    so render partitions only ever write into them), the attrs written once. starts (N,): clip_start."""
+    channels = kp.layout.channel_names(spec.channels)
+    s, c, fb = spec.size, len(channels), spec.frames_per_chunk
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array(
+        "heatmaps",
+        shape=(total, c, s, s),
+        dtype=spec.dtype,
+        chunks=(fb, c, s, s),
+        shards=(fb * spec.chunks_per_shard, c, s, s),
+        compressors=compressors(spec.codec, spec.level),
+        fill_value=0,
+        dimension_names=("frame", "channel", "y", "x"),
+    )
+    group.create_array("clip_start", data=starts, dimension_names=("clip",))
+    group.create_array("n_frames", data=kp.table["n_frames"].to_numpy(np.int64), dimension_names=("clip",))
+    quant = (
+        {"scale": UINT8_SCALE, "max_abs_error": 1 / (2 * UINT8_SCALE), "rule": "q = floor(v * 255 + 0.5)"}
+        if spec.dtype == "uint8"
+        else {"scale": 1, "max_abs_error": "float16 rounding (~5e-4 at 1.0)"}
+    )
+    group.attrs.update(
+        {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "complete": False,
+            **render_attrs(spec, kp.layout, kp),
+            "classes": kp.classes,
+            "n_clips": len(kp),
+            "quantisation": quant,
+        }
+    )
+
+
+def finalise_store(
+    path: Path, kp: KeypointStore, boxes: np.ndarray, checksums: np.ndarray, *, scratch: Path | None = None
+) -> None:
+    """Write the per-clip crop boxes (N, 4) and checksums (N,), copy the keypoint store's tables, remove the
+    writer's `scratch` folder inside the store (it must not be sealed), then seal (complete=True). The
+    heatmaps must all be written: until the seal, a crash leaves the writer's state as it was."""
+    group = zarr.open_group(str(path), mode="r+")
+    group.create_array("crop_boxes", data=boxes, dimension_names=("clip", "xyxy"), overwrite=True)
+    group.create_array("checksums", data=checksums, dimension_names=("clip",), overwrite=True)
+    write_table(kp.table, path / CLIPS_FILE)
+    write_table(read_rejects(kp.path), path / REJECTS_FILE)
+    if scratch is not None:
+        shutil.rmtree(scratch)
+    seal(path, DATA_ARRAYS, table_attrs(kp.table))
 
 
 def store_identity(path: Path) -> tuple:
@@ -206,6 +287,15 @@ class HeatmapStore:
     @property
     def attrs(self) -> dict:
         return dict(self.group.attrs)
+
+    @property
+    def spec(self) -> RenderSpec:
+        """The render spec the store was made with."""
+        return RenderSpec.from_attrs(self.group.attrs)
+
+    @property
+    def layout(self) -> Layout:
+        return get_layout(self.group.attrs["layout"])
 
     @property
     def heatmaps(self) -> zarr.Array:

@@ -16,18 +16,14 @@ import numpy as np
 import pandas as pd
 
 from etl.cliptable import (
-    CLIPS_FILE,
     CORE_COLUMNS,
     REJECT_COLUMNS,
-    REJECTS_FILE,
     order_columns,
     read_clip_table,
     read_rejects,
-    table_attrs,
-    write_table,
 )
 from etl.errors import ActrecError
-from etl.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
+from etl.keypoint_store import KeypointStore, KeypointWriter, finalise_store
 from etl.labels import FIXED, LabelBook
 from etl.layout_map import layout_mapping, remap_clip
 from etl.poseclip import PoseClip, Reject
@@ -42,7 +38,6 @@ from etl.storeio import (
     partial_path,
     publish,
     recover_publish,
-    seal,
 )
 from etl.validate import validate_clip
 
@@ -196,28 +191,21 @@ def _ingest_into(
     rejects = pd.DataFrame([r.__dict__ for r in report.rejects], columns=list(REJECT_COLUMNS))
     if old_rejects is not None and len(old_rejects):
         rejects = pd.concat([old_rejects, rejects], ignore_index=True)
-    write_table(table, tmp / CLIPS_FILE)
-    write_table(rejects, tmp / REJECTS_FILE)
     content_hash = writer.close()
     report.n_total = len(table)
-    seal(
+    finalise_store(
         tmp,
-        DATA_ARRAYS,
-        {
-            "kind": KIND,
-            "format_version": FORMAT_VERSION,
-            "layout": layout.name,
-            "joint_names": list(layout.joints),
-            "classes": report.classes,
-            "label_mode": labels.mode,
-            **table_attrs(table),
-            "content_hash": content_hash,
-            "ingest": {
-                **_ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
-                **({} if to_layout is None else {"mapped_from_layout": options.layout.name}),
-                **({} if options.coords == "color" else {"coords": options.coords}),
-                **({} if options.image_size is None else {"image_size": list(options.image_size)}),
-            },
+        layout,
+        table,
+        rejects,
+        classes=report.classes,
+        label_mode=labels.mode,
+        content_hash=content_hash,
+        ingest={
+            **_ingest_params(paths, fmt, options, nan_policy, old_attrs.get("ingest")),
+            **({} if to_layout is None else {"mapped_from_layout": options.layout.name}),
+            **({} if options.coords == "color" else {"coords": options.coords}),
+            **({} if options.image_size is None else {"image_size": list(options.image_size)}),
         },
     )
     return report

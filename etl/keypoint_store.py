@@ -10,7 +10,8 @@ Layout (format_version 2):
     attrs: kind, format_version, layout, joint_names, classes, content_hash, ingest (the parameters used),
            complete, clip_ids_sha256, integrity (sha256 of every file but the coords/scores chunks, and of
            the attrs: see etl.storeio.seal)
-Persons are padded to each clip's own maximum, not to a global one.
+Persons are padded to each clip's own maximum, not to a global one. `KeypointWriter` writes the arrays and
+`finalise_store` the tables and attrs (`actrec-etl ingest` calls them); `KeypointStore` reads a store.
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec
 
-from etl.cliptable import check_table_matches, read_clip_table
+from etl.cliptable import (
+    CLIPS_FILE,
+    REJECTS_FILE,
+    check_table_matches,
+    read_clip_table,
+    table_attrs,
+    write_table,
+)
 from etl.errors import ActrecError
 from etl.poseclip import PoseClip
 from etl.skeleton import Layout, get_layout
-from etl.storeio import open_group
+from etl.storeio import open_group, seal
 
 KIND = "actrec.keypoints"
 FORMAT_VERSION = 2  # 2: per-clip checksums, sealed metadata, clip table tied to the arrays
@@ -127,6 +135,38 @@ class KeypointWriter:
             "checksums", data=sums, chunks=(max(len(sums), 1),), overwrite=True, dimension_names=("clip",)
         )
         return self._hash.hexdigest()
+
+
+def finalise_store(
+    path: Path,
+    layout: Layout,
+    table: pd.DataFrame,
+    rejects: pd.DataFrame,
+    *,
+    classes: list[str],
+    label_mode: str,
+    content_hash: str,
+    ingest: dict,
+) -> None:
+    """Finish a store whose arrays KeypointWriter wrote (and closed, giving `content_hash`): write the clip
+    table and the rejects, then seal the store with its attrs (complete=True). `ingest`: the parameters used."""
+    write_table(table, path / CLIPS_FILE)
+    write_table(rejects, path / REJECTS_FILE)
+    seal(
+        path,
+        DATA_ARRAYS,
+        {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "layout": layout.name,
+            "joint_names": list(layout.joints),
+            "classes": classes,
+            "label_mode": label_mode,
+            **table_attrs(table),
+            "content_hash": content_hash,
+            "ingest": ingest,
+        },
+    )
 
 
 def clip_checksum(coords: np.ndarray, scores: np.ndarray) -> int:

@@ -1,7 +1,7 @@
 """`actrec-etl render`: keypoint store -> heatmap store, once, in parallel, resumable.
 
 Work is split into partitions that own whole shards (see heatmap_store.plan_layout). Each partition is rendered
-by `render_partition`, a pure function of (keypoint store, plan, params) that writes its frames and then a done
+by `render_partition`, a pure function of (keypoint store, plan, spec) that writes its frames and then a done
 marker (its bounds, boxes, checksums and the crc32c of each shard file it wrote, itself checksummed); re-running
 after a crash (even SIGKILL) or Ctrl-C keeps the partitions whose marker and shards still check out and redoes
 the rest, which rewrites their shards completely, so the result equals an uninterrupted run. The keypoint store
@@ -15,10 +15,8 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,25 +25,19 @@ import crc32c
 import numpy as np
 import zarr
 
-import etl.numba_setup  # noqa: F401  (sets the threading layer read below, before numba loads)
-from etl.cliptable import CLIPS_FILE, REJECTS_FILE, read_rejects, table_attrs, write_table
+from etl.cliptable import CLIPS_FILE
 from etl.errors import ActrecError, Interrupted
 from etl.heatmap_store import (
-    DATA_ARRAYS,
-    DEFAULT_LEVEL,
-    DTYPES,
-    FORMAT_VERSION,
-    KIND,
-    UINT8_SCALE,
     Partition,
     clip_checksum,
-    compressors,
+    create_store,
+    finalise_store,
     plan_layout,
     shard_key,
 )
+from etl.heatmaps.clip import render_clip
+from etl.heatmaps.spec import RenderSpec
 from etl.keypoint_store import KeypointStore
-from etl.render_params import RenderSettings
-from etl.skeleton import Layout
 from etl.storeio import (
     SEAL_KEY,
     check_output,
@@ -54,40 +46,10 @@ from etl.storeio import (
     partial_path,
     publish,
     recover_publish,
-    seal,
     shared_lock,
 )
 
 PROGRESS_DIR = "_progress"  # done markers of finished partitions, inside the temporary store
-# Without TBB (a broken install), numba's fallback layer aborts when two threads run kernels at once: serialise.
-_KERNEL_LOCK = threading.Lock() if os.environ.get("NUMBA_THREADING_LAYER") != "tbb" else nullcontext()
-
-
-@dataclass(frozen=True)
-class RenderParams(RenderSettings):
-    """RenderSettings (the fields and their defaults) checked, with the codec's default level filled in."""
-
-    def __post_init__(self) -> None:
-        if self.level is None:
-            object.__setattr__(self, "level", DEFAULT_LEVEL.get(self.codec, 0))
-
-    def check(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ActrecError(f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
-        if not 8 <= self.size <= 1024:
-            raise ActrecError(f"--size {self.size} is out of range (8-1024 pixels)")
-        if self.sigma <= 0:
-            raise ActrecError(f"--sigma must be positive, not {self.sigma}")
-        if self.frames_per_chunk < 1 or self.chunks_per_shard < 1:
-            raise ActrecError("--frames-per-chunk and --chunks-per-shard must be >= 1")
-        compressors(self.codec, self.level)
-
-    def fingerprint(self, keypoints_hash: str) -> str:
-        """Identity of a render: a partial store is resumed only by a run with the same fingerprint."""
-        text = json.dumps(
-            {"params": asdict(self), "keypoints": keypoints_hash, "v": FORMAT_VERSION}, sort_keys=True
-        )
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -104,7 +66,7 @@ class RenderReport:
 def render(
     keypoints: Path,
     out: Path,
-    params: RenderParams,
+    spec: RenderSpec,
     *,
     threads: int | None = None,
     scheduler: str = "threads",
@@ -115,19 +77,17 @@ def render(
 
     scheduler: "threads" (this machine, `threads` partitions at a time) or a dask.distributed scheduler
     address such as "tcp://host:8786" (workers must see both stores at the same paths)."""
-    params.check()
+    spec.check()
     keypoints, out = Path(keypoints), Path(out)
     _start_numba_threads()
     # The input cannot be re-ingested while we read it (ingest refuses), and two renders never share `out`.
     with shared_lock(keypoints, "render"), exclusive_lock(out, "render"):
         kp = KeypointStore.open(keypoints)
         identity = _input_identity(keypoints)
-        layout = kp.layout
-        channel_names = layout.channel_names(params.channels)
         starts, parts, total = plan_layout(
-            kp.table["n_frames"].to_numpy(), params.frames_per_chunk, params.chunks_per_shard
+            kp.table["n_frames"].to_numpy(), spec.frames_per_chunk, spec.chunks_per_shard
         )
-        fingerprint = params.fingerprint(kp.attrs["content_hash"])
+        fingerprint = spec.fingerprint(kp.attrs["content_hash"])
         recover_publish(out)
         check_output(out, overwrite=overwrite)  # under the lock: a render that just finished counts
         tmp = partial_path(out)
@@ -137,7 +97,8 @@ def render(
             if not resumable:
                 if tmp.exists():
                     shutil.rmtree(tmp)
-                _create_arrays(tmp, kp, params, channel_names, starts, total, fingerprint)
+                create_store(tmp, kp, spec, starts, total)
+                (tmp / PROGRESS_DIR).mkdir()
             done, redone = _checked_done_partitions(tmp, parts, fingerprint)
             todo = [p for p in parts if p.index not in done]
             if on_progress:
@@ -147,7 +108,7 @@ def render(
                     todo,
                     keypoints.resolve(),
                     tmp.resolve(),
-                    params,
+                    spec,
                     threads,
                     scheduler,
                     lambda n: on_progress(len(done) + n, len(parts)) if on_progress else None,
@@ -193,66 +154,6 @@ def _input_identity(keypoints: Path) -> tuple:
     except Exception:
         return ()
     return (attrs.get("content_hash"), attrs.get(SEAL_KEY, {}).get("files", {}).get(CLIPS_FILE))
-
-
-def _create_arrays(
-    tmp: Path,
-    kp: KeypointStore,
-    params: RenderParams,
-    channel_names: list[str],
-    starts: np.ndarray,
-    total: int,
-    fingerprint: str,
-) -> None:
-    """Create every array up front (the plan is fixed), so partitions only ever write into them."""
-    layout = kp.layout
-    s, c, fb = params.size, len(channel_names), params.frames_per_chunk
-    group = zarr.open_group(str(tmp), mode="w")
-    group.create_array(
-        "heatmaps",
-        shape=(total, c, s, s),
-        dtype=params.dtype,
-        chunks=(fb, c, s, s),
-        shards=(fb * params.chunks_per_shard, c, s, s),
-        compressors=compressors(params.codec, params.level),
-        fill_value=0,
-        dimension_names=("frame", "channel", "y", "x"),
-    )
-    group.create_array("clip_start", data=starts, dimension_names=("clip",))
-    group.create_array("n_frames", data=kp.table["n_frames"].to_numpy(np.int64), dimension_names=("clip",))
-    quant = (
-        {"scale": UINT8_SCALE, "max_abs_error": 1 / (2 * UINT8_SCALE), "rule": "q = floor(v * 255 + 0.5)"}
-        if params.dtype == "uint8"
-        else {"scale": 1, "max_abs_error": "float16 rounding (~5e-4 at 1.0)"}
-    )
-    group.attrs.update(
-        {
-            "kind": KIND,
-            "format_version": FORMAT_VERSION,
-            "complete": False,
-            "fingerprint": fingerprint,
-            "layout": layout.name,
-            "channel_preset": params.channels,
-            "channels": channel_names,
-            "flip_permutation": layout.channel_flip(params.channels),
-            "limbs": [list(x) for x in layout.limbs],
-            "classes": kp.classes,
-            "n_clips": len(kp),
-            "sigma": params.sigma,
-            "size": params.size,
-            "padding": params.padding,
-            "eps": params.eps,
-            "dtype": params.dtype,
-            "quantisation": quant,
-            "render": asdict(params),
-            "keypoints": {
-                "path": str(kp.path),
-                "content_hash": kp.attrs["content_hash"],
-                "format_version": kp.attrs["format_version"],
-            },
-        }
-    )
-    (tmp / PROGRESS_DIR).mkdir()
 
 
 def _is_resumable(tmp: Path, fingerprint: str) -> bool:
@@ -326,7 +227,7 @@ def _run_partitions(
     todo: list[Partition],
     kp_path: Path,
     hm_path: Path,
-    params: RenderParams,
+    spec: RenderSpec,
     threads: int | None,
     scheduler: str,
     advance: Callable[[int], None],
@@ -336,7 +237,7 @@ def _run_partitions(
     if scheduler == "threads":
         workers = threads or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(render_partition, kp_path, hm_path, part, params) for part in todo]
+            futures = [pool.submit(render_partition, kp_path, hm_path, part, spec) for part in todo]
             try:
                 for n, fut in enumerate(as_completed(futures), 1):
                     fut.result()
@@ -348,10 +249,10 @@ def _run_partitions(
                     fut.cancel()
                 raise
         return
-    _run_distributed(todo, kp_path, hm_path, params, scheduler, advance)
+    _run_distributed(todo, kp_path, hm_path, spec, scheduler, advance)
 
 
-def _run_distributed(todo, kp_path, hm_path, params, address: str, advance) -> None:
+def _run_distributed(todo, kp_path, hm_path, spec, address: str, advance) -> None:
     try:
         from distributed import Client
         from distributed import as_completed as dist_as_completed
@@ -368,7 +269,7 @@ def _run_distributed(todo, kp_path, hm_path, params, address: str, advance) -> N
             [kp_path] * len(todo),
             [hm_path] * len(todo),
             todo,
-            [params] * len(todo),
+            [spec] * len(todo),
             pure=False,
         )
         try:
@@ -390,10 +291,10 @@ def _open_keypoints(path: Path, content_hash: str) -> KeypointStore:
     return kp
 
 
-def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: RenderParams) -> int:
+def render_partition(kp_path: Path, hm_path: Path, part: Partition, spec: RenderSpec) -> int:
     """Render clips [clip_lo, clip_hi) into frames [frame_lo, frame_hi) of the temporary store, then record
     the partition as done. Runs in any thread or process; returns the number of frames written."""
-    from etl.kernels import set_threads
+    from etl.heatmaps.kernels import set_threads
 
     set_threads(1)  # one level of parallelism: partitions are the parallel unit
     group = zarr.open_group(str(hm_path), mode="r+")
@@ -402,7 +303,7 @@ def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: Rend
     starts = group["clip_start"][part.clip_lo : part.clip_hi]
     c, s = group["heatmaps"].shape[1], group["heatmaps"].shape[2]
     # Gaps between clips (chunk padding) must be zero; render_clip overwrites each clip's frames entirely.
-    buf = np.zeros((part.frame_hi - part.frame_lo, c, s, s), dtype=params.dtype)  # (F_part, C, S, S)
+    buf = np.zeros((part.frame_hi - part.frame_lo, c, s, s), dtype=spec.dtype)  # (F_part, C, S, S)
     boxes, sums = [], []
     table = kp.table
     for i, (kps, scores) in enumerate(kp.read_range(part.clip_lo, part.clip_hi)):
@@ -410,7 +311,7 @@ def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: Rend
         img_hw = (int(table["img_h"].iat[row]), int(table["img_w"].iat[row]))
         a = int(starts[i]) - part.frame_lo
         view = buf[a : a + kps.shape[1]]  # (T, C, S, S)
-        _, box = render_clip(kps, scores, img_hw, params, layout, out=view)
+        _, box = render_clip(kps, scores, img_hw, spec, layout, out=view)
         boxes.append([float(x) for x in box])
         sums.append(clip_checksum(view))
     # zarr's scan for all-zero chunks costs 3x the encode here; empty chunks compress to a few bytes. Per-array
@@ -432,34 +333,6 @@ def render_partition(kp_path: Path, hm_path: Path, part: Partition, params: Rend
     return len(buf)
 
 
-def render_clip(
-    keypoints: np.ndarray,
-    scores: np.ndarray,
-    img_hw: tuple[int, int],
-    params: RenderParams,
-    layout: Layout,
-    out: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One clip's heatmaps, exactly as stored: PoseCompact box -> canvas -> kernels. keypoints (M, T, V, 2)
-    in source pixels, scores (M, T, V). Fills `out` (T, C, S, S) of params.dtype (allocated when None);
-    returns (out, crop box [x0, y0, x1, y1]). `predict` uses it to render new poses like the training data."""
-    from etl.compact import compact_box, to_canvas
-    from etl.kernels import render_heatmaps
-
-    if out is None:
-        n_channels = len(layout.channel_names(params.channels))
-        out = np.empty((keypoints.shape[1], n_channels, params.size, params.size), dtype=params.dtype)
-    box = compact_box(keypoints, scores, padding=params.padding, eps=params.eps, img_hw=img_hw)
-    canvas = to_canvas(keypoints, box, params.size)  # (M, T, V, 2) in output pixels
-    with_joints = params.channels in ("joints", "joints+limbs")
-    limbs = np.asarray(layout.limbs, np.int64) if params.channels in ("limbs", "joints+limbs") else None
-    with _KERNEL_LOCK:
-        render_heatmaps(
-            canvas, scores, out, with_joints=with_joints, limbs=limbs, sigma=params.sigma, eps=params.eps
-        )
-    return out, box
-
-
 def _write_marker(path: Path, payload: dict) -> None:
     # Written after the frames, and atomically: a marker exists only for a partition that is on disk.
     tmp = path.with_suffix(".tmp")
@@ -471,7 +344,7 @@ def _write_marker(path: Path, payload: dict) -> None:
 
 
 def _finalise(tmp: Path, kp: KeypointStore, parts: list[Partition]) -> None:
-    """Collect the markers into crop_boxes and checksums, copy the tables, then seal (complete=True)."""
+    """Collect the markers into crop boxes and checksums, then let the store finish itself (complete=True)."""
     n = len(kp)
     boxes = np.zeros((n, 4), np.float64)
     sums = np.zeros(n, np.uint32)
@@ -487,10 +360,4 @@ def _finalise(tmp: Path, kp: KeypointStore, parts: list[Partition]) -> None:
             )
         boxes[part.clip_lo : part.clip_hi] = marker["boxes"]
         sums[part.clip_lo : part.clip_hi] = marker["checksums"]
-    group = zarr.open_group(str(tmp), mode="r+")
-    group.create_array("crop_boxes", data=boxes, dimension_names=("clip", "xyxy"), overwrite=True)
-    group.create_array("checksums", data=sums, dimension_names=("clip",), overwrite=True)
-    write_table(kp.table, tmp / CLIPS_FILE)
-    write_table(read_rejects(kp.path), tmp / REJECTS_FILE)
-    shutil.rmtree(tmp / PROGRESS_DIR)
-    seal(tmp, DATA_ARRAYS, table_attrs(kp.table))
+    finalise_store(tmp, kp, boxes, sums, scratch=tmp / PROGRESS_DIR)

@@ -53,7 +53,7 @@ def save_filmstrip(
         frames, channels = _render_keypoints(store, index, row, picks)
         how = "rendered with render's defaults, joints orange, limbs cyan"
     else:
-        scale = value_scale(store.attrs["dtype"])
+        scale = value_scale(store.spec.dtype)
         frames, channels = (
             store.read_clip(index, picks).astype(np.float32) / scale,
             store.channels,
@@ -94,13 +94,12 @@ def _render_keypoints(
 ) -> tuple[np.ndarray, list[str]]:
     """A keypoint store's clip as heatmaps (K, C, S, S) in [0, 1], rendered in memory with `actrec-etl render`'s
     default settings (a heatmap store shows what training reads; this shows what rendering would give)."""
-    from etl.render import RenderParams, render_clip
+    from etl.heatmaps.clip import render_clip
+    from etl.heatmaps.spec import RenderSpec
 
-    params = RenderParams()
+    spec = RenderSpec()
     coords, scores = store.read_clip(index)  # (M, T, V, 2), (M, T, V)
     heatmaps, _ = render_clip(
-        coords[:, picks], scores[:, picks], (int(row["img_h"]), int(row["img_w"])), params, store.layout
+        coords[:, picks], scores[:, picks], (int(row["img_h"]), int(row["img_w"])), spec, store.layout
     )
-    return heatmaps.astype(np.float32) / value_scale(params.dtype), store.layout.channel_names(
-        params.channels
-    )
+    return heatmaps.astype(np.float32) / value_scale(spec.dtype), store.layout.channel_names(spec.channels)

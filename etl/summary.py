@@ -41,10 +41,13 @@ def store_summary(store: str | Path, max_reasons: int = 10) -> StoreSummary:
         f"up to {int(table['n_persons'].max()) if len(table) else 0} persons per clip",
     ]
     if "channels" in attrs:
+        spec = attrs.get(
+            "render", {}
+        )  # a heatmap store's render spec (etl.heatmaps.spec.RenderSpec.to_attrs)
         header.append(
-            f"{len(attrs['channels'])} channels ({attrs.get('channel_preset')}), "
-            f"{attrs.get('size')}x{attrs.get('size')} px, sigma {attrs.get('sigma')}, "
-            f"{attrs.get('dtype')}"
+            f"{len(attrs['channels'])} channels ({spec.get('channels')}), "
+            f"{spec.get('size')}x{spec.get('size')} px, sigma {spec.get('sigma')}, "
+            f"{spec.get('dtype')}"
         )
     reasons = rejects["reason"].value_counts().head(max_reasons) if len(rejects) else {}
     return StoreSummary(

@@ -71,9 +71,9 @@ def keypoint_store(demo_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_render():
     """joints+limbs at 32 px with small chunks and shards, so a tiny dataset still has several partitions."""
-    from etl.render import RenderParams
+    from etl.heatmaps.spec import RenderSpec
 
-    return RenderParams(size=32, frames_per_chunk=8, chunks_per_shard=4)
+    return RenderSpec(size=32, frames_per_chunk=8, chunks_per_shard=4)
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,12 @@
-"""etl.compact: PoseCompact box + Resize/CenterCrop canvas map, and the full val pipeline against the anchor."""
+"""etl.heatmaps.compact: PoseCompact box + Resize/CenterCrop canvas map, and the full val pipeline against the anchor."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from etl.compact import compact_box, to_canvas
-from etl.kernels import render_heatmaps
+from etl.heatmaps.compact import compact_box, to_canvas
+from etl.heatmaps.kernels import render_heatmaps
 from etl.skeleton import COCO17
 
 LIMBS = np.array(COCO17.limbs)

@@ -1,5 +1,5 @@
 """One source of truth per ETL setting: each `actrec-etl ingest`/`render` option defaults to the field of the
-config object the library uses (ReadOptions, RenderParams) or to the library function's own default, and
+config object the library uses (ReadOptions, RenderSpec) or to the library function's own default, and
 params.yaml's render/ingest values are those defaults except where it says why not."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import yaml
 from fixtures_bench import bench_module
 
 from etl.cli import app
+from etl.heatmaps.spec import RenderSpec
 from etl.ingest import ingest
 from etl.readers import ReadOptions
-from etl.render import RenderParams, render
+from etl.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 # CLI option -> ReadOptions field, where the names differ
@@ -38,8 +39,8 @@ def _function_defaults(fn) -> dict:
     return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
 
 
-def test_render_options_default_to_the_render_params_fields():
-    options, fields = _options("render"), _field_defaults(RenderParams)
+def test_render_options_default_to_the_render_spec_fields():
+    options, fields = _options("render"), _field_defaults(RenderSpec)
     assert set(fields) <= set(options), f"no option for {sorted(set(fields) - set(options))}"
     assert {name: options[name] for name in fields} == fields
     rest = {name: value for name, value in options.items() if name not in fields}
@@ -72,7 +73,7 @@ def test_a_changed_default_would_be_seen():
 def test_params_yaml_uses_the_defaults_unless_it_says_why(stage):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())[stage]
     options = _options(stage)
-    resolved = {"level": RenderParams().level}  # the codec's default level, written out
+    resolved = {"level": RenderSpec().level}  # the codec's default level, written out
     for key, value in params.items():
         if key in _PARAMS_DIFFER[stage]:
             continue
@@ -90,7 +91,7 @@ def test_the_loader_benchmark_measures_the_default_store():
     """bench_loader once kept its own codec table and defaulted to zstd: run_all.sh measured zstd twice."""
     bench = bench_module("bench_loader")
     defaults = vars(bench.parser().parse_args([]))
-    assert defaults["codec"] == RenderParams().codec
+    assert defaults["codec"] == RenderSpec().codec
     choices = next(a.choices for a in bench.parser()._actions if a.dest == "codec")
     assert tuple(choices) == ("lz4", "zstd", "none")
     run_all = (ROOT / "bench" / "run_all.sh").read_text()
@@ -104,4 +105,4 @@ def test_the_loader_benchmark_measures_the_default_store():
 
 def test_the_render_benchmark_uses_the_default_size():
     bench = bench_module("bench_render")
-    assert bench.parser().parse_args([]).size == RenderParams().size
+    assert bench.parser().parse_args([]).size == RenderSpec().size

@@ -50,6 +50,7 @@ def test_show_draws_a_keypoint_store_clip(keypoint_store, tmp_path):
 
 def test_a_failed_render_leaves_no_partial_folder(keypoint_store, tmp_path, monkeypatch):
     import etl.render as render_module
+    from etl.heatmaps.spec import RenderSpec
     from etl.storeio import partial_path
 
     def fail(*args, **kwargs):
@@ -58,7 +59,7 @@ def test_a_failed_render_leaves_no_partial_folder(keypoint_store, tmp_path, monk
     monkeypatch.setattr(render_module, "_run_partitions", fail)
     out = tmp_path / "hm.zarr"
     with pytest.raises(ActrecError, match="a partition failed"):
-        render_module.render(keypoint_store, out, render_module.RenderParams(size=16))
+        render_module.render(keypoint_store, out, RenderSpec(size=16))
     assert not out.exists()
     assert not partial_path(out).exists()
 

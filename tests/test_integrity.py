@@ -390,9 +390,9 @@ def _uniform_keypoint_store(path: Path, n: int, t: int) -> Path:
 
 
 def test_render_peak_memory_is_flat_in_the_dataset_size(tmp_path):
-    from etl.render import RenderParams
+    from etl.heatmaps.spec import RenderSpec
 
-    params = RenderParams(size=32, frames_per_chunk=16, chunks_per_shard=4)
+    params = RenderSpec(size=32, frames_per_chunk=16, chunks_per_shard=4)
     peaks = []
     for n in (32, 128):
         kp = _uniform_keypoint_store(tmp_path / f"kp{n}", n, 20)
@@ -650,10 +650,11 @@ def test_dask_workers_pinned_to_one_cpu_exit_cleanly(keypoint_store, tmp_path):
     to kill it ("Worker process still alive after 4.0 seconds, killing")."""
     code = (
         "from distributed import LocalCluster\n"
-        "from etl.render import render, RenderParams\n"
+        "from etl.heatmaps.spec import RenderSpec\n"
+        "from etl.render import render\n"
         "if __name__ == '__main__':\n"
         "    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as c:\n"
-        f"        render({str(keypoint_store)!r}, {str(tmp_path / 'hm.zarr')!r}, RenderParams(size=32),"
+        f"        render({str(keypoint_store)!r}, {str(tmp_path / 'hm.zarr')!r}, RenderSpec(size=32),"
         " scheduler=c.scheduler_address)\n"
     )
     script = tmp_path / "dask_render.py"

@@ -1,4 +1,4 @@
-"""etl.kernels: parity with MMAction2's GeneratePoseTarget (the anchor dump), output dtypes, robustness."""
+"""etl.heatmaps.kernels: parity with MMAction2's GeneratePoseTarget (the anchor dump), output dtypes, robustness."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numba
 import numpy as np
 import pytest
 
-from etl.kernels import quantize_uint8, render_heatmaps, set_threads
+from etl.heatmaps.kernels import quantize_uint8, render_heatmaps, set_threads
 from etl.skeleton import COCO17
 
 LIMBS = np.array(COCO17.limbs)  # the PoseC3D *-limb configs' order (= the anchor's CONFIG_LIMB_SKELETONS)
@@ -319,7 +319,7 @@ def test_fork_after_a_parallel_kernel_ran():
 
 
 def test_concurrent_calls_from_threads():
-    """The renderer calls kernels from several threads at once: safe with the tbb layer, which etl.numba_setup
+    """The renderer calls kernels from several threads at once: safe with the tbb layer, which etl.heatmaps.numba_setup
     selects (tbb is a dependency, so anything else here is a broken install)."""
     from concurrent.futures import ThreadPoolExecutor
 

@@ -18,8 +18,8 @@ from fixtures_train import tiny
 from typer.testing import CliRunner
 
 from etl.heatmap_store import HeatmapStore
-from etl.kernels import render_heatmaps
-from etl.render import RenderParams
+from etl.heatmaps.kernels import render_heatmaps
+from etl.heatmaps.spec import RenderSpec
 from etl.skeleton import COCO17
 from train.augment import crop_boxes
 from train.checkpoint import load_checkpoint
@@ -249,7 +249,7 @@ def test_torch_renderer_batches_padded_persons_and_quantises_like_the_store():
 
 @pytest.fixture(scope="module")
 def kp_source(keypoint_store):
-    return KeypointSource(keypoint_store, RenderParams(size=32))
+    return KeypointSource(keypoint_store, RenderSpec(size=32))
 
 
 def test_eval_views_from_keypoints_are_the_stored_views(kp_source, heatmap_store):
@@ -392,7 +392,7 @@ def test_evaluate_refuses_a_heatmap_store_with_another_sigma(keypoint_store, tmp
 
     fit(kp_tiny(keypoint_store, tmp_path / "run", epochs=1), log=_quiet)
     other = tmp_path / "sigma1.zarr"
-    render(keypoint_store, other, RenderParams(size=32, sigma=1.0))
+    render(keypoint_store, other, RenderSpec(size=32, sigma=1.0))
     res = runner.invoke(app, ["evaluate", str(tmp_path / "run" / "last.pt"), str(other), "--workers", "0"])
     assert res.exit_code == 1
     assert "does not match" in res.output

@@ -337,10 +337,10 @@ def _concatenate(first: Path, second: Path, out: Path) -> int:
 
 @pytest.mark.slow
 def test_windowed_predict_labels_both_halves_of_two_concatenated_clips(demo_dir, tmp_path):
-    from etl.render import render_clip
+    from etl.heatmaps.clip import render_clip
+    from etl.heatmaps.spec import RenderSpec
     from etl.skeleton import get_layout
     from train.augment import hflip
-    from train.checkpoint import render_params
     from train.predict import read_clips
     from train.sampling import sample_test, sample_train
 
@@ -348,7 +348,7 @@ def test_windowed_predict_labels_both_halves_of_two_concatenated_clips(demo_dir,
     files = [demo_dir / "clips" / f"s01_{a}_r1.json" for a in actions]
     window, clip_len = 16, 8
     render = render_settings("coco17", "joints", size=32, sigma=0.6)
-    layout, params = get_layout("coco17"), render_params(render)
+    layout, params = get_layout("coco17"), RenderSpec.from_checkpoint(render)
 
     # Every window of each clip, rendered as predict renders windows: (N, W, C, S, S) per action.
     windows = []
@@ -472,10 +472,11 @@ def test_window_starts_cover_every_frame():
 
 def test_evaluate_accepts_a_converted_checkpoint(keypoint_store, tmp_path):
     from etl.heatmap_store import HeatmapStore
-    from etl.render import RenderParams, render
+    from etl.heatmaps.spec import RenderSpec
+    from etl.render import render
 
     store = tmp_path / "joints.zarr"
-    render(keypoint_store, store, RenderParams(channels="joints", size=32))
+    render(keypoint_store, store, RenderSpec(channels="joints", size=32))
     classes = HeatmapStore.open(store).classes
     names = tmp_path / "labels.txt"
     names.write_text("\n".join(classes) + "\n")

@@ -208,9 +208,10 @@ def demo_store(tmp_path_factory):
     """The demo data at its `make demo` size (8 actions x 8 subjects x 5 reps: 240 train / 80 test clips),
     rendered as the demo pipeline does (joints+limbs, 32 px)."""
     from etl.demo_data import generate_demo_data
+    from etl.heatmaps.spec import RenderSpec
     from etl.ingest import ingest
     from etl.readers import ReadOptions
-    from etl.render import RenderParams, render
+    from etl.render import render
     from etl.skeleton import get_layout
 
     root = tmp_path_factory.mktemp("demo_full")
@@ -221,7 +222,7 @@ def demo_store(tmp_path_factory):
         fmt="coco-json",
         options=ReadOptions(layout=get_layout("coco17"), labels_csv=root / "demo" / "clips.csv"),
     )
-    render(root / "kp.zarr", root / "hm.zarr", RenderParams(size=32), threads=2)
+    render(root / "kp.zarr", root / "hm.zarr", RenderSpec(size=32), threads=2)
     return root / "hm.zarr"
 
 

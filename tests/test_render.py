@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +20,10 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.errors import ActrecError
 from etl.heatmap_store import HeatmapStore
+from etl.heatmaps.clip import render_clip
+from etl.heatmaps.spec import RenderSpec
 from etl.keypoint_store import KeypointStore
-from etl.render import render, render_clip
+from etl.render import render
 from etl.storeio import exclusive_lock
 from etl.verify import verify_store
 
@@ -36,7 +38,12 @@ def test_store_layout_and_attrs(heatmap_store, keypoint_store, small_render):
     hm, kp = HeatmapStore.open(heatmap_store), KeypointStore.open(keypoint_store)
     attrs = hm.attrs
     assert attrs["complete"] is True
-    assert attrs["format_version"] == 2
+    assert attrs["format_version"] == 3
+    # the spec once, under "render": none of its fields repeated flat (format_version 2 had them twice)
+    assert hm.spec == small_render
+    assert attrs["render"] == asdict(small_render)
+    assert not set(attrs) & {f.name for f in fields(RenderSpec)} - {"channels"}
+    assert "channel_preset" not in attrs
     assert len(hm.channels) == 34
     assert hm.channels[0] == "joint:nose"
     assert hm.channels[17] == "limb:nose-left_shoulder"
@@ -181,7 +188,7 @@ def test_a_partial_render_with_other_settings_is_started_over(keypoint_store, sm
     os.rename(out, tmp_path / "hm.zarr.partial")  # pretend: an unfinished run with other settings
     report = render(keypoint_store, out, replace(small_render, sigma=0.8))
     assert report.resumed_partitions == 0
-    assert HeatmapStore.open(out).attrs["sigma"] == 0.8
+    assert HeatmapStore.open(out).spec.sigma == 0.8
 
 
 @pytest.mark.slow
@@ -251,15 +258,15 @@ def test_show_writes_a_filmstrip(heatmap_store, tmp_path):
 @pytest.mark.shared
 @pytest.mark.slow
 def test_penn_action_renders_27_channels(shared_dir, tmp_path):
+    from etl.heatmaps.spec import RenderSpec
     from etl.ingest import ingest
     from etl.readers import ReadOptions
-    from etl.render import RenderParams
     from etl.skeleton import get_layout
 
     kp = tmp_path / "penn.zarr"
     labels = sorted((shared_dir / "data" / "penn_action" / "labels").glob("*.mat"))[::40]  # 59 clips
     ingest(labels, out=kp, fmt="penn-action", options=ReadOptions(layout=get_layout("penn13")))
-    render(kp, tmp_path / "hm.zarr", RenderParams(channels="joints+limbs", size=48))
+    render(kp, tmp_path / "hm.zarr", RenderSpec(channels="joints+limbs", size=48))
     hm = HeatmapStore.open(tmp_path / "hm.zarr")
     assert len(hm.channels) == 27
     assert hm.heatmaps.shape[1:] == (27, 48, 48)

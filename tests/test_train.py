@@ -529,10 +529,11 @@ def test_evaluate_writes_metrics_json(trained, heatmap_store, tmp_path):
 
 
 def test_evaluate_refuses_a_store_rendered_differently(trained, keypoint_store, tmp_path):
-    from etl.render import RenderParams, render
+    from etl.heatmaps.spec import RenderSpec
+    from etl.render import render
 
     other = tmp_path / "joints.zarr"
-    render(keypoint_store, other, RenderParams(channels="joints", size=32))
+    render(keypoint_store, other, RenderSpec(channels="joints", size=32))
     result = runner.invoke(app, ["evaluate", str(trained), str(other), "--workers", "0"])
     assert result.exit_code == 1
     assert "does not match" in result.output

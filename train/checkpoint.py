@@ -25,17 +25,15 @@ import torch
 from torch import nn
 
 from etl.errors import ActrecError
-from etl.render_params import RenderSettings
+from etl.heatmaps.spec import DTYPES, SIZE_RANGE, RenderSpec
 from etl.storeio import disk_full_error, is_disk_full
 
-_RENDER = RenderSettings()  # a converted checkpoint's render settings default to `actrec-etl render`'s
+_RENDER = RenderSpec()  # a converted checkpoint's render settings default to `actrec-etl render`'s
 
 # What every model checkpoint (trained or converted) holds; a training checkpoint also has RESUME_KEYS.
 MODEL_KEYS = ("model_name", "model_config", "model", "classes", "render", "fit_config")
 RESUME_KEYS = ("optimizer", "scheduler", "epoch", "best_metric", "rng", "history")
-RENDER_KEYS = ("layout", "channel_preset", "channels", "flip_permutation", "sigma", "size", "padding", "eps")
-RENDER_KEYS += ("dtype", "input_size")
-SIZE_RANGE = (8, 1024)  # pixels, as `actrec-etl render --size`
+RENDER_KEYS = RenderSpec.checkpoint_keys()  # the "render" dict: RenderSpec.to_checkpoint
 MAX_CLIP_LEN = 1024  # frames per view
 MAX_CLASSES = 100_000
 # Upper bounds for model config fields (a checkpoint could otherwise ask for a model of any size); generous
@@ -317,7 +315,6 @@ def _check_model_config(config_cls: type, config: dict, where: str) -> None:
 
 def _check_render(render: Any, in_channels: int, where: str) -> None:
     """The settings predict renders new poses with: a known layout and preset, sizes we can afford."""
-    from etl.heatmap_store import DTYPES
     from etl.skeleton import CHANNEL_PRESETS, LAYOUTS
 
     if not isinstance(render, dict):
@@ -392,31 +389,12 @@ def render_settings(
     """Render settings for a checkpoint that did not come from one of our stores (a converted one)."""
     from etl.skeleton import get_layout
 
-    lay = get_layout(layout)
-    return {
-        "layout": layout,
-        "channel_preset": channel_preset,
-        "channels": lay.channel_names(channel_preset),
-        "flip_permutation": lay.channel_flip(channel_preset),
-        "sigma": float(sigma),
-        "size": int(size),
-        "padding": float(padding),
-        "eps": float(eps),
-        "dtype": dtype,
-        "input_size": int(input_size or size),
-    }
-
-
-def render_params(render: dict):
-    """The RenderParams (the options `actrec-etl render` takes) of a checkpoint's checked render settings:
-    what predict and `--source keypoints` render new poses with."""
-    from etl.render import RenderParams
-
-    return RenderParams(
-        channels=render["channel_preset"],
-        size=int(render["size"]),
-        sigma=float(render["sigma"]),
-        padding=float(render["padding"]),
-        eps=float(render["eps"]),
-        dtype=render["dtype"],
+    spec = RenderSpec(
+        channels=channel_preset,
+        size=int(size),
+        sigma=float(sigma),
+        padding=float(padding),
+        eps=float(eps),
+        dtype=dtype,
     )
+    return spec.to_checkpoint(get_layout(layout), int(input_size or size))

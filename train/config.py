@@ -7,13 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from etl.errors import ActrecError
-from etl.render_params import RenderSettings
+from etl.heatmaps.spec import RenderSpec
 
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 SOURCES = ("heatmaps", "keypoints")
 PRECISIONS = ("auto", "bf16", "fp32")  # autocast of forward passes; auto = bf16 on CUDA, fp32 on a CPU
-_RENDER = RenderSettings()  # `--source keypoints` takes `actrec-etl render`'s options with its defaults
+# `--source keypoints` takes the spec's drawn fields (RenderSpec.draw_fields) as options, with their defaults
+_RENDER = RenderSpec()
 
 
 @dataclass
@@ -68,17 +69,9 @@ class FitConfig:
     backbone_lr_scale: float = 1.0
     freeze_backbone_epochs: int = 0
 
-    def render_params(self):
-        from etl.render import RenderParams
-
-        return RenderParams(
-            channels=self.channels,
-            size=self.size,
-            sigma=self.sigma,
-            padding=self.padding,
-            eps=self.eps,
-            dtype=self.dtype,
-        )
+    def render_spec(self) -> RenderSpec:
+        """The spec `--source keypoints` renders with: the drawn fields from this config, the rest defaults."""
+        return RenderSpec(**{name: getattr(self, name) for name in RenderSpec.draw_fields()})
 
     def bf16(self, device_type: str) -> bool:
         """Whether forward passes run under bf16 autocast on this device."""

@@ -62,7 +62,7 @@ def check_render_settings(store, render: dict, store_path: str, checkpoint: str)
     """Refuse a store whose views differ from what the checkpoint was trained on (channels, size, sigma)."""
     from etl.errors import ActrecError
 
-    got = (list(store.channels), int(store.attrs["size"]), float(store.attrs["sigma"]))
+    got = (list(store.channels), store.spec.size, float(store.spec.sigma))
     want = (list(render["channels"]), int(render["size"]), float(render["sigma"]))
     if got != want:
         raise ActrecError(
@@ -100,7 +100,8 @@ def _evaluate_checkpoint(
 ) -> dict:
     from etl.errors import ActrecError
     from etl.heatmap_store import value_scale
-    from train.checkpoint import load_model, render_params
+    from etl.heatmaps.spec import RenderSpec
+    from train.checkpoint import load_model
     from train.data import EpochSampler, make_loader, select_clips
     from train.device import pick_device
     from train.sources import clip_dataset, open_source
@@ -109,7 +110,9 @@ def _evaluate_checkpoint(
     loaded = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, dev)
     model, render = loaded.model.to(dev), loaded.render
     checkpoint = loaded.path
-    store = open_source(source, store_path, render_params(render) if source == "keypoints" else None)
+    store = open_source(
+        source, store_path, RenderSpec.from_checkpoint(render) if source == "keypoints" else None
+    )
     check_render_settings(store, render, store_path, checkpoint)
     if store.classes != loaded.classes:
         raise ActrecError(
@@ -125,7 +128,7 @@ def _evaluate_checkpoint(
         workers=workers,
         device=dev,
     )
-    scale = value_scale(store.attrs["dtype"])
+    scale = value_scale(store.spec.dtype)
     probs, labels, loss = predict_loader(
         model,
         loader,

@@ -92,18 +92,18 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     plots = out / "plots"  # curves.png, confusion.png, attention.png (models with attention)
 
     # ---- data: clips chosen by pandas queries on the clip table; the store gives channels, size, classes
-    store = open_source(cfg.source, cfg.store, cfg.render_params())
+    store = open_source(cfg.source, cfg.store, cfg.render_spec())
     renderer = resolve_renderer(cfg.renderer, device)
     attrs = store.attrs
     classes = store.classes
-    scale = value_scale(attrs["dtype"])
+    scale = value_scale(store.spec.dtype)
     # ---- the recipe: the model's own, scaled by the preset, overridden by options (train/recipes.py)
     recipe = resolve(
         cfg.model,
         cfg.preset,
         {k: getattr(cfg, k) for k in FIELDS},
         batch_size=cfg.batch_size,
-        store_size=int(attrs["size"]),
+        store_size=store.spec.size,
         pretrained=cfg.init_from is not None,
     )
     cfg = replace(cfg, **recipe.values)  # every recipe field resolved from here on (and saved so)
@@ -213,7 +213,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         "model_config": model_config,
         "fit_config": asdict(cfg),
         "classes": classes,
-        "render": _render_settings(attrs, input_size),
+        "render": store.spec.to_checkpoint(store.layout, input_size),
         "source": cfg.source,
         "data": data_id,
         "init_from": init_record,
@@ -484,21 +484,6 @@ def _reduce(sums: tuple[float, int, int], device, world: int) -> tuple[float, fl
         dist.all_reduce(t)
         loss_sum, correct, seen = t.tolist()
     return loss_sum / max(seen, 1), correct / max(seen, 1)
-
-
-def _render_settings(attrs: dict, input_size: int) -> dict:
-    keys = (
-        "layout",
-        "channel_preset",
-        "channels",
-        "flip_permutation",
-        "sigma",
-        "size",
-        "padding",
-        "eps",
-        "dtype",
-    )
-    return {**{k: attrs[k] for k in keys}, "input_size": input_size}
 
 
 def _final_metrics(out: Path, history: list[dict], cfg: FitConfig) -> dict:

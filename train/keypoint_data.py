@@ -13,18 +13,17 @@ settings.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from etl.compact import compact_box, to_canvas
 from etl.errors import ActrecError
-from etl.heatmap_store import store_identity
+from etl.heatmap_store import render_attrs, store_identity
+from etl.heatmaps.compact import compact_box, to_canvas
+from etl.heatmaps.spec import RenderSpec
 from etl.keypoint_store import REMAKE, KeypointStore, clip_checksum
-from etl.render import RenderParams
 from etl.skeleton import Layout
 from etl.storeio import SEAL_KEY
 from train.kp_augment import random_train_view
@@ -36,42 +35,26 @@ SCALES = {"uint8": 255.0, "float16": 1.0}
 
 
 class KeypointSource:
-    """A keypoint store seen as the heatmap store `actrec-etl render` would make of it with `params`: the same
-    clip table and the attrs the trainer reads (channels, flip permutation, size, sigma, ..., fingerprint).
+    """A keypoint store seen as the heatmap store `actrec-etl render` would make of it with `spec`: the same
+    clip table and the render attrs (etl.heatmap_store.render_attrs: the spec, channels, ..., fingerprint).
 
     The coordinates are read into memory once (Penn Action: ~40 MB); forked loader workers share them."""
 
-    def __init__(self, path: str | Path, params: RenderParams):
-        params.check()
+    def __init__(self, path: str | Path, spec: RenderSpec):
+        spec.check()
         self.path = Path(path)
-        self.params = params
+        self.spec = spec
         self._identity = store_identity(self.path)
         self.kp = KeypointStore.open(path)
         self.table = self.kp.table
         self.layout: Layout = self.kp.layout
-        self.channels = self.layout.channel_names(params.channels)
-        self.flip_permutation = self.layout.channel_flip(params.channels)
+        self.channels = self.layout.channel_names(spec.channels)
+        self.flip_permutation = self.layout.channel_flip(spec.channels)
         self.classes = self.kp.classes
-        kp_attrs = self.kp.attrs
         self.attrs = {
             "kind": "actrec.keypoints (rendered on the fly)",
-            "fingerprint": params.fingerprint(kp_attrs["content_hash"]),
-            "layout": self.layout.name,
-            "channel_preset": params.channels,
-            "channels": self.channels,
-            "flip_permutation": self.flip_permutation,
-            "sigma": params.sigma,
-            "size": params.size,
-            "padding": params.padding,
-            "eps": params.eps,
-            "dtype": params.dtype,
-            "render": asdict(params),
-            "keypoints": {
-                "path": str(self.path),
-                "content_hash": kp_attrs["content_hash"],
-                "format_version": kp_attrs["format_version"],
-            },
-            SEAL_KEY: kp_attrs.get(SEAL_KEY),  # the clip table's sha256: part of a run's data identity
+            **render_attrs(spec, self.layout, self.kp),
+            SEAL_KEY: self.kp.attrs.get(SEAL_KEY),  # the clip table's sha256: part of a run's data identity
         }
         self.coords = np.asarray(self.kp.group["coords"][:])  # (R, V, 2) float32
         self.scores = np.asarray(self.kp.group["scores"][:])  # (R, V) float32
@@ -114,7 +97,7 @@ class KeypointSource:
 class KeypointClips(Dataset):
     """Items are (store row index, epoch) pairs from EpochSampler, as HeatmapClips.
 
-    train=True: one random view: renderer "numba" -> ((1, T, C, S, S) of params.dtype, label); "torch" ->
+    train=True: one random view: renderer "numba" -> ((1, T, C, S, S) of spec.dtype, label); "torch" ->
     ((keypoints (M, T, V, 2), scores (M, T, V)) in view pixels, label), batched by `collate`.
     train=False: `num_clips` fixed views ((V, T, C, size, size), label), as stored by `actrec-etl render`.
     augment=False: the train view is the stored view of the sampled frames (no crop, no flip) at `size`."""
@@ -139,16 +122,12 @@ class KeypointClips(Dataset):
         self.rows = np.asarray(rows, np.int64)
         self.labels = np.asarray(labels, np.int64)
         self.clip_len, self.train, self.num_clips, self.seed = clip_len, train, num_clips, seed
-        self.params = source.params
-        self.input_size = input_size or self.params.size
+        self.spec = source.spec
+        self.input_size = input_size or self.spec.size
         self.augment = augment
         self.renderer = renderer if train else "numba"  # evaluation views are always the store's values
-        self.with_joints = self.params.channels in ("joints", "joints+limbs")
-        self.limbs = (
-            np.asarray(source.layout.limbs, np.int64)
-            if self.params.channels in ("limbs", "joints+limbs")
-            else None
-        )
+        limbs = self.spec.limbs(source.layout)
+        self.limbs = np.asarray(limbs, np.int64) if limbs is not None else None
         self.collate = collate_keypoints if self.renderer == "torch" else None
         self._threads_set = False
 
@@ -157,14 +136,14 @@ class KeypointClips(Dataset):
 
     def out_size(self) -> int:
         """Pixel size of the train views this dataset yields (the model input size when augmenting)."""
-        return self.input_size if self.augment else self.params.size
+        return self.input_size if self.augment else self.spec.size
 
     def __getitem__(self, item: tuple[int, int] | int):
         i, epoch = item if isinstance(item, tuple) else (item, 0)
         row = int(self.rows[i])
         kps, scores = self.source.clip(row)
         img_hw = tuple(int(v) for v in self.source.img_hw[row])
-        p = self.params
+        p = self.spec
         if not self.train:
             frames = sample_test(kps.shape[1], self.clip_len, self.num_clips)  # (V, T)
             box = compact_box(
@@ -199,22 +178,22 @@ class KeypointClips(Dataset):
         return torch.from_numpy(self._render(kp, sc, self.out_size())[None]), int(self.labels[i])
 
     def _render(self, kp: np.ndarray, sc: np.ndarray, size: int) -> np.ndarray:
-        """(M, T, V, 2) view pixels -> (T, C, size, size) of params.dtype, on one numba thread (the workers
+        """(M, T, V, 2) view pixels -> (T, C, size, size) of spec.dtype, on one numba thread (the workers
         are the parallel unit; the tbb threading layer makes the kernels safe in forked workers)."""
-        from etl.kernels import render_heatmaps, set_threads
+        from etl.heatmaps.kernels import render_heatmaps, set_threads
 
         if not self._threads_set:
             set_threads(1)
             self._threads_set = True
-        out = np.empty((kp.shape[1], len(self.source.channels), size, size), dtype=self.params.dtype)
+        out = np.empty((kp.shape[1], len(self.source.channels), size, size), dtype=self.spec.dtype)
         return render_heatmaps(
             kp,
             sc,
             out,
-            with_joints=self.with_joints,
+            with_joints=self.spec.with_joints,
             limbs=self.limbs,
-            sigma=self.params.sigma,
-            eps=self.params.eps,
+            sigma=self.spec.sigma,
+            eps=self.spec.eps,
         )
 
 

@@ -2,7 +2,7 @@
 
 MMAction2's NTU/Penn train pipeline, in coordinate space, on the frames UniformSampleFrames chose:
 
-    PoseCompact(hw_ratio=1, allow_imgpad=True)  box over the sampled frames (etl.compact.compact_box)
+    PoseCompact(hw_ratio=1, allow_imgpad=True)  box over the sampled frames (etl.heatmaps.compact.compact_box)
     Resize(scale=(-1, size))                     short side -> `size` (the store's size; no centre crop)
     RandomResizedCrop(area 0.56-1, 3/4-4/3)      a whole-pixel box, redrawn up to 10 times (`draw_crop_box`)
     Resize((out, out), keep_ratio=False)         the crop -> the model's input size
@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from etl.compact import compact_box
+from etl.heatmaps.compact import compact_box
 
 AREA = (0.56, 1.0)  # PoseC3D's RandomResizedCrop(area_range=(0.56, 1.0))
 RATIO = (3 / 4, 4 / 3)

@@ -18,13 +18,14 @@ import torch
 
 from etl.errors import ActrecError
 from etl.heatmap_store import value_scale
+from etl.heatmaps.clip import render_clip
+from etl.heatmaps.spec import RenderSpec
 from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, detect_format, read_source
-from etl.render import render_clip
 from etl.skeleton import Layout, get_layout
 from etl.validate import validate_clip
 from train.augment import hflip, resize, to_model_input
-from train.checkpoint import LoadedModel, load_model, render_params
+from train.checkpoint import LoadedModel, load_model
 from train.device import pick_device
 from train.evaluation import score_views
 from train.sampling import sample_test
@@ -137,11 +138,11 @@ def predict_file(
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
     layout = get_layout(loaded.render["layout"])
-    params = render_params(loaded.render)
+    spec = RenderSpec.from_checkpoint(loaded.render)
     classes = loaded.classes
     results = []
     for clip in read_clips(pose_file, fmt, layout, labels):
-        heatmaps, _ = render_clip(clip.keypoints, clip.scores, (clip.img_h, clip.img_w), params, layout)
+        heatmaps, _ = render_clip(clip.keypoints, clip.scores, (clip.img_h, clip.img_w), spec, layout)
         frames = sample_test(len(heatmaps), loaded.clip_len, clips)  # (V, T)
         mean = view_probabilities(loaded, heatmaps[frames], dev, flip=flip).mean(dim=0).numpy()
         order = np.argsort(-mean)[: min(top_k, len(classes))]

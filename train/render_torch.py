@@ -1,6 +1,6 @@
 """PoseC3D heatmaps rendered with torch on the training device, batched over clips, frames, persons and channels.
 
-The same maps as etl.kernels (MMAction2's GeneratePoseTarget: integer pixel grid, 3-sigma window truncated as
+The same maps as etl.heatmaps.kernels (MMAction2's GeneratePoseTarget: integer pixel grid, 3-sigma window truncated as
 int(), joints skipped below eps, limbs as the distance to the segment with the anchor's projection clamp, a
 degenerate limb drawn as the joint gaussian at its first end, max over persons, joints then limbs), within
 1e-5 of the numba kernels (tested on the anchor dump and random inputs). Differences: exp is torch's float32

@@ -17,7 +17,7 @@ import torch
 
 from etl.errors import ActrecError
 from etl.heatmap_store import HeatmapStore
-from etl.render import RenderParams
+from etl.heatmaps.spec import RenderSpec
 from train.augment import random_resized_crop_flip, resize, to_model_input
 from train.config import SOURCES
 from train.data import HeatmapClips
@@ -36,12 +36,12 @@ def resolve_renderer(renderer: str, device: torch.device) -> str:
     return renderer
 
 
-def open_source(source: str, path: str, params: RenderParams | None = None) -> HeatmapStore | KeypointSource:
-    """The store of `--source`: a HeatmapStore, or a KeypointSource rendered with `params`."""
+def open_source(source: str, path: str, spec: RenderSpec | None = None) -> HeatmapStore | KeypointSource:
+    """The store of `--source`: a HeatmapStore, or a KeypointSource rendered with `spec`."""
     if source == "heatmaps":
         return HeatmapStore.open(path)
     if source == "keypoints":
-        return KeypointSource(path, params or RenderParams())
+        return KeypointSource(path, spec or RenderSpec())
     raise ActrecError(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
 
 
@@ -88,7 +88,8 @@ class TrainInput:
     flip_permutation: list[int] | None
     keypoints: bool = False  # the dataset already augmented (keypoint source)
     renderer: str = "numba"
-    render: dict | None = None  # for the torch renderer: with_joints, limbs, sigma, eps, dtype, size
+    spec: RenderSpec | None = None  # for the torch renderer: how to draw
+    limbs: list[tuple[int, int]] | None = None  # for the torch renderer: the limbs drawn (spec.limbs(layout))
 
     def __call__(self, views, generator: torch.Generator) -> torch.Tensor:
         if self.keypoints and self.renderer == "torch":
@@ -102,18 +103,18 @@ class TrainInput:
 
     def _render(self, batch) -> torch.Tensor:
         kp, sc = (t.to(self.device, non_blocking=True) for t in batch)
-        r = self.render
-        size = self.input_size if self.augment else r["size"]
+        spec = self.spec
+        size = self.input_size if self.augment else spec.size
         x = render_torch(
             kp,
             sc,
             (size, size),
-            with_joints=r["with_joints"],
-            limbs=r["limbs"],
-            sigma=r["sigma"],
-            eps=r["eps"],
+            with_joints=spec.with_joints,
+            limbs=self.limbs,
+            sigma=spec.sigma,
+            eps=spec.eps,
         )
-        x = quantize_like(x, r["dtype"])  # the values the numba path ships (and evaluation reads)
+        x = quantize_like(x, spec.dtype)  # the values the numba path ships (and evaluation reads)
         return x.to(torch.bfloat16) if self.device.type == "cuda" else x
 
 
@@ -128,13 +129,7 @@ def train_input(
 ) -> Callable[[object, torch.Generator], torch.Tensor]:
     if not isinstance(store, KeypointSource):
         return TrainInput(device, scale, input_size, augment, store.flip_permutation)
-    p = store.params
-    render = {
-        "with_joints": p.channels in ("joints", "joints+limbs"),
-        "limbs": [tuple(x) for x in store.layout.limbs] if p.channels in ("limbs", "joints+limbs") else None,
-        "sigma": p.sigma,
-        "eps": p.eps,
-        "dtype": p.dtype,
-        "size": p.size,
-    }
-    return TrainInput(device, scale, input_size, augment, None, True, renderer, render)
+    spec = store.spec
+    return TrainInput(
+        device, scale, input_size, augment, None, True, renderer, spec, spec.limbs(store.layout)
+    )

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from etl.errors import ActrecError
-from etl.render import render_clip
+from etl.heatmaps.clip import render_clip
+from etl.heatmaps.spec import RenderSpec
 from etl.skeleton import get_layout
-from train.checkpoint import load_model, render_params
+from train.checkpoint import load_model
 from train.device import pick_device
 from train.predict import read_clips, view_probabilities
 from train.sampling import sample_test
@@ -71,7 +72,7 @@ def predict_windows(
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
     layout = get_layout(loaded.render["layout"])
-    params = render_params(loaded.render)
+    spec = RenderSpec.from_checkpoint(loaded.render)
     results = []
     for clip in read_clips(pose_file, fmt, layout):
         n = clip.n_frames
@@ -84,7 +85,7 @@ def predict_windows(
         rows = []
         for s, e in zip(starts, ends, strict=True):
             heatmaps, _ = render_clip(
-                clip.keypoints[:, s:e], clip.scores[:, s:e], (clip.img_h, clip.img_w), params, layout
+                clip.keypoints[:, s:e], clip.scores[:, s:e], (clip.img_h, clip.img_w), spec, layout
             )  # (e - s, C, S, S)
             frames = sample_test(len(heatmaps), loaded.clip_len, clips)  # (V, T)
             rows.append(view_probabilities(loaded, heatmaps[frames], dev, flip=flip).mean(dim=0).numpy())

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-import etl.numba_setup  # noqa: F401  (cache dir + threading layer: must run before numba is imported)
+import etl.heatmaps.numba_setup  # noqa: F401  (cache dir + threading layer: must run before numba is imported)
 
 # isort: split
 import numba

@@ -31,7 +31,7 @@ def configure() -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "actrec" / "numba"))
     if "NUMBA_THREADING_LAYER" not in os.environ:
         # "safe" = tbb; without tbb fall back to workqueue, which is fork-safe (callers must not run kernels
-        # from several threads at once then; etl.render serialises kernel calls in that case).
+        # from several threads at once then; etl.heatmaps.clip serialises kernel calls in that case).
         os.environ["NUMBA_THREADING_LAYER"] = "tbb" if _preload_tbb() else "workqueue"
     elif os.environ["NUMBA_THREADING_LAYER"] in ("tbb", "safe"):
         _preload_tbb()
