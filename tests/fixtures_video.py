@@ -91,3 +91,23 @@ def write_onnx_pose_model(
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def first_frames(src: Path, dst: Path, n_frames: int) -> Path:
+    """The first `n_frames` of a video re-encoded (MPEG-4 Part 2) at its own size: a short real clip."""
+    av = need("av")
+    from etl.video.decode import frames, probe
+
+    info = probe(src)
+    with av.open(str(dst), "w") as out:
+        stream = out.add_stream("mpeg4", rate=round(info.fps) or 25)
+        stream.width, stream.height, stream.pix_fmt = info.width, info.height, "yuv420p"
+        stream.bit_rate = 8_000_000
+        for frame in frames(src):
+            if frame.index == n_frames:
+                break
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return dst

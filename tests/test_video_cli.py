@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.video.options import ExtractOptions
+from train.cli import app as train_app
 
 runner = CliRunner()
 
@@ -34,3 +35,13 @@ def test_without_the_video_extra_one_line(tmp_path, monkeypatch):
         == "error: extracting poses from videos needs the video extra: pip install 'actrec[video]'"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_overlay_needs_a_video(tmp_path):
+    pose = tmp_path / "clip.npz"
+    pose.write_bytes(b"")
+    ckpt = tmp_path / "x.pt"
+    ckpt.write_bytes(b"")
+    done = runner.invoke(train_app, ["predict", str(ckpt), str(pose), "--overlay", str(tmp_path / "o.mp4")])
+    assert done.exit_code == 1
+    assert "--overlay draws on a video" in done.output
