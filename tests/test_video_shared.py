@@ -79,3 +79,13 @@ def test_mediapipe33_keeps_all_landmarks(tmp_path):
     with np.load(result.out) as f:
         assert f["keypoints"].shape[2:] == (33, 2)
         assert str(f["layout"]) == "mediapipe33"
+
+
+def test_bench_extract_reports_both_rates(tmp_path):
+    from fixtures_bench import bench_module
+
+    short = first_frames(VIDEO, tmp_path / "first20.mp4", 20)
+    md = bench_module("bench_extract").main(["--video", str(short), "--repeats", "1"])
+    assert "| decoding alone (PyAV -> RGB arrays) |" in md
+    assert "| extraction, backend mediapipe" in md
+    assert "of 20 frames" in md
