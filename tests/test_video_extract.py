@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.cliptable import read_clip_table
-from etl.errors import ActrecError
+from etl.errors import ActrecError, Interrupted
 from etl.video.options import ExtractOptions
 
 need("av")
@@ -229,3 +229,19 @@ def test_a_killed_extract_resumes(tmp_path):
     assert done.returncode == 0
     assert sorted(p.name for p in out.iterdir()) == [f"clip{i}.npz" for i in range(4)]  # no partial left
     assert (out / "clip0.npz").stat().st_mtime_ns == first  # skipped, not extracted again
+
+
+class _CtrlC(_EveryOtherFrame):
+    def __call__(self, rgb):
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(extract_module, "make_backend", lambda name, *, layout, **kw: _CtrlC(layout))
+    (tmp_path / "videos").mkdir()
+    write_video(tmp_path / "videos" / "v.mp4", 3)
+    with pytest.raises(
+        Interrupted, match=r"interrupted during .*v\.mp4: 0 videos extracted .* run the same command"
+    ):
+        extract_all([tmp_path / "videos"], tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

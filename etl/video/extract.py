@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.errors import ActrecError
+from etl.errors import ActrecError, Interrupted
 from etl.layout_map import layout_mapping
 from etl.poseclip import safe_clip_id
 from etl.readers.common import natural_key
@@ -94,6 +94,12 @@ def extract_all(
             results.append(extract_video(video, out, options, on_video=on_video, on_frame=on_frame))
         except ActrecError as exc:
             results.append(VideoResult(video, None, "failed", error=str(exc)))
+        except KeyboardInterrupt:
+            done = sum(r.status == "done" for r in results)
+            raise Interrupted(
+                f"interrupted during {video}: {done} videos extracted into {out_dir}, nothing half-written; run "
+                "the same command again to go on (finished videos are skipped)"
+            ) from None
     return results
 
 
