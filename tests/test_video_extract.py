@@ -85,6 +85,8 @@ def test_onnx_model_of_the_wrong_signature(tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(ActrecError, match=r"junk\.onnx: not a loadable ONNX model"):
         extract_video(video, tmp_path / "v.npz", _onnx_options(junk))
+    with pytest.raises(ActrecError, match=r"--model .*junk\.onnx is for --backend onnx"):
+        extract_video(video, tmp_path / "v.npz", ExtractOptions(model=junk))
     assert not (tmp_path / "v.npz").exists()
 
 

@@ -131,6 +131,10 @@ def _resize_nearest(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 def make_backend(name: str, *, model: Path | None, layout: Layout, min_person_score: float) -> PoseBackend:
     """The backend `name`; `layout` is what the onnx model outputs (mediapipe has its own, mediapipe33)."""
     if name == "mediapipe":
+        if model is not None:
+            raise ActrecError(
+                f"--model {model} is for --backend onnx; mediapipe uses the weights in its wheel"
+            )
         return MediaPipeBackend()
     if name == "onnx":
         if model is None:
