@@ -6,7 +6,9 @@ VENV ?= .venv
 # torch keeps it: any torch already importable in $(VENV) is left alone (see README, "GPU").
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.actrec-installed
+# optional extras installed with the project; CI adds `video` (.ci/run): `make install EXTRAS=dev,video`
+EXTRAS ?= dev
+STAMP := $(VENV)/.actrec-installed-$(EXTRAS)
 
 # numba compiles kernels once and caches them here; DVC keeps its index inside the project.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c "import torch" 2>/dev/null \
 	  && echo "keeping the installed torch $$($(BIN)/python -c 'import torch; print(torch.__version__)')" \
 	  || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
 # The whole pipeline on the synthetic demo data (dvc.yaml): demo data -> ingest -> render -> 3 models -> evaluate.

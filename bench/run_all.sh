@@ -14,6 +14,9 @@ $PY bench/bench_render.py --write-doc "$tmp/render.md"
 PROFILE_STORE=${PROFILE_STORE:-runs/penn/heatmaps.zarr}
 touch "$tmp/epoch.md"
 if [ -d "$PROFILE_STORE" ]; then $PY bench/profile_epoch.py "$PROFILE_STORE" --write-doc "$tmp/epoch.md"; fi
+# pose extraction from the shared video needs the video extra (pip install -e '.[dev,video]')
+touch "$tmp/extract.md"
+if $PY -c "import av, mediapipe" 2>/dev/null; then $PY bench/bench_extract.py --write-doc "$tmp/extract.md"; fi
 {
     cat docs/benchmarks_intro.md
     echo
@@ -28,6 +31,8 @@ if [ -d "$PROFILE_STORE" ]; then $PY bench/profile_epoch.py "$PROFILE_STORE" --w
     awk '/^\|/ {p = 1} p && !/^\|/ {exit} p' "$tmp/loader_zstd.md"  # its first table
     echo
     cat "$tmp/epoch.md"
+    echo
+    cat "$tmp/extract.md"
 } > docs/benchmarks.md
 rm -r "$tmp"
 echo "wrote docs/benchmarks.md"

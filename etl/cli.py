@@ -153,6 +153,51 @@ def ingest(
         _print_rejects(report.rejects)
 
 
+@app.command()
+@cli_errors
+def extract(
+    src: Annotated[
+        list[Path], typer.Argument(exists=True, help="video files or folders (searched recursively)")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", file_okay=False, help="folder for one .npz pose file per video")
+    ],
+    backend: Annotated[str, typer.Option(help="pose backend: mediapipe (offline) | onnx")] = "mediapipe",
+    layout: Annotated[
+        str, typer.Option(help="skeleton written: coco17, or mediapipe33 (all 33 MediaPipe landmarks)")
+    ] = "coco17",
+    model: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="backend onnx: the ONNX pose model")
+    ] = None,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="refuse videos whose frames have more pixels (width x height)")
+    ] = 7680 * 4320,
+    max_persons: Annotated[int, typer.Option(min=1, help="tracks kept per video (seen in most frames)")] = 20,
+    min_person_score: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="backend onnx: drop persons scored below this")
+    ] = 0.3,
+):
+    """Estimate poses in videos (needs actrec[video]): one pose file per video that `ingest --format npz` reads.
+
+    Resumable: a video whose pose file exists is skipped; a bad video is reported and the others are done."""
+    # the defaults above are ExtractOptions' (tests/test_video_extract.py checks): etl/video/ is not imported
+    # before the command runs, so the other commands' import closure (dvc.yaml deps) stays as it is
+    from etl.video.options import ExtractOptions, require_video_extra
+
+    require_video_extra()
+    from etl.video.cli_extract import run_extract
+
+    options = ExtractOptions(
+        backend=backend,
+        layout=layout,
+        model=model,
+        max_pixels=max_pixels,
+        max_persons=max_persons,
+        min_person_score=min_person_score,
+    )
+    run_extract(src, out, options)
+
+
 def _print_rejects(rejects, limit: int = 10) -> None:
     table = Table("clip", "source", "reason", title=f"{len(rejects)} rejected (all in rejects.parquet)")
     for r in rejects[:limit]:

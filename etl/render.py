@@ -291,6 +291,16 @@ def _open_keypoints(path: Path, content_hash: str) -> KeypointStore:
     return kp
 
 
+def _writing_empty_chunks(array: zarr.Array) -> zarr.Array:
+    """The array with write_empty_chunks on. zarr < 3.1.6 (the newest for numpy < 2, which the video extra's
+    mediapipe needs) has no Array.with_config: the same copy is built from the array's metadata there."""
+    if hasattr(array, "with_config"):
+        return array.with_config({"write_empty_chunks": True})
+    from zarr.core.array import AsyncArray
+
+    return zarr.Array(AsyncArray(array.metadata, array.store_path, config={"write_empty_chunks": True}))
+
+
 def render_partition(kp_path: Path, hm_path: Path, part: Partition, spec: RenderSpec) -> int:
     """Render clips [clip_lo, clip_hi) into frames [frame_lo, frame_hi) of the temporary store, then record
     the partition as done. Runs in any thread or process; returns the number of frames written."""
@@ -316,7 +326,7 @@ def render_partition(kp_path: Path, hm_path: Path, part: Partition, spec: Render
         sums.append(clip_checksum(view))
     # zarr's scan for all-zero chunks costs 3x the encode here; empty chunks compress to a few bytes. Per-array
     # config, not zarr.config.set: that is process-global and partitions run in parallel threads.
-    heatmaps = group["heatmaps"].with_config({"write_empty_chunks": True})
+    heatmaps = _writing_empty_chunks(group["heatmaps"])
     heatmaps[part.frame_lo : part.frame_hi] = buf
     shard_frames = heatmaps.shards[0]
     shards = {shard_key(i): _file_crc(hm_path / shard_key(i)) for i in _partition_shards(part, shard_frames)}

@@ -315,17 +315,34 @@ def predict(
             help="labels manifest CSV (clip_id,label_name): true labels, accuracy",
         ),
     ] = None,
+    overlay: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False, help="a video input: draw poses and labels on it, into this .mp4 or .gif"
+        ),
+    ] = None,
 ):
     """Render a pose file in memory with the checkpoint's settings and print the top-k labels (per clip, or per
     window over time with --window); a folder gets one table, with the accuracy when the clips have labels."""
     from train.predict import resolve_format
+    from train.predict_video import is_video, video_pose_file, write_overlay
 
+    video = pose_file if is_video(pose_file) else None  # a video: its poses first (actrec[video])
+    if video is not None:
+        pose_file, fmt = video_pose_file(video), "npz"
+    elif overlay is not None:
+        raise ActrecError("--overlay draws on a video: give a video file, not a pose file")
     picked = resolve_format(pose_file, fmt)
     said = f"format auto: read {pose_file} as {picked}" if fmt == "auto" else None  # once the clips are read
     if window == 0:
         if timeline is not None or stride is not None:
             raise ActrecError("--timeline and --stride need --window (windowed prediction)")
-        _predict_clips(checkpoint, pose_file, picked, top_k, clips or 10, device, out, as_json, labels, said)
+        preds = _predict_clips(
+            checkpoint, pose_file, picked, top_k, clips or 10, device, out, as_json, labels, said
+        )
+        if overlay is not None:
+            n = write_overlay(video, pose_file, overlay, top=preds[0].top[0])
+            err_console.print(f"wrote {overlay} ({n} frames)", markup=False, highlight=False)
         return
     if as_json or labels is not None:
         raise ActrecError(
@@ -363,9 +380,11 @@ def predict(
             path = png if len(results) == 1 else png.with_name(f"{png.stem}_{r.clip_id}{png.suffix}")
             plot_timeline(r, path)
             say(f"wrote {path}")
+    if overlay is not None:
+        say(f"wrote {overlay} ({write_overlay(video, pose_file, overlay, windows=results[0])} frames)")
 
 
-def _predict_clips(checkpoint, pose_file, fmt, top_k, clips, device, out, as_json, labels, said) -> None:
+def _predict_clips(checkpoint, pose_file, fmt, top_k, clips, device, out, as_json, labels, said) -> list:
     from train.predict import accuracy, predict_file, predictions_json, write_predictions
 
     preds = predict_file(
@@ -397,6 +416,7 @@ def _predict_clips(checkpoint, pose_file, fmt, top_k, clips, device, out, as_jso
         say(f"accuracy {correct}/{labelled} = {correct / labelled:.3f} (top-1, clips with a true label)")
     if out is not None:
         err_console.print(f"wrote {out}", markup=False, highlight=False)  # stdout may be the JSON
+    return preds
 
 
 @app.command()
