@@ -72,7 +72,9 @@ def _swap_clip_shards(store: Path, clip: int = 0) -> None:
     """Swap the first shard of clip `clip` with the first shard of the next clip."""
     hm = HeatmapStore.open(store)
     shard_frames = hm.heatmaps.shards[0]
-    _swap_shards(store, int(hm.clip_start[clip]) // shard_frames, int(hm.clip_start[clip + 1]) // shard_frames)
+    _swap_shards(
+        store, int(hm.clip_start[clip]) // shard_frames, int(hm.clip_start[clip + 1]) // shard_frames
+    )
 
 
 DAMAGE = {"swapped shards": _swap_clip_shards, "rewritten chunk": _rewrite_first_frame}
@@ -93,13 +95,17 @@ def test_damage_verify_sees_is_refused_by_the_read_path(hm, damage):
 
 def test_a_checked_clip_whose_shard_is_swapped_later_is_refused(hm):
     store = HeatmapStore.open(hm)
-    first = store.read_clip(0, np.array([0, 3]))  # checked against the clip's checksum, chunk crc32c remembered
+    first = store.read_clip(
+        0, np.array([0, 3])
+    )  # checked against the clip's checksum, chunk crc32c remembered
     np.testing.assert_array_equal(store.read_clip(0, np.array([0, 3])), first)  # cheap path, same frames
     _swap_shards(hm)
     with pytest.raises(ActrecError, match="fails its checksum"):  # the cached shard index no longer fits
         store.read_clip(0, np.array([0, 3]))
     store._reader._index.clear()  # a shard index read after the swap: every chunk in it is intact
-    with pytest.raises(ActrecError, match=r"clip \S+ reads chunk 0 of .* not the chunk its checksum was checked"):
+    with pytest.raises(
+        ActrecError, match=r"clip \S+ reads chunk 0 of .* not the chunk its checksum was checked"
+    ):
         store.read_clip(0, np.array([0, 3]))
 
 
@@ -131,11 +137,14 @@ def test_evaluate_and_fit_refuse_damaged_frames_through_the_cli(hm, trained, tmp
     DAMAGE[damage](hm, clip)
     result = runner.invoke(app, ["evaluate", str(trained), str(hm), "--clips", "1", "--device", "cpu"])
     line = _one_error_line(result)  # default --workers (2): the worker's error, one line
-    assert str(hm) in line and "actrec-etl verify" in line and "re-render" in line, line
+    assert str(hm) in line, line
+    assert "actrec-etl verify" in line, line
+    assert "re-render" in line, line
     fit_args = ["fit", str(hm), "--out", str(tmp_path / "run"), "--model", "c3d", "--preset", "tiny"]
     fit_args += ["--epochs", "1", "--clip-len", "8", "--batch-size", "4", "--device", "cpu"]
     line = _one_error_line(runner.invoke(app, fit_args))
-    assert str(hm) in line and "actrec-etl verify" in line, line
+    assert str(hm) in line, line
+    assert "actrec-etl verify" in line, line
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
@@ -149,7 +158,7 @@ def test_a_reader_with_a_cached_index_says_the_store_was_replaced(hm, keypoint_s
     render(keypoint_store, other, replace(small_render, codec="zstd"))  # same frames, other bytes
     shutil.rmtree(hm)
     os.rename(other, hm)
-    with pytest.raises(ActrecError, match="was replaced since the reader opened it.*re-open") as info:
+    with pytest.raises(ActrecError, match=r"was replaced since the reader opened it.*re-open") as info:
         reader.read(np.arange(4))
     assert "damaged" not in str(info.value)
 
@@ -179,12 +188,18 @@ def test_locks_are_keyed_on_the_real_path(tmp_path):
     link = tmp_path / "link.zarr"
     link.symlink_to(real)
     assert lock_path(link) == lock_path(real) == real.with_name("kp.zarr.lock")
-    with shared_lock(link, "render"), pytest.raises(ActrecError, match="in use right now"):
-        with exclusive_lock(real, "ingest"):
-            pass
-    with exclusive_lock(real, "ingest"), pytest.raises(ActrecError, match="being written right now"):
-        with shared_lock(tmp_path / "data" / ".." / "link.zarr", "render"):
-            pass
+    with (
+        shared_lock(link, "render"),
+        pytest.raises(ActrecError, match="in use right now"),
+        exclusive_lock(real, "ingest"),
+    ):
+        pass
+    with (
+        exclusive_lock(real, "ingest"),
+        pytest.raises(ActrecError, match="being written right now"),
+        shared_lock(tmp_path / "data" / ".." / "link.zarr", "render"),  # another spelling, through the link
+    ):
+        pass
 
 
 def test_ingest_overwrite_is_refused_while_a_render_reads_through_a_symlink(
@@ -223,7 +238,9 @@ def test_a_forked_child_does_not_keep_its_crashed_parents_locks(tmp_path):
     out, store, marker = tmp_path / "run", tmp_path / "hm.zarr", tmp_path / "ready"
     store.mkdir()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-c", _FORKING_HOLDER, str(out), str(store), str(marker)], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FORKING_HOLDER, str(out), str(store), str(marker)], env=env
+    )
     deadline = time.time() + 60
     while not marker.exists() and time.time() < deadline:
         time.sleep(0.02)
