@@ -262,3 +262,52 @@ def test_a_refusal_never_names_a_dead_pid(tmp_path):
             pass
     assert str(dead.pid) not in str(info.value)
     assert "in use right now" in str(info.value)
+
+
+# ------------------------------------------------------------------ resume at once after a SIGKILLed fit with workers
+
+_KILLED_FIT_WITH_WORKERS = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from fixtures_train import tiny
+from train.fit import fit
+store, out, marker = sys.argv[2:5]
+def log(line):
+    if line.startswith("epoch 2/3:"):  # epoch 2 trained, its checkpoint not written: wait here to be killed
+        Path(marker).write_text("ready")
+        time.sleep(600)
+fit(tiny(store, out, epochs=3, workers=2), log=log)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_with_loader_workers_then_resume_at_once(heatmap_store, tmp_path):
+    """The OOM killer's SIGKILL leaves the persistent loader workers alive for seconds; they must not keep the
+    run folder's lock (nor the store's), so `--resume` at once works and ends equal to an uninterrupted run."""
+    import torch
+    from test_train import _weights
+
+    from train.checkpoint import load_checkpoint
+    from train.fit import fit
+
+    ref, run, marker = tmp_path / "ref", tmp_path / "run", tmp_path / "ready"
+    fit(tiny(heatmap_store, ref, epochs=3), log=lambda *_: None)
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same float sums as here
+    code = [_KILLED_FIT_WITH_WORKERS, str(Path(__file__).parent), str(heatmap_store), str(run), str(marker)]
+    proc = subprocess.Popen([sys.executable, "-c", *code], stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), f"the child stopped before epoch 2: {proc.communicate()[1].decode()[-2000:]}"
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(workers) >= 2  # the loader workers that outlive the SIGKILL
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(Path(f"/proc/{w}").exists() for w in workers)  # still there: the case this test is about
+    assert load_checkpoint(run / "last.pt")["epoch"] < 2
+    lines: list[str] = []
+    fit(replace(tiny(heatmap_store, run, epochs=3, workers=2), resume=True), log=lines.append)
+    assert any(line.startswith(f"resuming {run / 'last.pt'} at epoch 2/3") for line in lines), lines
+    a, b = _weights(ref / "last.pt"), _weights(run / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
