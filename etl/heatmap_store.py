@@ -146,6 +146,7 @@ class HeatmapStore:
     _reader: ShardedFrameReader | bool | None = field(default=None, repr=False)  # fast path; False = use zarr
     _identity: tuple = field(default=(), repr=False)
     checksums: np.ndarray | None = field(default=None, repr=False)  # (N,) uint32: what read_clip checks
+    _clip_ids: list[str] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> HeatmapStore:
@@ -228,7 +229,9 @@ class HeatmapStore:
         if frames is None:
             frames = np.arange(t)
         frames = np.asarray(frames, np.int64)
-        clip, checksum = str(self.table["clip_id"].iat[index]), int(self.checksums[index])
+        if self._clip_ids is None:
+            self._clip_ids = self.table["clip_id"].astype(str).tolist()  # a list: no pandas cost per read
+        clip, checksum = self._clip_ids[index], int(self.checksums[index])
         try:
             if self._reader:
                 out = self._reader.read_clip(start, t, frames, checksum, clip)
