@@ -29,7 +29,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from etl.cliptable import check_table_matches, read_clip_table
 from etl.errors import ActrecError
-from etl.shard_reader import ShardedFrameReader
+from etl.shard_reader import CheckedChunks, ShardedFrameReader
 from etl.storeio import open_group, shared_lock, store_identity
 
 KIND = "actrec.heatmaps"
@@ -147,6 +147,9 @@ class HeatmapStore:
     _identity: tuple = field(default=(), repr=False)
     checksums: np.ndarray | None = field(default=None, repr=False)  # (N,) uint32: what read_clip checks
     _clip_ids: list[str] | None = field(default=None, repr=False)
+    checked: CheckedChunks | None = field(
+        default=None, repr=False
+    )  # shared by loader workers (train/data.py)
 
     @classmethod
     def open(cls, path: str | Path) -> HeatmapStore:
@@ -225,7 +228,9 @@ class HeatmapStore:
         reported as replaced, not as damaged."""
         start, t = int(self.clip_start[index]), int(self.n_frames[index])
         if self._reader is None:
-            self._reader = ShardedFrameReader.open(self.path / "heatmaps", self._identity) or False
+            self._reader = (
+                ShardedFrameReader.open(self.path / "heatmaps", self._identity, self.checked) or False
+            )
         if frames is None:
             frames = np.arange(t)
         frames = np.asarray(frames, np.int64)

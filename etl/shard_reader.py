@@ -17,6 +17,7 @@ verify` checks); the chunks' stored crc32c values are then remembered, and every
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from pathlib import Path
 
@@ -50,6 +51,48 @@ def _decoder(codecs: list[dict]):
     return None
 
 
+class CheckedChunks:
+    """The chunks whose clip matched its checksum, with their stored crc32c: one uint64 per chunk, (1 << 32) |
+    crc32c, 0 = not checked yet (one aligned 8-byte store: a concurrent reader never sees half of it). Made with
+    shared=True before the DataLoader forks its workers, it is one anonymous shared mapping, so a clip checked by
+    one worker is not checked again by the others; a pickled copy (spawned workers) is private."""
+
+    def __init__(self, n_chunks: int, shared: bool = False):
+        if shared:
+            self._mapping = mmap.mmap(
+                -1, max(n_chunks, 1) * 8
+            )  # MAP_SHARED | MAP_ANONYMOUS: kept across fork
+            self._words = np.frombuffer(self._mapping, np.uint64)[:n_chunks]  # (n_chunks,)
+        else:
+            self._words = np.zeros(n_chunks, np.uint64)  # (n_chunks,)
+
+    @classmethod
+    def shared_for(cls, array_dir: str | Path) -> CheckedChunks | None:
+        """A shared table for the array at `array_dir`, or None where the fast reader declines it."""
+        reader = ShardedFrameReader.open(array_dir)
+        return None if reader is None else cls(reader.n_chunks, shared=True)
+
+    def __reduce__(self):
+        return _private_copy, (np.array(self._words),)
+
+    def get(self, chunk: int) -> int | None:
+        word = int(self._words[chunk])
+        return word & 0xFFFFFFFF if word else None
+
+    def add(self, stored: dict[int, int]) -> None:
+        for chunk, crc in stored.items():
+            self._words[chunk] = (1 << 32) | crc
+
+    def clear(self) -> None:
+        self._words[:] = 0
+
+
+def _private_copy(words: np.ndarray) -> CheckedChunks:
+    checked = CheckedChunks(0)
+    checked._words = words
+    return checked
+
+
 class ShardedFrameReader:
     """Reads whole-frame rows of a local 4-D array sharded along its first axis only."""
 
@@ -62,6 +105,7 @@ class ShardedFrameReader:
         chunk_frames: int,
         decode,
         identity: tuple = (),
+        checked: CheckedChunks | None = None,
     ):
         self.array_dir = array_dir
         self.store = array_dir.parent
@@ -73,14 +117,18 @@ class ShardedFrameReader:
         self.chunks_per_shard = shard_frames // chunk_frames
         self._decode = decode
         self._index: dict[int, np.ndarray | None] = {}  # shard -> (chunks_per_shard, 2) [offset, nbytes]
-        self._checked: dict[int, int] = {}  # chunk -> its stored crc32c, once its clip matched its checksum
+        self.n_chunks = -(-int(shape[0]) // chunk_frames)
+        self._checked = checked if checked is not None else CheckedChunks(self.n_chunks)
         self._scratch = np.empty((chunk_frames, *self.frame_shape), self.dtype)  # (Fb, C, S, S), reused
         self._scratch_bytes = self._scratch.reshape(-1).view(np.uint8)
 
     @classmethod
-    def open(cls, array_dir: str | Path, identity: tuple = ()) -> ShardedFrameReader | None:
+    def open(
+        cls, array_dir: str | Path, identity: tuple = (), checked: CheckedChunks | None = None
+    ) -> ShardedFrameReader | None:
         """A reader, or None when the array is not laid out the way this fast path understands. `identity`:
-        the store's `store_identity` when its caller opened it (default: now)."""
+        the store's `store_identity` when its caller opened it (default: now); `checked`: a table shared with
+        other readers of the same store (default: this reader's own)."""
         array_dir = Path(array_dir)
         try:
             meta = json.loads((array_dir / "zarr.json").read_text())
@@ -122,6 +170,7 @@ class ShardedFrameReader:
             chunk_frames=chunk_shape[0],
             decode=decode,
             identity=identity,
+            checked=checked,
         )
 
     def _shard_path(self, shard: int) -> str:
@@ -160,7 +209,7 @@ class ShardedFrameReader:
         rows [start, start + n_frames) -> (K, C, S, S), refused unless they are the frames rendered for it:
         its first read here checks the clip's `checksum`, later reads the chunks' crc32c (module docstring)."""
         frames = np.asarray(frames, np.int64).ravel()
-        if start // self.chunk_frames not in self._checked:
+        if self._checked.get(start // self.chunk_frames) is None:
             return self._read_checking(start, n_frames, frames, checksum, clip)
 
         def same_chunk(chunk: int, stored: int) -> None:
@@ -178,7 +227,8 @@ class ShardedFrameReader:
         """read_clip's first read of a clip: decode every chunk of it in order, crc32c its frames as rendered
         (the padding after its last frame excluded) and gather the requested frames on the way."""
         order = np.argsort(frames, kind="stable")
-        sorted_frames = frames[order] + start
+        in_order = bool((order == np.arange(len(frames))).all())  # the usual case: no reordering copy
+        sorted_frames = (frames if in_order else frames[order]) + start
         out = np.empty((len(frames), *self.frame_shape), self.dtype)  # (K, C, S, S) in sorted order
         fb, frame_bytes = self.chunk_frames, self._scratch[0].nbytes
         first, last = start // fb, (start + n_frames - 1) // fb
@@ -197,7 +247,9 @@ class ShardedFrameReader:
                 "checksum from render (shard files swapped or a chunk rewritten?): the store is damaged; run "
                 "`actrec-etl verify` and re-render it"
             )
-        self._checked.update(stored)
+        self._checked.add(stored)
+        if in_order:
+            return out
         result = np.empty_like(out)
         result[order] = out
         return result

@@ -109,6 +109,27 @@ def test_a_checked_clip_whose_shard_is_swapped_later_is_refused(hm):
         store.read_clip(0, np.array([0, 3]))
 
 
+def test_loader_workers_share_the_checked_clips(heatmap_store):
+    """A clip checked by one forked worker is known checked to the others (and to the parent)."""
+    import copy
+
+    import torch
+
+    from train.data import EpochSampler, HeatmapClips, make_loader
+
+    store = HeatmapStore.open(heatmap_store)
+    ds = HeatmapClips(heatmap_store, np.arange(len(store)), np.zeros(len(store)), clip_len=4, train=True)
+    first_chunks = store.clip_start // store.heatmaps.chunks[0]  # (N,)
+    assert all(ds._checked.get(int(c)) is None for c in first_chunks)
+    sampler = EpochSampler(len(ds), shuffle=False, pad=False)
+    for _ in make_loader(ds, sampler, batch_size=4, workers=2, device=torch.device("cpu")):
+        pass
+    assert all(ds._checked.get(int(c)) is not None for c in first_chunks)  # filled in by the workers
+    private = copy.deepcopy(ds._checked)  # what a spawned worker gets: a copy, not the mapping
+    private.clear()
+    assert ds._checked.get(int(first_chunks[0])) is not None
+
+
 def test_read_clip_returns_the_frames_zarr_returns(heatmap_store):
     store = HeatmapStore.open(heatmap_store)
     rng = np.random.default_rng(0)
