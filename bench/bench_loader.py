@@ -43,6 +43,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_kernels import anchor_python  # noqa: E402
@@ -53,7 +54,8 @@ from etl.render_params import RenderSettings  # noqa: E402
 
 DEFAULTS = RenderSettings()  # the store is the project's default (`actrec-etl render`), unless --codec says
 ANCHOR_SIZE = 64  # the anchor's PoseCompact + Resize(-1, 64)
-DEMO_EPOCHS = 20  # params.yaml train.epochs: what the clip check's one-off first read is spread over
+# the demo's training length (params.yaml train.epochs): what the clip check's one-off first read is spread over
+DEMO_EPOCHS = int(yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["epochs"])
 ANCHOR_DRIVER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])

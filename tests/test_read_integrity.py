@@ -332,3 +332,17 @@ def test_sigkill_with_loader_workers_then_resume_at_once(heatmap_store, tmp_path
     assert any(line.startswith(f"resuming {run / 'last.pt'} at epoch 2/3") for line in lines), lines
     a, b = _weights(ref / "last.pt"), _weights(run / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_clip_check_benchmark_runs_and_reads_the_demo_epochs(heatmap_store):
+    """bench_loader's clip-check section: every figure it prints, and its epoch count is the demo's."""
+    import yaml
+    from fixtures_bench import ROOT, bench_module
+
+    bench = bench_module("bench_loader")
+    check = bench.time_clip_check(heatmap_store, runs=1)
+    assert set(check) >= {"first_checked", "first_plain", "later_checked", "later_plain", "later_own"}
+    assert all(v >= 0 for k, v in check.items() if not k.endswith("_extra"))
+    text = "\n".join(bench.clip_check_lines(check))
+    assert "| a clip's first read in a run |" in text
+    assert yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["epochs"] == bench.DEMO_EPOCHS
