@@ -9,9 +9,10 @@ is declined and the caller uses zarr. tests/test_shard_reader.py checks it again
 
 What identifies a clip's frames (`read_clip`): a chunk's own crc32c only says the chunk is intact, not that it is
 this clip's chunk (swapped shard files, or a rewritten chunk whose crc32c was fixed up, are intact). So the first
-read of a clip in a process decodes all of its chunks and checks the clip's checksum from render (what `actrec-etl
-verify` checks); the chunks' stored crc32c values are then remembered, and every later read of a chunk compares its
-4-byte crc32c with them, which costs nothing (docs/benchmarks.md has the figures).
+read of a clip decodes all of its chunks and checks the clip's checksum from render (what `actrec-etl verify`
+checks); the chunks' stored crc32c values are then remembered (`CheckedChunks`, shared by a loader's forked
+workers, so once per run), and every later read of a chunk compares its 4-byte crc32c with them, ~1 us a sample
+(docs/benchmarks.md, "What checking a clip's frames costs").
 """
 
 from __future__ import annotations
@@ -58,10 +59,8 @@ class CheckedChunks:
     one worker is not checked again by the others; a pickled copy (spawned workers) is private."""
 
     def __init__(self, n_chunks: int, shared: bool = False):
-        if shared:
-            self._mapping = mmap.mmap(
-                -1, max(n_chunks, 1) * 8
-            )  # MAP_SHARED | MAP_ANONYMOUS: kept across fork
+        if shared:  # MAP_SHARED | MAP_ANONYMOUS: the same pages in the children forked after this
+            self._mapping = mmap.mmap(-1, max(n_chunks, 1) * 8)
             self._words = np.frombuffer(self._mapping, np.uint64)[:n_chunks]  # (n_chunks,)
         else:
             self._words = np.zeros(n_chunks, np.uint64)  # (n_chunks,)
@@ -75,12 +74,16 @@ class CheckedChunks:
     def __reduce__(self):
         return _private_copy, (np.array(self._words),)
 
+    def __len__(self) -> int:
+        return len(self._words)
+
     def get(self, chunk: int) -> int | None:
         word = int(self._words[chunk])
         return word & 0xFFFFFFFF if word else None
 
     def add(self, stored: dict[int, int]) -> None:
-        for chunk, crc in stored.items():
+        """Record a checked clip's chunks {chunk: crc32c}, its first chunk (what marks the clip checked) last."""
+        for chunk, crc in sorted(stored.items(), reverse=True):
             self._words[chunk] = (1 << 32) | crc
 
     def clear(self) -> None:
@@ -118,7 +121,9 @@ class ShardedFrameReader:
         self._decode = decode
         self._index: dict[int, np.ndarray | None] = {}  # shard -> (chunks_per_shard, 2) [offset, nbytes]
         self.n_chunks = -(-int(shape[0]) // chunk_frames)
-        self._checked = checked if checked is not None else CheckedChunks(self.n_chunks)
+        # a table made for another store (replaced meanwhile: the identity check reports that) is not used
+        fits = checked is not None and len(checked) == self.n_chunks
+        self._checked = checked if fits else CheckedChunks(self.n_chunks)
         self._scratch = np.empty((chunk_frames, *self.frame_shape), self.dtype)  # (Fb, C, S, S), reused
         self._scratch_bytes = self._scratch.reshape(-1).view(np.uint8)
 
@@ -212,8 +217,13 @@ class ShardedFrameReader:
         if self._checked.get(start // self.chunk_frames) is None:
             return self._read_checking(start, n_frames, frames, checksum, clip)
 
+        unseen: list[int] = []
+
         def same_chunk(chunk: int, stored: int) -> None:
-            if self._checked.get(chunk) != stored:
+            expected = self._checked.get(chunk)
+            if expected is None:
+                unseen.append(chunk)
+            elif expected != stored:
                 raise self._damaged(
                     f"{self.store}: clip {clip} reads chunk {chunk % self.chunks_per_shard} of "
                     f"{self._shard_path(chunk // self.chunks_per_shard)}, which is not the chunk its checksum "
@@ -221,7 +231,10 @@ class ShardedFrameReader:
                     "run `actrec-etl verify` and re-render it"
                 )
 
-        return self._gather(start + frames, same_chunk)
+        out = self._gather(start + frames, same_chunk)
+        if unseen:  # another worker's check of this clip is not all visible here yet: check it here
+            return self._read_checking(start, n_frames, frames, checksum, clip)
+        return out
 
     def _read_checking(self, start: int, n_frames: int, frames: np.ndarray, checksum: int, clip: str):
         """read_clip's first read of a clip: decode every chunk of it in order, crc32c its frames as rendered
