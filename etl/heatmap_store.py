@@ -6,7 +6,7 @@ Layout (format_version 2):
     clip_start  (N,)   int64    a multiple of frames_per_chunk: a clip never shares a chunk with another
     n_frames    (N,)   int64
     crop_boxes  (N, 4) float64  per-clip PoseCompact box [x0, y0, x1, y1] in source-image pixels
-    checksums   (N,)   uint32   crc32c of each clip's decoded bytes, checked by `actrec-etl verify`
+    checksums   (N,)   uint32   crc32c of each clip's decoded bytes, checked by `actrec-etl verify` and read_clip
     clips.parquet               the keypoint store's clip table, same rows in the same order
     attrs: complete, n_clips, clip_ids_sha256, integrity (sha256 of every file but the heatmaps shards, and of
            the attrs: see etl.storeio.seal); opening checks all of it, verify also decodes every chunk
