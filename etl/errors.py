@@ -7,6 +7,20 @@ class ActrecError(Exception):
 
     exit_code = 1
 
+    def __init__(self, *args):
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (_unwrap_worker_message(args[0]),)
+        super().__init__(*args)
+
+
+def _unwrap_worker_message(message: str) -> str:
+    """torch re-raises an error of a DataLoader worker as `SameType("Caught ... in DataLoader worker process N.
+    Original Traceback ...")`: keep the worker's own one-line message (the traceback's last line) instead."""
+    if not (message.startswith("Caught ") and "\nOriginal Traceback" in message):
+        return message
+    _type, sep, original = message.rstrip().splitlines()[-1].partition(": ")
+    return original if sep else message
+
 
 class Interrupted(ActrecError):
     """The user stopped a command (Ctrl-C); the message says what was kept and how to go on."""

@@ -6,7 +6,7 @@ Layout (format_version 3):
     clip_start  (N,)   int64    a multiple of frames_per_chunk: a clip never shares a chunk with another
     n_frames    (N,)   int64
     crop_boxes  (N, 4) float64  per-clip PoseCompact box [x0, y0, x1, y1] in source-image pixels
-    checksums   (N,)   uint32   crc32c of each clip's decoded bytes, checked by `actrec-etl verify`
+    checksums   (N,)   uint32   crc32c of each clip's decoded bytes, checked by `actrec-etl verify` and read_clip
     clips.parquet               the keypoint store's clip table, same rows in the same order
     attrs: the render spec once, under "render" (etl.heatmaps.spec.RenderSpec.to_attrs), with the layout's
            channels, flip permutation and limbs; fingerprint, keypoints (the input's path and content hash),
@@ -21,7 +21,6 @@ padded past a clip's end hold zeros, which compress to a few bytes.
 
 from __future__ import annotations
 
-import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,9 +44,9 @@ from etl.cliptable import (
 from etl.errors import ActrecError
 from etl.heatmaps.spec import CODECS, RenderSpec
 from etl.keypoint_store import KeypointStore
-from etl.shard_reader import ShardedFrameReader
+from etl.shard_reader import CheckedChunks, ShardedFrameReader
 from etl.skeleton import Layout, get_layout
-from etl.storeio import open_group, seal, shared_lock
+from etl.storeio import open_group, seal, shared_lock, store_identity
 
 KIND = "actrec.heatmaps"
 # 2: sealed metadata, clip table tied to the arrays, no unfinished or missing data read;
@@ -175,16 +174,6 @@ def finalise_store(
     seal(path, DATA_ARRAYS, table_attrs(kp.table))
 
 
-def store_identity(path: Path) -> tuple:
-    """Which store is at `path` right now: the folder's inode and its zarr.json's (a rename or a rewrite
-    changes them). One stat pair, cheap enough to check on every read."""
-    try:
-        d, z = os.stat(path), os.stat(Path(path) / "zarr.json")
-    except OSError:
-        return ()
-    return (d.st_dev, d.st_ino, z.st_ino, z.st_mtime_ns, z.st_size)
-
-
 @contextmanager
 def reading_store(path: str | Path, what: str):
     """Hold a shared lock on a heatmap store while `what` (a fit, an evaluation) reads it, so no render
@@ -237,6 +226,11 @@ class HeatmapStore:
     n_frames: np.ndarray  # (N,) int64
     _reader: ShardedFrameReader | bool | None = field(default=None, repr=False)  # fast path; False = use zarr
     _identity: tuple = field(default=(), repr=False)
+    checksums: np.ndarray | None = field(default=None, repr=False)  # (N,) uint32: what read_clip checks
+    _clip_ids: list[str] | None = field(default=None, repr=False)
+    checked: CheckedChunks | None = field(
+        default=None, repr=False
+    )  # shared by loader workers (train/data.py)
 
     @classmethod
     def open(cls, path: str | Path) -> HeatmapStore:
@@ -274,7 +268,8 @@ class HeatmapStore:
                 f"{path / missing[0]} is missing ({len(missing)} shard file(s) missing): the store is damaged. "
                 f"{REMAKE}."
             )
-        return cls(path, group, table, starts, n_frames, _identity=identity)
+        sums = group["checksums"][:]
+        return cls(path, group, table, starts, n_frames, _identity=identity, checksums=sums)
 
     def check_unchanged(self) -> None:
         """Raise if the store at self.path is no longer the one opened (replaced or rewritten meanwhile)."""
@@ -318,18 +313,33 @@ class HeatmapStore:
 
     def read_clip(self, index: int, frames: np.ndarray | None = None) -> np.ndarray:
         """(T', C, S, S) frames of clip `index`: all, or the given frame indices (any order, repeats allowed).
-        Decodes only the chunks that hold the requested frames."""
+        Decodes only the chunks that hold the requested frames, and refuses frames that are not the ones
+        rendered for this clip (its checksum: see etl.shard_reader). A store replaced since it was opened is
+        reported as replaced, not as damaged."""
         start, t = int(self.clip_start[index]), int(self.n_frames[index])
         if self._reader is None:
-            self._reader = ShardedFrameReader.open(self.path / "heatmaps") or False
+            self._reader = (
+                ShardedFrameReader.open(self.path / "heatmaps", self._identity, self.checked) or False
+            )
         if frames is None:
             frames = np.arange(t)
         frames = np.asarray(frames, np.int64)
-        if self._reader:
-            out = self._reader.read(start + frames)
-        else:
-            lo, hi = int(frames.min()), int(frames.max()) + 1
-            block = self.heatmaps[start + lo : start + hi]  # zarr: a contiguous read of the spanned chunks
-            out = block[frames - lo]
+        if self._clip_ids is None:
+            self._clip_ids = self.table["clip_id"].astype(str).tolist()  # a list: no pandas cost per read
+        clip, checksum = self._clip_ids[index], int(self.checksums[index])
+        try:
+            if self._reader:
+                out = self._reader.read_clip(start, t, frames, checksum, clip)
+            else:  # zarr (a layout the fast path declines): the whole clip, checked, every time
+                whole = self.heatmaps[start : start + t]  # (T, C, S, S)
+                if clip_checksum(whole) != checksum:
+                    raise ActrecError(
+                        f"{self.path}: clip {clip} does not match its checksum from render (shard files swapped "
+                        "or a chunk rewritten?): the store is damaged; run `actrec-etl verify` and re-render it"
+                    )
+                out = whole[frames]
+        except ActrecError:
+            self.check_unchanged()  # replaced since it was opened: say that, not "damaged"
+            raise
         self.check_unchanged()  # after the read: what was read came from the store that was opened
         return out

@@ -4,23 +4,43 @@ A writer (ingest, render, fit into a run folder) holds it exclusively; a reader 
 store, fit and evaluate reading a heatmap store) holds it shared for as long as it reads. So a store is never
 replaced while a reader uses it, and two writers never share an output. flock locks belong to the open file:
 the kernel drops them when the process dies, so a SIGKILLed run never leaves a stale lock (only an unlocked
-file, reused next time). Forked children (DataLoader workers) share their parent's lock.
+file, reused next time).
+
+Locks are keyed on the store's resolved real path: a store read through a symlink (or `..`, or a relative path)
+and written under its real name take the same lock file, beside the real folder.
+
+A forked child (a DataLoader worker) would share its parent's lock through the inherited descriptor and keep it
+after a SIGKILL of the parent until it notices (seconds), so a resume right after a crash would be refused: every
+lock descriptor is closed in the child right after fork (the parent still holds the lock, which belongs to the
+open file and is released only when its last descriptor closes). Spawned children never inherit it (O_CLOEXEC).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from etl.errors import ActrecError
 
 LOCK_SUFFIX = ".lock"
+_held: set[int] = set()  # lock descriptors this process holds; closed in forked children (see the docstring)
+
+
+def _drop_inherited_locks() -> None:
+    for fd in _held:
+        with suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 def lock_path(target: Path) -> Path:
-    target = Path(target)
+    """`<real path of target>.lock`: the same file whatever spelling (symlink, relative, `..`) names the store."""
+    target = Path(target).resolve()
     return target.with_name(target.name + LOCK_SUFFIX)
 
 
@@ -33,13 +53,15 @@ def exclusive_lock(out: Path, what: str):
     out.parent.mkdir(parents=True, exist_ok=True)
     path = lock_path(out)
     fd = _lock_file(path, fcntl.LOCK_EX, lambda: _busy_message(path, out, what))
+    owner = os.getpid()
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"{owner}\n".encode())
         yield
     finally:
-        path.unlink(missing_ok=True)
-        os.close(fd)
+        if os.getpid() == owner:  # a forked child unwinding here holds nothing: the lock is the parent's
+            path.unlink(missing_ok=True)
+            _release(fd)
 
 
 @contextmanager
@@ -65,16 +87,23 @@ def shared_lock(store: Path, what: str):
             yield
             return
         raise
+    owner = os.getpid()
     try:
         yield
     finally:
-        # The last one out removes the file (no lock files left beside stores): only if no one else holds it.
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            path.unlink(missing_ok=True)
-        except OSError:
-            pass  # another reader still holds it: it stays
-        os.close(fd)
+        if os.getpid() == owner:  # a forked child unwinding here holds nothing: the lock is the parent's
+            # The last one out removes the file (no lock files left beside stores): only if no one else holds it.
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # another reader still holds it: it stays
+            _release(fd)
+
+
+def _release(fd: int) -> None:
+    _held.discard(fd)
+    os.close(fd)
 
 
 def _busy_message(path: Path, out: Path, what: str) -> str:
@@ -82,15 +111,27 @@ def _busy_message(path: Path, out: Path, what: str) -> str:
         holder = path.read_text().strip()
     except OSError:
         holder = ""
-    if holder:
+    if holder and _alive(holder):
         return (
             f"another {what} is writing {out} right now (lock {path} is held by pid {holder}); "
             "wait for it to finish or stop it first"
         )
     return (
-        f"{out} is in use right now (lock {path} is held by a process reading it, e.g. a render or a fit): "
-        f"wait for it to finish or stop it before the {what} writes {out}"
+        f"{out} is in use right now (lock {path} is held by a process reading it, e.g. a render or a fit, "
+        f"or left behind by one; `fuser {path}` names it): wait for it to finish or stop it before the {what} "
+        f"writes {out}"
     )
+
+
+def _alive(pid: str) -> bool:
+    """Whether process `pid` still runs: a refusal names a live process only (never a crashed writer's pid)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _lock_file(path: Path, mode: int, busy) -> int:
@@ -103,6 +144,7 @@ def _lock_file(path: Path, mode: int, busy) -> int:
             raise ActrecError(busy()) from None
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                _held.add(fd)
                 return fd
         except FileNotFoundError:
             pass

@@ -64,6 +64,24 @@ def open_group(path: str | Path, kind: str, format_version: int, remake: str = "
     return group
 
 
+def store_identity(path: Path) -> tuple:
+    """Which store is at `path` right now: the folder's inode and its zarr.json's (a rename or a rewrite
+    changes them). One stat pair, cheap enough to check on every read."""
+    try:
+        d, z = os.stat(path), os.stat(Path(path) / "zarr.json")
+    except OSError:
+        return ()
+    return (d.st_dev, d.st_ino, z.st_ino, z.st_mtime_ns, z.st_size)
+
+
+def replaced_error(path: Path, reader: str) -> ActrecError:
+    """What a reader says when the store it opened is no longer the one at `path`: not damage, a new store."""
+    return ActrecError(
+        f"{path} was replaced since the {reader} opened it (a re-ingest/render --overwrite, dvc checkout, or a "
+        "copy?): what it held no longer matches the files; re-open the store (run the command again)"
+    )
+
+
 # ---- sealing: every file except the bulk data chunks (which carry their own per-clip checksums) is recorded
 
 

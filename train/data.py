@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from etl.cliptable import query_clips
 from etl.errors import ActrecError
 from etl.heatmap_store import HeatmapStore
+from etl.shard_reader import CheckedChunks
 from train.sampling import sample_test, sample_train
 from train.seeding import numpy_rng, torch_generator
 
@@ -51,6 +52,8 @@ class HeatmapClips(Dataset):
         self.labels = np.asarray(labels, np.int64)
         self.clip_len, self.train, self.num_clips, self.seed = clip_len, train, num_clips, seed
         self._store: HeatmapStore | None = None  # opened lazily, once per DataLoader worker
+        # made here, before the loader forks: a clip checked against its checksum by one worker is not re-checked
+        self._checked = CheckedChunks.shared_for(self.store_path / "heatmaps")
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -59,6 +62,7 @@ class HeatmapClips(Dataset):
     def store(self) -> HeatmapStore:
         if self._store is None:
             self._store = HeatmapStore.open(self.store_path)
+            self._store.checked = self._checked
         return self._store
 
     def __getitem__(self, item: tuple[int, int] | int):
