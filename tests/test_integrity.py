@@ -488,10 +488,11 @@ def _enospc(*_a, **_k):
 
 
 def test_full_disk_during_ingest_overwrite_keeps_the_old_store(demo_dir, kp, monkeypatch):
-    import etl.ingest as ingest_mod
+    import etl.keypoint_store as store_mod
 
     before = _files(kp)
-    monkeypatch.setattr(ingest_mod, "write_table", _enospc)
+    # the store module writes its tables (finalise_store, called by ingest)
+    monkeypatch.setattr(store_mod, "write_table", _enospc)
     with pytest.raises(ActrecError, match="no space left") as err:
         _ingest(demo_dir / "clips", kp, demo_dir / "clips.csv", mode="overwrite")
     assert str(kp) + ".partial" in str(err.value)
