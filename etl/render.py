@@ -17,6 +17,7 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,13 +30,12 @@ from etl.cliptable import CLIPS_FILE
 from etl.errors import ActrecError, Interrupted
 from etl.heatmap_store import (
     Partition,
-    clip_checksum,
     create_store,
     finalise_store,
     plan_layout,
     shard_key,
 )
-from etl.heatmaps.clip import render_clip
+from etl.heatmaps.clip import clip_box, render_frames
 from etl.heatmaps.spec import RenderSpec
 from etl.keypoint_store import KeypointStore
 from etl.storeio import (
@@ -50,6 +50,7 @@ from etl.storeio import (
 )
 
 PROGRESS_DIR = "_progress"  # done markers of finished partitions, inside the temporary store
+PIECE_SHARDS = 1  # a partition is rendered and written this many shards at a time: the render's memory bound
 
 
 @dataclass
@@ -303,44 +304,106 @@ def _writing_empty_chunks(array: zarr.Array) -> zarr.Array:
 
 def render_partition(kp_path: Path, hm_path: Path, part: Partition, spec: RenderSpec) -> int:
     """Render clips [clip_lo, clip_hi) into frames [frame_lo, frame_hi) of the temporary store, then record
-    the partition as done. Runs in any thread or process; returns the number of frames written."""
+    the partition as done. Runs in any thread or process; returns the number of frames written.
+
+    Memory is bounded by PIECE_SHARDS shards whatever the clip lengths: the frames are rendered and written
+    one piece of whole shards at a time (a long clip's partition spans many shards). Each clip's crop box is
+    computed from the whole clip first (frames are independent given the box) and its checksum is extended
+    piece by piece, so the stored bytes, boxes and checksums equal a render of the partition in one piece."""
     from etl.heatmaps.kernels import set_threads
 
     set_threads(1)  # one level of parallelism: partitions are the parallel unit
     group = zarr.open_group(str(hm_path), mode="r+")
     kp = _open_keypoints(kp_path, group.attrs["keypoints"]["content_hash"])
-    layout = kp.layout
     starts = group["clip_start"][part.clip_lo : part.clip_hi]
-    c, s = group["heatmaps"].shape[1], group["heatmaps"].shape[2]
-    # Gaps between clips (chunk padding) must be zero; render_clip overwrites each clip's frames entirely.
-    buf = np.zeros((part.frame_hi - part.frame_lo, c, s, s), dtype=spec.dtype)  # (F_part, C, S, S)
-    boxes, sums = [], []
-    table = kp.table
-    for i, (kps, scores) in enumerate(kp.read_range(part.clip_lo, part.clip_hi)):
-        row = part.clip_lo + i
-        img_hw = (int(table["img_h"].iat[row]), int(table["img_w"].iat[row]))
-        a = int(starts[i]) - part.frame_lo
-        view = buf[a : a + kps.shape[1]]  # (T, C, S, S)
-        _, box = render_clip(kps, scores, img_hw, spec, layout, out=view)
-        boxes.append([float(x) for x in box])
-        sums.append(clip_checksum(view))
     # zarr's scan for all-zero chunks costs 3x the encode here; empty chunks compress to a few bytes. Per-array
     # config, not zarr.config.set: that is process-global and partitions run in parallel threads.
     heatmaps = _writing_empty_chunks(group["heatmaps"])
-    heatmaps[part.frame_lo : part.frame_hi] = buf
+    piece = heatmaps.shards[0] * PIECE_SHARDS  # frames per piece; partitions start on a shard boundary
+    frame_shape = heatmaps.shape[1:]  # (C, S, S)
+    frame_bytes = int(np.prod(frame_shape)) * np.dtype(spec.dtype).itemsize
+    with _one_line_out_of_memory(kp, part, starts, frame_bytes) as where:
+        clips = _PartitionClips(kp, part, starts, spec)
+        for lo in range(part.frame_lo, part.frame_hi, piece):
+            hi = min(lo + piece, part.frame_hi)
+            where[:] = [lo, hi]
+            buf = np.zeros((hi - lo, *frame_shape), dtype=spec.dtype)  # (F_piece, C, S, S)
+            clips.render_into(buf, lo)  # gaps between clips (chunk padding) stay zero
+            heatmaps[lo:hi] = buf
+            del buf  # before the next piece is allocated: one piece in memory at a time
     shard_frames = heatmaps.shards[0]
     shards = {shard_key(i): _file_crc(hm_path / shard_key(i)) for i in _partition_shards(part, shard_frames)}
     payload = {
         "partition": asdict(part),
         "fingerprint": group.attrs["fingerprint"],
-        "boxes": boxes,
-        "checksums": sums,
+        "boxes": clips.boxes,
+        "checksums": clips.checksums,
         "shards": shards,
     }
     _write_marker(
         hm_path / PROGRESS_DIR / f"{part.index}.json", {**payload, "digest": _marker_digest(payload)}
     )
-    return len(buf)
+    return part.frame_hi - part.frame_lo
+
+
+@contextmanager
+def _one_line_out_of_memory(kp: KeypointStore, part: Partition, starts: np.ndarray, frame_bytes: int):
+    """Turn a MemoryError into one line naming the clips of the frames [lo, hi) being rendered. The caller keeps
+    `where` = [lo, hi] up to date (empty while the partition's keypoints are read). starts (n_part,): the
+    partition's clip starts on the frame axis; frame_bytes: one stored frame (C x S x S values)."""
+    where: list[int] = []
+    try:
+        yield where
+    except MemoryError:
+        lo, hi = where or (part.frame_lo, part.frame_hi)
+        ends = starts + kp.table["n_frames"].to_numpy()[part.clip_lo : part.clip_hi]
+        hit = np.flatnonzero((starts < hi) & (ends > lo)) + part.clip_lo
+        ids = ", ".join(str(kp.table["clip_id"].iat[i]) for i in hit) or "(chunk padding)"
+        raise ActrecError(
+            f"out of memory rendering clip {ids} of {kp.path}: its frames {lo}-{hi} in the heatmap store take "
+            f"{(hi - lo) * frame_bytes / 2**20:.0f} MiB (for each partition rendered at once); free memory, or "
+            "render with fewer --threads, or a smaller --chunks-per-shard, --frames-per-chunk or --size"
+        ) from None
+
+
+class _PartitionClips:
+    """The clips of one partition, rendered into pieces of its frame range in order. Holds each clip's
+    keypoints (small: M x T x V x 2 floats), crop box (of the whole clip) and running checksum."""
+
+    def __init__(self, kp: KeypointStore, part: Partition, starts: np.ndarray, spec: RenderSpec):
+        self.kp, self.spec, self.layout = kp, spec, kp.layout
+        self.poses = kp.read_range(part.clip_lo, part.clip_hi)  # [(keypoints (M, T, V, 2), scores (M, T, V))]
+        self.rows = range(part.clip_lo, part.clip_hi)
+        self.starts = [int(x) for x in starts]  # first frame of each clip on the store's frame axis
+        table = kp.table
+        self.boxes: list[list[float]] = []
+        for row, (kps, scores) in zip(self.rows, self.poses, strict=True):
+            img_hw = (int(table["img_h"].iat[row]), int(table["img_w"].iat[row]))
+            self.boxes.append([float(x) for x in clip_box(kps, scores, img_hw, spec)])
+        self.checksums = [0] * len(self.poses)  # clip_checksum of the frames rendered so far (crc32c chains)
+
+    def _overlaps(self, lo: int, hi: int):
+        """(clip index, first, end) frame ranges, on the store's frame axis, of the clips in [lo, hi)."""
+        for i, (kps, _) in enumerate(self.poses):
+            a, b = max(self.starts[i], lo), min(self.starts[i] + kps.shape[1], hi)
+            if a < b:
+                yield i, a, b
+
+    def clip_ids(self, lo: int, hi: int) -> str:
+        ids = [str(self.kp.table["clip_id"].iat[self.rows[i]]) for i, _, _ in self._overlaps(lo, hi)]
+        return ", ".join(ids) or "(none: chunk padding)"
+
+    def render_into(self, buf: np.ndarray, lo: int) -> None:
+        """Render the clips' frames that fall in [lo, lo + len(buf)) into buf (F_piece, C, S, S), zero-filled."""
+        for i, a, b in self._overlaps(lo, lo + len(buf)):
+            kps, scores = self.poses[i]
+            t0, t1 = a - self.starts[i], b - self.starts[i]  # the clip's own frame numbers
+            view = buf[a - lo : b - lo]  # (t1 - t0, C, S, S), C-contiguous
+            box = np.asarray(self.boxes[i])
+            render_frames(kps[:, t0:t1], scores[:, t0:t1], box, self.spec, self.layout, view)
+            # clip_checksum(frames) is the crc32c of the clip's bytes; frames are rendered in order, so chaining
+            # the pieces' crc32c gives the same value as clip_checksum of the whole clip
+            self.checksums[i] = crc32c.crc32c(view, self.checksums[i])
 
 
 def _write_marker(path: Path, payload: dict) -> None:

@@ -30,17 +30,38 @@ def render_clip(
     """One clip's heatmaps, exactly as stored: PoseCompact box -> canvas -> kernels. keypoints (M, T, V, 2)
     in source pixels, scores (M, T, V). Fills `out` (T, C, S, S) of spec.dtype (allocated when None);
     returns (out, crop box [x0, y0, x1, y1]). `predict` uses it to render new poses like the training data."""
-    from etl.heatmaps.kernels import render_heatmaps  # numba loads (and compiles) on the first render only
-
     if out is None:
         n_channels = len(layout.channel_names(spec.channels))
         out = np.empty((keypoints.shape[1], n_channels, spec.size, spec.size), dtype=spec.dtype)
-    box = compact_box(keypoints, scores, padding=spec.padding, eps=spec.eps, img_hw=img_hw)
-    canvas = to_canvas(keypoints, box, spec.size)  # (M, T, V, 2) in output pixels
+    box = clip_box(keypoints, scores, img_hw, spec)
+    render_frames(keypoints, scores, box, spec, layout, out)
+    return out, box
+
+
+def clip_box(
+    keypoints: np.ndarray, scores: np.ndarray, img_hw: tuple[int, int], spec: RenderSpec
+) -> np.ndarray:
+    """The clip's crop box [x0, y0, x1, y1]: over ALL its frames, keypoints (M, T, V, 2), scores (M, T, V)."""
+    return compact_box(keypoints, scores, padding=spec.padding, eps=spec.eps, img_hw=img_hw)
+
+
+def render_frames(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    box: np.ndarray,
+    spec: RenderSpec,
+    layout: Layout,
+    out: np.ndarray,
+) -> None:
+    """Fill `out` (T', C, S, S) with the heatmaps of frames keypoints (M, T', V, 2), scores (M, T', V) under the
+    clip's `box` (`clip_box` of the whole clip). Frames are independent given the box, so any frame range of a
+    clip renders exactly as the same frames of `render_clip` do (a long clip is rendered piece by piece)."""
+    from etl.heatmaps.kernels import render_heatmaps  # numba loads (and compiles) on the first render only
+
+    canvas = to_canvas(keypoints, box, spec.size)  # (M, T', V, 2) in output pixels
     limbs = spec.limbs(layout)
     limbs = np.asarray(limbs, np.int64) if limbs is not None else None
     with _KERNEL_LOCK:
         render_heatmaps(
             canvas, scores, out, with_joints=spec.with_joints, limbs=limbs, sigma=spec.sigma, eps=spec.eps
         )
-    return out, box
