@@ -73,8 +73,9 @@ def plan_layout(
 ) -> tuple[np.ndarray, list[Partition], int]:
     """Place clips on the frame axis: each clip starts on a chunk boundary; clips are packed into shards in
     order, a clip that does not fit in the current shard's rest starts the next shard. A partition ends at
-    every shard boundary that no clip crosses, so it spans one shard, or the shards of one long clip: its
-    size (the render's memory) is bounded whatever the clip lengths. Returns clip starts (N,), the partitions
+    every shard boundary that no clip crosses, so it spans one shard, or the shards of one long clip (the
+    render draws and writes a partition one shard at a time, so its memory is bounded whatever the clip
+    lengths: etl/render.py). Returns clip starts (N,), the partitions
     and the total frame count. Pure function of its inputs, so a resumed render finds the same plan."""
     fb, shard = frames_per_chunk, frames_per_chunk * chunks_per_shard
     starts = np.zeros(len(n_frames), np.int64)
