@@ -143,7 +143,7 @@ def _ingest_into(
     old_table, old_rejects, old_attrs = None, None, {}
     if mode == "append":
         old = KeypointStore.open(out)
-        if old.layout.name != layout.name:
+        if old.layout.name != layout.name or old.layout.joints != layout.joints:
             raise ActrecError(f"cannot append {layout.name} clips to {out}, which holds {old.layout.name}")
         old_table, old_rejects, old_attrs = read_clip_table(out), read_rejects(out), old.attrs
         shutil.copytree(out, tmp)
