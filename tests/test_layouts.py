@@ -253,6 +253,14 @@ def test_builtin_layouts_store_no_definition(keypoint_store, heatmap_store):
     assert list(RenderSpec().to_checkpoint(COCO17, 56)) == list(RenderSpec.checkpoint_keys())
 
 
+def test_a_layout_without_limbs_draws_joints_only():
+    layout = load_layout_yaml_text("name: ant\njoints: [head, left_antenna, right_antenna]\n")
+    assert layout.channel_names("joints+limbs") == ["joint:head", "joint:left_antenna", "joint:right_antenna"]
+    assert layout.channel_flip("joints+limbs") == [0, 2, 1]
+    with pytest.raises(ActrecError, match="has no limbs to draw"):
+        layout.channel_names("limbs")
+
+
 def test_from_file_with_builtin_joint_names_is_the_builtin(tmp_path):
     path = write_dlc(tmp_path / "personDLC_x.csv", *_poses(1, 17, 0), list(COCO17.joints), None)
     assert layout_option("from-file", [path], "auto") is COCO17
@@ -304,6 +312,15 @@ def test_from_file_refuses_a_format_without_names(tmp_path):
     np.savez(path, keypoints=np.zeros((4, 1, 17, 2)), scores=np.ones((4, 1, 17)))
     with pytest.raises(ActrecError, match="does not name its joints"):
         layout_option("from-file", [path], "npz")
+
+
+def load_layout_yaml_text(text: str):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "layout.yaml"
+        path.write_text(text)
+        return load_layout_yaml(path)
 
 
 def test_stored_definition_must_match_its_name():
