@@ -74,7 +74,9 @@ class Layout:
         if preset in ("limbs", "joints+limbs"):
             names += [f"limb:{n}" for n in self.limb_names]
         if not names:  # a layout taken from a file without edges: joint channels are all it has
-            raise ActrecError(f"layout {self.name!r} has no limbs to draw: use channels joints or joints+limbs")
+            raise ActrecError(
+                f"layout {self.name!r} has no limbs to draw: use channels joints or joints+limbs"
+            )
         return names
 
     def channel_flip(self, preset: str) -> list[int]:
