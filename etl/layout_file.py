@@ -281,3 +281,4 @@ _NAMERS = {
     "coco-json": _coco,
     "mmpose-json": _mmpose,
 }
+NAMING_FORMATS = tuple(_NAMERS)  # the formats whose files name their joints

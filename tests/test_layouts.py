@@ -261,6 +261,14 @@ def test_a_layout_without_limbs_draws_joints_only():
         layout.channel_names("limbs")
 
 
+def test_an_animal_file_under_a_human_layout_points_to_from_file(tmp_path):
+    folder, labels = _dlc_folder(tmp_path, ".csv", config=False)
+    with pytest.raises(ActrecError) as err:
+        ingest([folder], out=tmp_path / "kp.zarr", fmt="dlc", options=ReadOptions(COCO17, labels_csv=labels))
+    assert "4 joints per person, but layout 'coco17' has 17; to take the file's own joints" in str(err.value)
+    assert "--layout from-file" in str(err.value)
+
+
 def test_from_file_with_builtin_joint_names_is_the_builtin(tmp_path):
     path = write_dlc(tmp_path / "personDLC_x.csv", *_poses(1, 17, 0), list(COCO17.joints), None)
     assert layout_option("from-file", [path], "auto") is COCO17
