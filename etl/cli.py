@@ -69,7 +69,9 @@ def ingest(
     ] = "coco17",
     to_layout: Annotated[
         str | None,
-        typer.Option(help="store the clips in this layout, mapping joints by name from --layout"),
+        typer.Option(
+            help="store the clips in this layout (a name or a layout YAML), mapping joints by name from --layout"
+        ),
     ] = None,
     labels: Annotated[
         Path | None,

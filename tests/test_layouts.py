@@ -225,6 +225,14 @@ def test_layout_yaml_through_the_pipeline(tmp_path):
     assert len(hm.attrs["channels"]) == 4 + 4
     assert _checkpoint_layout(checkpoint)[0] == kp.layout
     assert prediction.top[0][0] in ("walk", "groom")
+    # fit --source keypoints renders the custom layout on the fly: the same channels, the same layout stored
+    run = tmp_path / "onfly.run"
+    fit(tiny(kp.path, run, epochs=1, source="keypoints", size=16), log=lambda _: None)
+    layout, render_dict = _checkpoint_layout(run / "best.pt")
+    assert layout == kp.layout
+    assert render_dict["channels"] == hm.attrs["channels"]
+    first = sorted(folder.iterdir())[0]
+    assert predict_file(run / "best.pt", first, fmt="dlc", clips=1, device="cpu")[0].clip_id == "c0"
 
 
 def test_from_file_cli_ingest_names_the_layout(tmp_path):
@@ -336,3 +344,17 @@ def test_stored_definition_must_match_its_name():
     with pytest.raises(ActrecError, match="does not match its stored definition"):
         stored_layout({"layout": "mouse5", "layout_def": definition}, "store x")
     assert stored_layout({"layout": "mouse4", "layout_def": definition}).joints == ("a", "b")
+
+
+def test_checkpoint_render_dict_of_a_custom_layout_is_checked():
+    from train.checkpoint import _check_render
+
+    layout = load_layout_yaml_text("name: ant\njoints: [head, left_antenna, right_antenna]\n")
+    render_dict = RenderSpec(channels="joints").to_checkpoint(layout, 32)
+    assert render_dict["layout_def"]["joints"] == ["head", "left_antenna", "right_antenna"]
+    _check_render(render_dict, 3, "ant.pt")  # a custom layout with its definition passes
+    broken = {**render_dict, "layout_def": {**render_dict["layout_def"], "joints": ["head", "head"]}}
+    with pytest.raises(ActrecError, match=r"ant\.pt: joint name"):
+        _check_render(broken, 3, "ant.pt")
+    with pytest.raises(ActrecError, match=r"ant\.pt: unknown layout 'ant'"):
+        _check_render({k: v for k, v in render_dict.items() if k != "layout_def"}, 3, "ant.pt")
