@@ -1,7 +1,8 @@
 """Skeleton layouts: joint names, limbs and their left/right mirror pairs, one definition per layout.
 
 Left/right pairs are written out per layout (checked against the names by `tests/test_skeleton.py`), because a
-flip must swap exactly the channels the layout says, nothing inferred at run time.
+flip must swap exactly the channels the layout says, nothing inferred at run time. Layouts that are not built in
+(`--layout from-file`, a layout YAML: etl/layout_file.py) are checked and stored by etl/layout_def.py.
 """
 
 from __future__ import annotations
