@@ -61,11 +61,17 @@ def ingest(
         str, typer.Option("--format", "-f", help=f"input format: auto, {', '.join(FORMATS)}")
     ] = "auto",
     layout: Annotated[
-        str, typer.Option(help=f"skeleton layout of the input: {', '.join(LAYOUTS)}")
+        str,
+        typer.Option(
+            help=f"skeleton layout of the input: {', '.join(LAYOUTS)}; from-file (the joints and skeleton the "
+            "files name: SLEAP, DeepLabCut, COCO, MMPose); or a layout YAML file (docs/formats.md)"
+        ),
     ] = "coco17",
     to_layout: Annotated[
         str | None,
-        typer.Option(help="store the clips in this layout, mapping joints by name from --layout"),
+        typer.Option(
+            help="store the clips in this layout (a name or a layout YAML), mapping joints by name from --layout"
+        ),
     ] = None,
     labels: Annotated[
         Path | None,
@@ -110,14 +116,16 @@ def ingest(
 ):
     """Read pose files, validate them and write a keypoint store with its clip table."""
     from etl.ingest import ingest as run_ingest
+    from etl.layout_file import FROM_FILE, layout_option
     from etl.readers import ReadOptions
     from etl.readers.options import parse_image_size
-    from etl.skeleton import get_layout
 
     if overwrite and append:
         raise ActrecError("--overwrite and --append exclude each other")
+    if to_layout == FROM_FILE:
+        raise ActrecError("--to-layout takes a built-in layout or a layout YAML, not from-file")
     options = ReadOptions(
-        layout=get_layout(layout),
+        layout=layout_option(layout, src, fmt),
         labels_csv=labels,
         classes_file=classes,
         project=project,
@@ -139,7 +147,7 @@ def ingest(
             mode=mode,
             nan_policy=nan_policy,
             strict=strict,
-            to_layout=None if to_layout is None else get_layout(to_layout),
+            to_layout=None if to_layout is None else layout_option(to_layout),
             on_progress=lambda r: bar.update_to(r.n_read),
         )
     say(

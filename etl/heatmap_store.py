@@ -44,8 +44,9 @@ from etl.cliptable import (
 from etl.errors import ActrecError
 from etl.heatmaps.spec import CODECS, RenderSpec
 from etl.keypoint_store import KeypointStore
+from etl.layout_def import stored_layout
 from etl.shard_reader import CheckedChunks, ShardedFrameReader
-from etl.skeleton import Layout, get_layout
+from etl.skeleton import Layout
 from etl.storeio import open_group, seal, shared_lock, store_identity
 
 KIND = "actrec.heatmaps"
@@ -291,7 +292,7 @@ class HeatmapStore:
 
     @property
     def layout(self) -> Layout:
-        return get_layout(self.group.attrs["layout"])
+        return stored_layout(self.group.attrs, str(self.path))
 
     @property
     def heatmaps(self) -> zarr.Array:

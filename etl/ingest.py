@@ -25,6 +25,7 @@ from etl.cliptable import (
 from etl.errors import ActrecError
 from etl.keypoint_store import KeypointStore, KeypointWriter, finalise_store
 from etl.labels import FIXED, LabelBook
+from etl.layout_file import NAMING_FORMATS
 from etl.layout_map import layout_mapping, remap_clip
 from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, dataset_classes, detect_source, read_source
@@ -143,7 +144,7 @@ def _ingest_into(
     old_table, old_rejects, old_attrs = None, None, {}
     if mode == "append":
         old = KeypointStore.open(out)
-        if old.layout.name != layout.name:
+        if old.layout.name != layout.name or old.layout.joints != layout.joints:
             raise ActrecError(f"cannot append {layout.name} clips to {out}, which holds {old.layout.name}")
         old_table, old_rejects, old_attrs = read_clip_table(out), read_rejects(out), old.attrs
         shutil.copytree(out, tmp)
@@ -222,7 +223,7 @@ def _check(
 ) -> PoseClip | Reject:
     result = validate_clip(clip, layout, nan_policy=nan_policy)
     if isinstance(result, Reject):
-        return result
+        return _own_joints_hint(result, clip.source_format)
     if result.clip_id in seen:
         return Reject(
             result.clip_id,
@@ -231,6 +232,17 @@ def _check(
         )
     problem = labels.resolve(result)
     return Reject(result.clip_id, result.source, problem) if problem else result
+
+
+def _own_joints_hint(reject: Reject, fmt: str) -> Reject:
+    """A joint count that fits no layout, from a format that names its joints (a mouse's 4 body parts under
+    coco17): say that the file's own joints can be the layout."""
+    if fmt in NAMING_FORMATS and "joints per person, but layout" in reject.reason:
+        hint = (
+            "; to take the file's own joints and skeleton as the layout: --layout from-file (docs/formats.md)"
+        )
+        return Reject(reject.clip_id, reject.source, reject.reason + hint)
+    return reject
 
 
 def _fixed_classes(fmt: str, options: ReadOptions, old_attrs: dict) -> list[str] | None:

@@ -7,7 +7,7 @@ Layout (format_version 2):
     row_offsets  (N + 1,)  int64     o_i: first row of clip i (store order = clip table order)
     checksums    (N,)      uint32    crc32c of each clip's coords bytes then scores bytes, checked on every read
     clips.parquet / rejects.parquet  the clip table and what was rejected, with reasons
-    attrs: kind, format_version, layout, joint_names, classes, content_hash, ingest (the parameters used),
+    attrs: kind, format_version, layout, joint_names, [layout_def: a layout that is not built in,] classes, content_hash, ingest (the parameters used),
            complete, clip_ids_sha256, integrity (sha256 of every file but the coords/scores chunks, and of
            the attrs: see etl.storeio.seal)
 Persons are padded to each clip's own maximum, not to a global one. `KeypointWriter` writes the arrays and
@@ -35,8 +35,9 @@ from etl.cliptable import (
     write_table,
 )
 from etl.errors import ActrecError
+from etl.layout_def import stored_layout
 from etl.poseclip import PoseClip
-from etl.skeleton import Layout, get_layout
+from etl.skeleton import Layout
 from etl.storeio import open_group, replaced_error, seal, store_identity
 
 KIND = "actrec.keypoints"
@@ -160,6 +161,7 @@ def finalise_store(
             "format_version": FORMAT_VERSION,
             "layout": layout.name,
             "joint_names": list(layout.joints),
+            **({} if layout.definition is None else {"layout_def": layout.definition}),
             "classes": classes,
             "label_mode": label_mode,
             **table_attrs(table),
@@ -211,7 +213,7 @@ class KeypointStore:
 
     @property
     def layout(self) -> Layout:
-        return get_layout(self.group.attrs["layout"])
+        return stored_layout(self.group.attrs, str(self.path))
 
     @property
     def classes(self) -> list[str]:

@@ -1,7 +1,8 @@
 """Skeleton layouts: joint names, limbs and their left/right mirror pairs, one definition per layout.
 
 Left/right pairs are written out per layout (checked against the names by `tests/test_skeleton.py`), because a
-flip must swap exactly the channels the layout says, nothing inferred at run time.
+flip must swap exactly the channels the layout says, nothing inferred at run time. Layouts that are not built in
+(`--layout from-file`, a layout YAML: etl/layout_file.py) are checked and stored by etl/layout_def.py.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Layout:
     # (joint, another name some tool gives it): accepted when a file names its joints, e.g. MMPose's 'head' for
     # JHMDB's 'face'; the joint keeps its own name in the store
     aliases: tuple[tuple[str, str], ...] = ()
+    centre: int | None = None  # a layout file's centre (root) joint, for graph models; built-ins name none
 
     @property
     def n_joints(self) -> int:
@@ -35,6 +37,21 @@ class Layout:
     def names_of(self, joint: str) -> tuple[str, ...]:
         """The joint's name followed by its aliases."""
         return (joint, *(alias for name, alias in self.aliases if name == joint))
+
+    @property
+    def definition(self) -> dict | None:
+        """None for a built-in layout (stores and checkpoints name it only); else what etl.layout_def reads
+        back: joint names, limbs and left/right pairs as [name, name], the centre joint."""
+        if LAYOUTS.get(self.name) == self:
+            return None
+        return {
+            "name": self.name,
+            "joints": list(self.joints),
+            "limbs": [[self.joints[a], self.joints[b]] for a, b in self.limbs],
+            "left_right_joints": [[self.joints[a], self.joints[b]] for a, b in self.left_right_joints],
+            "centre": None if self.centre is None else self.joints[self.centre],
+            "description": self.description,
+        }
 
     @property
     def limb_names(self) -> tuple[str, ...]:
@@ -57,6 +74,10 @@ class Layout:
             names += [f"joint:{n}" for n in self.joints]
         if preset in ("limbs", "joints+limbs"):
             names += [f"limb:{n}" for n in self.limb_names]
+        if not names:  # a layout taken from a file without edges: joint channels are all it has
+            raise ActrecError(
+                f"layout {self.name!r} has no limbs to draw: use channels joints or joints+limbs"
+            )
         return names
 
     def channel_flip(self, preset: str) -> list[int]:

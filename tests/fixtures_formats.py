@@ -83,3 +83,40 @@ def write_sleap_csv(
             lines.append(",".join(cells))
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_dlc(
+    path: Path, keypoints: np.ndarray, scores: np.ndarray, parts: list[str], individuals: list[str] | None
+) -> Path:
+    """DeepLabCut's table (rows = frames, column MultiIndex scorer/[individuals]/bodyparts/coords) as the .h5 or
+    .csv its suffix names; keypoints (M, T, V, 2), scores (M, T, V); individuals None: single-animal."""
+    import pandas as pd
+
+    scorer = "DLC_dlcrnetms5_miceJan1shuffle1_50000"
+    columns, data = [], []
+    for m in range(keypoints.shape[0]):
+        for v, part in enumerate(parts):
+            for c, coord in enumerate(("x", "y", "likelihood")):
+                columns.append(
+                    (scorer, individuals[m], part, coord) if individuals else (scorer, part, coord)
+                )
+                data.append(keypoints[m, :, v, c] if c < 2 else scores[m, :, v])
+    names = (
+        ["scorer", "individuals", "bodyparts", "coords"] if individuals else ["scorer", "bodyparts", "coords"]
+    )
+    table = pd.DataFrame(np.stack(data, 1), columns=pd.MultiIndex.from_tuples(columns, names=names))
+    if path.suffix == ".csv":
+        table.to_csv(path)
+    else:
+        table.to_hdf(path, key="df_with_missing", format="table", mode="w")
+    return path
+
+
+def add_sleap_edges(path: Path, node_names: list[str], edges: list[tuple[str, str]]) -> Path:
+    """Add the skeleton SLEAP's analysis HDF5 carries: `edge_names` (E, 2) and `edge_inds` (E, 2) node numbers."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f.create_dataset("edge_names", data=[[a.encode(), b.encode()] for a, b in edges])
+        f.create_dataset("edge_inds", data=[[node_names.index(a), node_names.index(b)] for a, b in edges])
+    return path

@@ -315,6 +315,7 @@ def _check_model_config(config_cls: type, config: dict, where: str) -> None:
 
 def _check_render(render: Any, in_channels: int, where: str) -> None:
     """The settings predict renders new poses with: a known layout and preset, sizes we can afford."""
+    from etl.layout_def import stored_layout
     from etl.skeleton import CHANNEL_PRESETS, LAYOUTS
 
     if not isinstance(render, dict):
@@ -323,11 +324,11 @@ def _check_render(render: Any, in_channels: int, where: str) -> None:
     if missing:
         raise ActrecError(f"{where}: render settings lack {', '.join(missing)}")
     layout, preset = render["layout"], render["channel_preset"]
-    if not isinstance(layout, str) or layout not in LAYOUTS:
+    if not isinstance(layout, str) or (layout not in LAYOUTS and "layout_def" not in render):
         raise ActrecError(f"{where}: unknown layout {_short(layout)}; known: {', '.join(LAYOUTS)}")
     if not isinstance(preset, str) or preset not in CHANNEL_PRESETS:
         raise ActrecError(f"{where}: unknown channel preset {_short(preset)}")
-    names = LAYOUTS[layout].channel_names(preset)
+    names = stored_layout(render, where).channel_names(preset)
     channels = render["channels"]
     if not isinstance(channels, list | tuple) or list(channels) != names:
         raise ActrecError(f"{where}: render channels are not the {layout} {preset} channels")

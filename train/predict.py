@@ -20,9 +20,10 @@ from etl.errors import ActrecError
 from etl.heatmap_store import value_scale
 from etl.heatmaps.clip import render_clip
 from etl.heatmaps.spec import RenderSpec
+from etl.layout_def import stored_layout
 from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, detect_format, read_source
-from etl.skeleton import Layout, get_layout
+from etl.skeleton import Layout
 from etl.validate import validate_clip
 from train.augment import hflip, resize, to_model_input
 from train.checkpoint import LoadedModel, load_model
@@ -137,7 +138,7 @@ def predict_file(
 ) -> list[Prediction]:
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
-    layout = get_layout(loaded.render["layout"])
+    layout = stored_layout(loaded.render, str(checkpoint))
     spec = RenderSpec.from_checkpoint(loaded.render)
     classes = loaded.classes
     results = []

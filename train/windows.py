@@ -19,7 +19,7 @@ import numpy as np
 from etl.errors import ActrecError
 from etl.heatmaps.clip import render_clip
 from etl.heatmaps.spec import RenderSpec
-from etl.skeleton import get_layout
+from etl.layout_def import stored_layout
 from train.checkpoint import load_model
 from train.device import pick_device
 from train.predict import read_clips, view_probabilities
@@ -71,7 +71,7 @@ def predict_windows(
 ) -> list[ClipWindows]:
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
-    layout = get_layout(loaded.render["layout"])
+    layout = stored_layout(loaded.render, str(checkpoint))
     spec = RenderSpec.from_checkpoint(loaded.render)
     results = []
     for clip in read_clips(pose_file, fmt, layout):

@@ -32,10 +32,16 @@ class HasChannels(Protocol):
 
     name: str
     limbs: Any
+    definition: dict | None  # None for a built-in layout; else stored under "layout_def" (etl.layout_def)
 
     def channel_names(self, preset: str) -> list[str]: ...
 
     def channel_flip(self, preset: str) -> list[int]: ...
+
+
+def _layout_def(layout: HasChannels) -> dict[str, Any]:
+    """A layout that is not built in travels with its definition; a built-in one adds nothing (same bytes)."""
+    return {} if layout.definition is None else {"layout_def": layout.definition}
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ class RenderSpec:
             "flip_permutation": layout.channel_flip(self.channels),
             "limbs": [list(x) for x in layout.limbs],
             "render": asdict(self),
+            **_layout_def(layout),
         }
 
     @classmethod
@@ -133,6 +140,7 @@ class RenderSpec:
             "flip_permutation": layout.channel_flip(self.channels),
             **drawn,
             "input_size": input_size,
+            **_layout_def(layout),
         }
 
     @classmethod
