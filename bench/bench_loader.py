@@ -109,8 +109,8 @@ def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Pa
 
 def time_ours(store: Path, runs: int) -> dict:
     from etl.heatmap_store import HeatmapStore
-    from train.augment import random_resized_crop_flip, to_model_input
-    from train.data import HeatmapClips
+    from train.sources.heatmaps import HeatmapClips, random_resized_crop_flip
+    from train.sources.views import to_model_input
 
     hm = HeatmapStore.open(store)
     ds = HeatmapClips(store, np.arange(len(hm)), hm.table.label.to_numpy(), clip_len=48, train=True)
@@ -140,9 +140,9 @@ def time_ours(store: Path, runs: int) -> dict:
 def time_keypoints(kp_store: Path, channels: str, runs: int) -> dict:
     """Full train samples from the keypoint store, numba in the worker and torch (CPU) after it."""
     from etl.render import RenderParams
-    from train.augment import to_model_input
-    from train.keypoint_data import KeypointClips, KeypointSource, collate_keypoints
-    from train.render_torch import quantize_like, render_torch
+    from train.sources.keypoints import KeypointClips, KeypointSource, collate_keypoints
+    from train.sources.render_torch import quantize_like, render_torch
+    from train.sources.views import to_model_input
 
     src = KeypointSource(kp_store, RenderParams(channels=channels, size=ANCHOR_SIZE))
     rows, labels = np.arange(len(src)), src.table.label.to_numpy()

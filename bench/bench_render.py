@@ -39,7 +39,7 @@ from etl.readers import ReadOptions  # noqa: E402
 from etl.render import RenderParams, render, render_clip  # noqa: E402
 from etl.render_params import RenderSettings  # noqa: E402
 from etl.skeleton import get_layout  # noqa: E402
-from train.sampling import sample_train  # noqa: E402
+from train.sources.sampling import sample_train  # noqa: E402
 
 
 def du(path: Path) -> int:

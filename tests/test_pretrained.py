@@ -339,10 +339,10 @@ def _concatenate(first: Path, second: Path, out: Path) -> int:
 def test_windowed_predict_labels_both_halves_of_two_concatenated_clips(demo_dir, tmp_path):
     from etl.render import render_clip
     from etl.skeleton import get_layout
-    from train.augment import hflip
     from train.checkpoint import render_params
     from train.predict import read_clips
-    from train.sampling import sample_test, sample_train
+    from train.sources.sampling import sample_test, sample_train
+    from train.sources.views import hflip
 
     actions = ["wave", "walk"]
     files = [demo_dir / "clips" / f"s01_{a}_r1.json" for a in actions]

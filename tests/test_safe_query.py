@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.cliptable import CLIPS_FILE, query_clips
 from etl.errors import ActrecError
-from train.data import select_clips
+from train.sources.loading import select_clips
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

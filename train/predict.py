@@ -23,11 +23,11 @@ from etl.readers import ReadOptions, detect_format, read_source
 from etl.render import render_clip
 from etl.skeleton import Layout, get_layout
 from etl.validate import validate_clip
-from train.augment import hflip, resize, to_model_input
 from train.checkpoint import LoadedModel, load_model, render_params
 from train.device import pick_device
 from train.evaluation import score_views
-from train.sampling import sample_test
+from train.sources.sampling import sample_test
+from train.sources.views import hflip, resize, to_model_input
 
 
 @dataclass
@@ -92,7 +92,7 @@ def clip_attention(
 
     views: (V, T, C, S, S) heatmaps of the sampled frames (V, T)."""
     model = loaded.model
-    if not hasattr(model, "attention"):
+    if not model.has_attention:
         return None
     render = loaded.render
     x = resize(

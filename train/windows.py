@@ -22,7 +22,7 @@ from etl.skeleton import get_layout
 from train.checkpoint import load_model, render_params
 from train.device import pick_device
 from train.predict import read_clips, view_probabilities
-from train.sampling import sample_test
+from train.sources.sampling import sample_test
 
 MAX_WINDOWS = 100_000  # one clip; bounds the work a tiny stride on a huge file can ask for
 
