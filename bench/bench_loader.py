@@ -109,7 +109,8 @@ def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Pa
 
 def time_ours(store: Path, runs: int) -> dict:
     from etl.heatmap_store import HeatmapStore
-    from train.sources.heatmaps import HeatmapClips, random_resized_crop_flip
+    from train.sources.heatmap_augment import random_resized_crop_flip
+    from train.sources.heatmaps import HeatmapClips
     from train.sources.views import to_model_input
 
     hm = HeatmapStore.open(store)

@@ -24,7 +24,8 @@ from etl.skeleton import COCO17
 from train.checkpoint import load_checkpoint
 from train.cli import app
 from train.fit import FitConfig, fit
-from train.sources.heatmaps import HeatmapClips, crop_boxes
+from train.sources.heatmap_augment import crop_boxes
+from train.sources.heatmaps import HeatmapClips
 from train.sources.keypoint_augment import draw_crop_box, train_geometry
 from train.sources.keypoints import KeypointClips, KeypointSource, collate_keypoints
 from train.sources.loading import EpochSampler, make_loader

@@ -25,7 +25,8 @@ from etl.heatmap_store import HeatmapStore
 from train.checkpoint import load_checkpoint
 from train.cli import app
 from train.fit import fit
-from train.sources.heatmaps import HeatmapClips, random_resized_crop_flip
+from train.sources.heatmap_augment import random_resized_crop_flip
+from train.sources.heatmaps import HeatmapClips
 from train.sources.loading import EpochSampler
 from train.sources.sampling import sample_test, sample_train
 from train.sources.views import hflip, to_model_input

@@ -1,7 +1,7 @@
 """Where training clips come from (`--source`): one protocol, one class per kind, chosen by name in SOURCES.
 
 heatmaps:  the cached, versioned heatmap store; train views are the stored maps cropped/flipped on the device
-           (train/sources/heatmaps.py).
+           (train/sources/heatmaps.py, heatmap_augment.py).
 keypoints: a keypoint store, rendered on the fly after PoseC3D's coordinate-space augmentation
            (train/sources/keypoints.py), by the numba kernels in the loader workers or by torch on the device.
 Both give the same fixed validation views (the store's values). fit, evaluation and predict call the protocol
