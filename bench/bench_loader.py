@@ -13,7 +13,7 @@ a DataLoader worker does per sample: UniformSampleFrames(48) + read + decode (`H
 thread. Random resized crop + flip run batched on the device in our trainer; their CPU cost is reported too (for
 a CPU-only machine), per sample in a batch of 8.
 
-`--source keypoints` (train/keypoint_data.py) is timed the same way: the worker's UniformSampleFrames + PoseC3D
+`--source keypoints` (train/sources/keypoints.py) is timed the same way: the worker's UniformSampleFrames + PoseC3D
 geometry on coordinates + render (numba, uint8, 48 x C x 56 x 56), plus the uint8 -> float model input per
 sample in a batch of 8; and with the torch renderer the worker's coordinates + `render_torch` on this CPU per
 sample in a batch of 8 (on a GPU that part runs on the device: bench/gpu_check.sh).
