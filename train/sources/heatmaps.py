@@ -68,38 +68,16 @@ class HeatmapClips(Dataset):
         return torch.from_numpy(views), int(self.labels[i])
 
 
-class HeatmapSource:
-    """`--source heatmaps`: a heatmap store written by `actrec-etl render` (a TrainingSource)."""
+class HeatmapSource(HeatmapStore):
+    """`--source heatmaps` (a TrainingSource): a heatmap store written by `actrec-etl render`, opened for
+    training (everything a HeatmapStore has: attrs, table, classes, channels, flip permutation, ...)."""
 
     name = "heatmaps"
-
-    def __init__(self, path: str | Path):
-        self.store = HeatmapStore.open(path)
-        self.path, self.table = self.store.path, self.store.table
-
-    @property
-    def attrs(self) -> dict:
-        return self.store.attrs
-
-    @property
-    def classes(self) -> list[str]:
-        return self.store.classes
-
-    @property
-    def channels(self) -> list[str]:
-        return self.store.channels
-
-    @property
-    def flip_permutation(self) -> list[int]:
-        return self.store.flip_permutation
 
     @classmethod
     def open(cls, path: str | Path, params=None) -> HeatmapSource:
         """The store at `path`; `params` (render settings) are the store's own, so they are not needed."""
-        return cls(path)
-
-    def check_unchanged(self) -> None:
-        self.store.check_unchanged()
+        return super().open(path)
 
     def identity(self) -> dict:
         return data_identity(self.attrs)
