@@ -13,7 +13,7 @@ a DataLoader worker does per sample: UniformSampleFrames(48) + read + decode (`H
 thread. Random resized crop + flip run batched on the device in our trainer; their CPU cost is reported too (for
 a CPU-only machine), per sample in a batch of 8.
 
-`--source keypoints` (train/keypoint_data.py) is timed the same way: the worker's UniformSampleFrames + PoseC3D
+`--source keypoints` (train/sources/keypoints.py) is timed the same way: the worker's UniformSampleFrames + PoseC3D
 geometry on coordinates + render (numba, uint8, 48 x C x 56 x 56), plus the uint8 -> float model input per
 sample in a batch of 8; and with the torch renderer the worker's coordinates + `render_torch` on this CPU per
 sample in a batch of 8 (on a GPU that part runs on the device: bench/gpu_check.sh).
@@ -119,8 +119,9 @@ def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Pa
 
 def time_ours(store: Path, runs: int) -> dict:
     from etl.heatmap_store import HeatmapStore
-    from train.augment import random_resized_crop_flip, to_model_input
-    from train.data import HeatmapClips
+    from train.sources.heatmap_augment import random_resized_crop_flip
+    from train.sources.heatmaps import HeatmapClips
+    from train.sources.views import to_model_input
 
     hm = HeatmapStore.open(store)
     ds = HeatmapClips(store, np.arange(len(hm)), hm.table.label.to_numpy(), clip_len=48, train=True)
@@ -152,8 +153,9 @@ def time_clip_check(store: Path, runs: int) -> dict:
     etl/shard_reader.py), against the unchecked read of the same 48 frames (`ShardedFrameReader.read` and the
     store-identity check: `read_clip` before the check): a clip's first read in a run (every chunk of it decoded and
     its checksum computed) and every later read (a 4-byte crc32c compared per chunk). Medians, ms/sample."""
+    from train.sources.sampling import sample_train
+
     from etl.heatmap_store import HeatmapStore
-    from train.sampling import sample_train
     from train.seeding import numpy_rng
 
     hm = HeatmapStore.open(store)
@@ -253,9 +255,9 @@ def clip_check_lines(check: dict) -> list[str]:
 def time_keypoints(kp_store: Path, channels: str, runs: int) -> dict:
     """Full train samples from the keypoint store, numba in the worker and torch (CPU) after it."""
     from etl.heatmaps.spec import RenderSpec
-    from train.augment import to_model_input
-    from train.keypoint_data import KeypointClips, KeypointSource, collate_keypoints
-    from train.render_torch import quantize_like, render_torch
+    from train.sources.keypoints import KeypointClips, KeypointSource, collate_keypoints
+    from train.sources.render_torch import quantize_like, render_torch
+    from train.sources.views import to_model_input
 
     src = KeypointSource(kp_store, RenderSpec(channels=channels, size=ANCHOR_SIZE))
     rows, labels = np.arange(len(src)), src.table.label.to_numpy()

@@ -40,7 +40,7 @@ from etl.keypoint_store import KeypointStore  # noqa: E402
 from etl.readers import ReadOptions  # noqa: E402
 from etl.render import render  # noqa: E402
 from etl.skeleton import get_layout  # noqa: E402
-from train.sampling import sample_train  # noqa: E402
+from train.sources.sampling import sample_train  # noqa: E402
 
 
 def du(path: Path) -> int:

@@ -35,12 +35,12 @@ from common import command_line, emit  # noqa: E402
 
 from etl.heatmap_store import value_scale  # noqa: E402
 from train.config import FitConfig  # noqa: E402
-from train.data import EpochSampler, make_loader, select_clips  # noqa: E402
 from train.device import pick_device  # noqa: E402
 from train.models import build_model  # noqa: E402
 from train.optim import build_optimizer  # noqa: E402
 from train.recipes import FIELDS, resolve  # noqa: E402
-from train.sources import clip_dataset, open_source, train_input  # noqa: E402
+from train.sources import open_source  # noqa: E402
+from train.sources.loading import EpochSampler, make_loader, select_clips  # noqa: E402
 
 PHASES = ("data wait", "augmentation", "forward", "backward", "optimizer")
 
@@ -142,11 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     v = recipe.values
     rows = select_clips(store, "split == 'train'")
-    train_set = clip_dataset(
-        store, rows, clip_len=v["clip_len"], train=True, seed=0, input_size=v["train_size"], augment=True
+    train_set = store.dataset(
+        rows, clip_len=v["clip_len"], train=True, seed=0, input_size=v["train_size"], augment=True
     )
-    to_input = train_input(
-        store,
+    to_input = store.train_input(
         device=device,
         scale=value_scale(store.spec.dtype),
         input_size=v["train_size"],

@@ -3,8 +3,8 @@
 # in docs/results.md come from this script. Usage: bench/train_penn.sh [OUT_DIR] (default runs/penn).
 # Runs go to OUT_DIR/SOURCE/MODEL; the stores are shared by both sources. Takes ~1-2 hours on 2 CPU cores.
 # Set SOURCE (heatmaps: the cached store | keypoints: rendered on the fly), MODELS, EPOCHS, PRESET, SIZE, CLIP_LEN,
-# DEVICE to change the recipe; FIT (e.g. ".venv/bin/python bench/fit_variant.py MODEL.FIELD=VALUE --") and RUNS
-# (default OUT_DIR/SOURCE) to train a model variant into its own folder.
+# DEVICE to change the recipe; FIT (e.g. ".venv/bin/actrec-train fit --train-size 48": more fit options) and RUNS
+# (default OUT_DIR/SOURCE) to train a variant into its own folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/penn}

@@ -232,7 +232,7 @@ class HeatmapStore:
     _clip_ids: list[str] | None = field(default=None, repr=False)
     checked: CheckedChunks | None = field(
         default=None, repr=False
-    )  # shared by loader workers (train/data.py)
+    )  # shared by loader workers (train/sources/heatmaps.py)
 
     @classmethod
     def open(cls, path: str | Path) -> HeatmapStore:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from train.cli import app
-from train.data import HeatmapClips
+from train.sources.heatmaps import HeatmapClips
 
 out_dir = Path(sys.argv.pop(1))
 seen: list[list[int]] = []

@@ -116,6 +116,12 @@ def _crafted(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     ck = valid_checkpoint()
     ck["model"]["head.fc.bias"] = "not a tensor"
     save("non_tensor_weight", ck, "map parameter names to tensors")
+    ck = valid_checkpoint("cnn_lstm_attn")
+    ck["model_config"]["query_last"] = False  # the first attention design: removed, not rebuilt
+    save("first_attention_design", ck, "(the first attention design) was removed: re-train the model")
+    ck = valid_checkpoint("cnn_lstm_attn")
+    del ck["model_config"]["query_last"]  # saved before the field: not translated
+    save("config_before_a_field", ck, "model_config lacks query_last: saved by an older actrec; re-train")
     return cases
 
 
@@ -145,7 +151,7 @@ def test_a_valid_checkpoint_loads(tmp_path):
 
 def test_every_crafted_checkpoint_is_one_clear_line_from_the_library(crafted):
     tmp, cases = crafted
-    assert len(cases) == 23
+    assert len(cases) == 25
     for name, (path, phrase) in cases.items():
         with pytest.raises(ActrecError) as info:
             load_model(path)

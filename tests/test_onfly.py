@@ -21,14 +21,15 @@ from etl.heatmap_store import HeatmapStore
 from etl.heatmaps.kernels import render_heatmaps
 from etl.heatmaps.spec import RenderSpec
 from etl.skeleton import COCO17
-from train.augment import crop_boxes
 from train.checkpoint import load_checkpoint
 from train.cli import app
-from train.data import EpochSampler, HeatmapClips, make_loader
 from train.fit import FitConfig, fit
-from train.keypoint_data import KeypointClips, KeypointSource, collate_keypoints
-from train.kp_augment import draw_crop_box, train_geometry
-from train.render_torch import quantize_like, render_torch
+from train.sources.heatmap_augment import crop_boxes
+from train.sources.heatmaps import HeatmapClips
+from train.sources.keypoint_augment import draw_crop_box, train_geometry
+from train.sources.keypoints import KeypointClips, KeypointSource, collate_keypoints
+from train.sources.loading import EpochSampler, make_loader
+from train.sources.render_torch import quantize_like, render_torch
 
 runner = CliRunner()
 LIMBS = np.array(COCO17.limbs)
@@ -418,3 +419,47 @@ def test_cli_fit_from_keypoints_takes_the_render_options(keypoint_store, tmp_pat
     wrong = runner.invoke(app, ["fit", str(keypoint_store), "--out", str(tmp_path / "y"), "--workers", "0"])
     assert wrong.exit_code == 1
     assert "expected actrec.heatmaps" in wrong.output
+
+
+def _source_kind_branches(tree) -> list[str]:
+    """Places that ask which training source they hold: isinstance against a source class, or a comparison
+    with a `--source` name."""
+    import ast
+
+    from train.sources import SOURCES
+
+    classes = {cls.__name__ for cls in SOURCES.values()} | {"HeatmapStore"}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance":
+            named = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+            named |= {n.attr for n in ast.walk(node.args[1]) if isinstance(n, ast.Attribute)}
+            if named & classes:
+                found.append(ast.unparse(node))
+        if isinstance(node, ast.Compare):
+            names = {c.value for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)}
+            if names & set(SOURCES):
+                found.append(ast.unparse(node))
+    return found
+
+
+def test_fit_evaluation_and_predict_never_branch_on_the_source_kind():
+    """A new kind of training input (e.g. coordinates for graph networks) is a class in train/sources/ and one
+    line in SOURCES: fit, evaluation and predict only call the TrainingSource protocol."""
+    import ast
+
+    import train
+
+    root = Path(train.__file__).parent
+    for module in ("fit.py", "evaluation.py", "predict.py"):
+        assert _source_kind_branches(ast.parse((root / module).read_text())) == [], module
+    caught = 'isinstance(store, KeypointSource)\nif source == "keypoints": pass\n'
+    assert len(_source_kind_branches(ast.parse(caught))) == 2
+
+
+def test_the_sources_registry_is_the_one_the_cli_offers():
+    from train.config import SOURCES as NAMES
+    from train.sources import SOURCES
+
+    assert tuple(SOURCES) == NAMES
+    assert all(cls.name == name for name, cls in SOURCES.items())

@@ -340,9 +340,9 @@ def test_windowed_predict_labels_both_halves_of_two_concatenated_clips(demo_dir,
     from etl.heatmaps.clip import render_clip
     from etl.heatmaps.spec import RenderSpec
     from etl.skeleton import get_layout
-    from train.augment import hflip
     from train.predict import read_clips
-    from train.sampling import sample_test, sample_train
+    from train.sources.sampling import sample_test, sample_train
+    from train.sources.views import hflip
 
     actions = ["wave", "walk"]
     files = [demo_dir / "clips" / f"s01_{a}_r1.json" for a in actions]

@@ -114,8 +114,8 @@ def test_loader_workers_share_the_checked_clips(heatmap_store):
     import copy
 
     import torch
-
-    from train.data import EpochSampler, HeatmapClips, make_loader
+    from train.sources.heatmaps import HeatmapClips
+    from train.sources.loading import EpochSampler, make_loader
 
     store = HeatmapStore.open(heatmap_store)
     ds = HeatmapClips(heatmap_store, np.arange(len(store)), np.zeros(len(store)), clip_len=4, train=True)

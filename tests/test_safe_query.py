@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.cliptable import CLIPS_FILE, query_clips
 from etl.errors import ActrecError
-from train.data import select_clips
+from train.sources.loading import select_clips
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ def test_cli_query_bypass_exits_1_and_runs_nothing(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("where", [BYPASSES[0], BYPASSES[5], BYPASSES[7]])
 def test_train_and_evaluate_selection_refuses_code(where, tmp_path, monkeypatch):
-    # fit --train-where/--val-where and evaluate --where all select through train.data.select_clips
+    # fit --train-where/--val-where and evaluate --where all select through train.sources.loading.select_clips
     monkeypatch.chdir(tmp_path)
     marker = tmp_path / "PWNED"
     store = SimpleNamespace(table=clip_table(), path=tmp_path / "h.zarr")

@@ -22,12 +22,14 @@ from typer.testing import CliRunner
 
 from etl.errors import ActrecError
 from etl.heatmap_store import HeatmapStore
-from train.augment import hflip, random_resized_crop_flip, to_model_input
 from train.checkpoint import load_checkpoint
 from train.cli import app
-from train.data import EpochSampler, HeatmapClips
 from train.fit import fit
-from train.sampling import sample_test, sample_train
+from train.sources.heatmap_augment import random_resized_crop_flip
+from train.sources.heatmaps import HeatmapClips
+from train.sources.loading import EpochSampler
+from train.sources.sampling import sample_test, sample_train
+from train.sources.views import hflip, to_model_input
 
 runner = CliRunner()
 
@@ -261,10 +263,27 @@ def test_a_damaged_timing_csv_stops_a_resume_with_one_line(heatmap_store, tmp_pa
     assert list(pd.read_csv(out / "timing.csv").epoch) == [2]  # epoch 1's clock is gone, the run goes on
 
 
+def test_fit_is_the_loop_and_short():
+    """train/fit.py holds the loop only (the run folder's rules are train/run_dir.py's, the data the sources'):
+    under 350 lines, and train_one_epoch takes the step and the epoch, not a dozen positional arguments."""
+    import inspect
+
+    import train.fit
+
+    assert len(Path(train.fit.__file__).read_text().splitlines()) < 350
+    assert len(inspect.signature(train.fit.train_one_epoch).parameters) <= 3
+    longest = max(
+        len(inspect.getsource(f).splitlines())
+        for f in vars(train.fit).values()
+        if inspect.isfunction(f) and f.__module__ == "train.fit"
+    )
+    assert longest < 150  # _fit was 208 lines
+
+
 def test_the_code_digest_covers_every_source_file_of_etl_and_train(tmp_path):
     import shutil
 
-    from train.fit import PACKAGES, code_digest
+    from train.run_dir import PACKAGES, code_digest
 
     copies = tuple(
         Path(shutil.copytree(p, tmp_path / p.name, ignore=shutil.ignore_patterns("__pycache__")))
@@ -286,7 +305,7 @@ def test_a_finished_run_trained_with_other_code_is_retrained_by_resume_overwrite
     out = tmp_path / "run"
     fit(tiny(heatmap_store, out), log=_quiet)
     timing = pd.read_csv(out / "timing.csv")
-    from train.fit import code_digest
+    from train.run_dir import code_digest
 
     assert (timing.code_sha256 == code_digest()).all()
     timing.assign(code_sha256="0" * 64).to_csv(out / "timing.csv", index=False)  # as if the code had changed

@@ -52,7 +52,8 @@ def test_round_trip_extract_ingest_render(extracted, tmp_path):
     from etl.heatmap_store import HeatmapStore
     from etl.ingest import ingest
     from etl.readers import ReadOptions
-    from etl.render import RenderParams, render
+    from etl.heatmaps.spec import RenderSpec
+    from etl.render import render
     from etl.skeleton import get_layout
 
     labels = tmp_path / "labels.csv"
@@ -66,7 +67,7 @@ def test_round_trip_extract_ingest_render(extracted, tmp_path):
     )
     assert (report.n_total, len(report.rejects)) == (1, 0)
     hm_store = tmp_path / "hm.zarr"
-    render(kp_store, hm_store, RenderParams(size=32), threads=1)
+    render(kp_store, hm_store, RenderSpec(size=32), threads=1)
     store = HeatmapStore.open(hm_store)
     assert len(store) == 1
 

@@ -38,3 +38,13 @@ def pick_device(name: str, rank: int = 0) -> torch.device:
     if device.type != "cpu":
         raise ActrecError(f"--device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
     return device
+
+
+def mean_over_ranks(sums: tuple[float, int, int], device, world: int) -> tuple[float, float]:
+    """(loss, top-1) means over all ranks from each rank's (loss sum, correct, seen)."""
+    loss_sum, correct, seen = sums
+    if world > 1:
+        t = torch.tensor(sums, dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        loss_sum, correct, seen = t.tolist()
+    return loss_sum / max(seen, 1), correct / max(seen, 1)

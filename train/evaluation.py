@@ -6,8 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.augment import hflip, resize, to_model_input
 from train.checkpoint import LoadedModel
+from train.sources.views import hflip, resize, to_model_input
 
 
 @torch.no_grad()
@@ -39,6 +39,21 @@ def predict_loader(
     labels = torch.cat(all_labels)
     loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels).item()
     return probs.numpy(), labels.numpy(), loss
+
+
+def validate(
+    model, loader, device, scale: float, input_size: int, classes, autocast: bool
+) -> tuple[dict, dict]:
+    """The epoch's validation row (val_loss, val_top1, val_top5, val_mean_class_acc) and the classification
+    metrics it comes from (train/metrics.py: confusion matrix included)."""
+    probs, labels, val_loss = predict_loader(
+        model, loader, device, scale=scale, input_size=input_size, autocast=autocast
+    )
+    from train.metrics import classification_metrics
+
+    m = classification_metrics(probs, labels, classes)
+    row = {"val_loss": val_loss, "val_top1": m["top1"], "val_top5": m["top5"]}
+    return row | {"val_mean_class_acc": m["mean_class_acc"]}, m
 
 
 def score_views(
@@ -102,17 +117,15 @@ def _evaluate_checkpoint(
     from etl.heatmap_store import value_scale
     from etl.heatmaps.spec import RenderSpec
     from train.checkpoint import load_model
-    from train.data import EpochSampler, make_loader, select_clips
     from train.device import pick_device
-    from train.sources import clip_dataset, open_source
+    from train.sources import open_source
+    from train.sources.loading import EpochSampler, make_loader, select_clips
 
     dev = pick_device(device)
     loaded = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, dev)
     model, render = loaded.model.to(dev), loaded.render
     checkpoint = loaded.path
-    store = open_source(
-        source, store_path, RenderSpec.from_checkpoint(render) if source == "keypoints" else None
-    )
+    store = open_source(source, store_path, RenderSpec.from_checkpoint(render))
     check_render_settings(store, render, store_path, checkpoint)
     if store.classes != loaded.classes:
         raise ActrecError(
@@ -120,7 +133,7 @@ def _evaluate_checkpoint(
             f"{loaded.classes[:5]}...: not the same label set"
         )
     rows = select_clips(store, where)
-    dataset = clip_dataset(store, rows, clip_len=loaded.clip_len, train=False, num_clips=clips)
+    dataset = store.dataset(rows, clip_len=loaded.clip_len, train=False, num_clips=clips)
     loader = make_loader(
         dataset,
         EpochSampler(len(dataset), shuffle=False, pad=False),
@@ -157,3 +170,15 @@ def _evaluate_checkpoint(
         }
     )
     return metrics
+
+
+@torch.no_grad()
+def attention_of_views(model, dataset, device, scale: float, input_size: int, n: int = 4):
+    """(picks (N,) dataset indices, weights (N, T) float32): the attention over the frames of the first fixed
+    view of n clips spread over `dataset` (for attention.png)."""
+    model.eval()
+    picks = np.linspace(0, len(dataset) - 1, num=min(n, len(dataset))).round().astype(int)
+    views = torch.stack([dataset[int(i)][0][0] for i in picks])  # (N, T, C, S, S)
+    x = resize(to_model_input(views.to(device), scale), input_size)
+    _, weights = model(x, return_attention=True)
+    return picks, weights.float().cpu().numpy()

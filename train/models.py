@@ -4,7 +4,8 @@ Every model maps heatmap clips (B, C, T, H, W) -> logits (B, num_classes); softm
 
 - `c3d`:           PoseC3D (SlowOnly 3D ResNet over the whole volume + I3D head), see train/resnet3d.py.
 - `cnn_lstm`:      a 2D ResNet encodes every frame, an LSTM runs over the frames, its LAST hidden state -> MLP.
-- `cnn_lstm_attn`: as cnn_lstm, but additive (Bahdanau) attention over ALL LSTM outputs replaces "last state".
+- `cnn_lstm_attn`: as cnn_lstm, plus additive (Bahdanau) attention over ALL LSTM outputs, queried by the last
+  state: the head reads [attention context; last state], so attention adds frames to the motion summary.
 
 `build_model(name, preset, in_channels, num_classes, **overrides)` makes a model and its config;
 `model_from_config(name, asdict(config))` rebuilds it from the config a checkpoint saved.
@@ -225,35 +226,39 @@ class CNNLSTM(nn.Module):
 @dataclass
 class CNNLSTMAttnConfig(CNNLSTMConfig):
     attn_dim: int = 256
-    # True: the LSTM's final state h_T is the attention's query (score_t = v^T tanh(W h_t + U h_T), v starting at
-    # zero, i.e. as mean pooling) and the head reads [context; h_T], so the model keeps cnn_lstm's motion summary
-    # and attention adds frames to it. False: score_t = v^T tanh(W h_t), head on the context alone (the first
-    # version, which on Penn Action fell 6 points behind cnn_lstm: docs/results.md; checkpoints that predate the
-    # field are rebuilt with False).
+    # Fixed at True: the LSTM's final state h_T is the attention's query (score_t = v^T tanh(W h_t + U h_T), v
+    # starting at zero, i.e. as mean pooling) and the head reads [context; h_T]. The field stays because every
+    # checkpoint's model_config holds it; False (the first design: no query, head on the context alone, 6 points
+    # behind cnn_lstm on Penn Action, docs/results.md) was removed and is refused.
     query_last: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.query_last is not True:
+            raise ActrecError(
+                "cnn_lstm_attn with query_last=false (the first attention design) was removed: re-train the "
+                "model with this actrec"
+            )
 
 
 class TemporalAttention(nn.Module):
-    """Additive (Bahdanau-style) attention pooling over frames: score_t = v^T tanh(W h_t [+ U q]),
-    weights = softmax over t; with a query q (the LSTM's final state) v starts at zero (uniform weights)."""
+    """Additive (Bahdanau-style) attention pooling over frames queried by q (the LSTM's final state):
+    score_t = v^T tanh(W h_t + U q), weights = softmax over t; v starts at zero (uniform weights)."""
 
-    def __init__(self, dim: int, attn_dim: int, query: bool = False):
+    def __init__(self, dim: int, attn_dim: int):
         super().__init__()
+        # Created in this order, then re-initialised: the construction draws are part of a seeded run's init.
         self.proj = nn.Linear(dim, attn_dim)  # W (with bias)
-        self.query = nn.Linear(dim, attn_dim, bias=False) if query else None  # U
+        self.query = nn.Linear(dim, attn_dim, bias=False)  # U
         self.score = nn.Linear(attn_dim, 1, bias=False)  # v
         nn.init.xavier_uniform_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
-        if self.query is None:
-            nn.init.xavier_uniform_(self.score.weight)
-        else:
-            nn.init.xavier_uniform_(self.query.weight)
-            nn.init.zeros_(self.score.weight)
+        nn.init.xavier_uniform_(self.query.weight)
+        nn.init.zeros_(self.score.weight)
 
-    def forward(self, h: torch.Tensor, q: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         keys = self.proj(h)  # (B, T, H) -> (B, T, A)
-        if self.query is not None:
-            keys = keys + self.query(q).unsqueeze(1)  # (B, H) -> (B, 1, A), added to every frame
+        keys = keys + self.query(q).unsqueeze(1)  # (B, H) -> (B, 1, A), added to every frame
         scores = self.score(torch.tanh(keys)).squeeze(-1)  # (B, T, A) -> (B, T)
         weights = scores.softmax(dim=1)  # (B, T), sums to 1 over frames
         context = torch.bmm(weights.unsqueeze(1), h).squeeze(1)  # (B, 1, T) @ (B, T, H) -> (B, H)
@@ -267,23 +272,18 @@ class CNNLSTMAttn(CNNLSTM):
 
     def __init__(self, config: CNNLSTMAttnConfig):
         super().__init__(config)
-        self.attention = TemporalAttention(config.lstm_hidden, config.attn_dim, query=config.query_last)
-        if config.query_last:  # the head reads [context; h_T]
-            self.head = _mlp_head(
-                2 * config.lstm_hidden, config.head_dims, config.dropout, config.num_classes
-            )
+        self.attention = TemporalAttention(config.lstm_hidden, config.attn_dim)
+        # The head reads [context; h_T]: it replaces cnn_lstm's head, built (and its init drawn) by super() first,
+        # so that a seeded run's weights stay what they have been.
+        self.head = _mlp_head(2 * config.lstm_hidden, config.head_dims, config.dropout, config.num_classes)
 
     def forward(
         self, x: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         outputs, (h_n, _) = self.lstm(self.encode_frames(x))  # (B, T, H), (layers, B, H)
-        if self.config.query_last:
-            last = h_n[-1]  # (B, H): the last layer's state after the last frame
-            context, weights = self.attention(outputs, last)  # (B, H), (B, T)
-            logits = self.head(torch.cat([context, last], dim=1))  # (B, 2H) -> (B, K)
-        else:
-            context, weights = self.attention(outputs)  # (B, H), (B, T)
-            logits = self.head(context)  # (B, K)
+        last = h_n[-1]  # (B, H): the last layer's state after the last frame
+        context, weights = self.attention(outputs, last)  # (B, H), (B, T)
+        logits = self.head(torch.cat([context, last], dim=1))  # (B, 2H) -> (B, K)
         return (logits, weights) if return_attention else logits
 
 
@@ -359,15 +359,17 @@ def build_model(name: str, preset: str, in_channels: int, num_classes: int, **ov
     return model_cls(config), config
 
 
-# Fields added after checkpoints were saved without them, whose default then differs from today's: the value that
-# rebuilds those checkpoints' models.
-BEFORE_FIELD: dict[str, dict[str, Any]] = {"cnn_lstm_attn": {"query_last": False}}
-
-
 def model_from_config(name: str, config_dict: dict[str, Any]) -> nn.Module:
-    """Rebuild model `name` from a checkpoint's saved `asdict(config)` (lists are accepted for tuples)."""
+    """Rebuild model `name` from a checkpoint's saved `asdict(config)` (lists are accepted for tuples). A config
+    without every field was saved by an older actrec, whose models this one does not translate: refused."""
     model_cls, config_cls = _lookup(name)
-    return model_cls(_make_config(config_cls, {**BEFORE_FIELD.get(name, {}), **config_dict}))
+    missing = [f.name for f in fields(config_cls) if f.name not in config_dict]
+    if missing:
+        raise ActrecError(
+            f"model_config lacks {', '.join(missing)}: saved by an older actrec; re-train the model with this "
+            "one (or re-create it with `actrec-train convert`)"
+        )
+    return model_cls(_make_config(config_cls, config_dict))
 
 
 @torch.no_grad()

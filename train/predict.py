@@ -25,11 +25,11 @@ from etl.poseclip import PoseClip, Reject
 from etl.readers import ReadOptions, detect_format, read_source
 from etl.skeleton import Layout
 from etl.validate import validate_clip
-from train.augment import hflip, resize, to_model_input
 from train.checkpoint import LoadedModel, load_model
 from train.device import pick_device
 from train.evaluation import score_views
-from train.sampling import sample_test
+from train.sources.sampling import sample_test
+from train.sources.views import hflip, resize, to_model_input
 
 
 @dataclass
@@ -94,7 +94,7 @@ def clip_attention(
 
     views: (V, T, C, S, S) heatmaps of the sampled frames (V, T)."""
     model = loaded.model
-    if not hasattr(model, "attention"):
+    if not model.has_attention:
         return None
     render = loaded.render
     x = resize(

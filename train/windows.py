@@ -23,7 +23,7 @@ from etl.layout_def import stored_layout
 from train.checkpoint import load_model
 from train.device import pick_device
 from train.predict import read_clips, view_probabilities
-from train.sampling import sample_test
+from train.sources.sampling import sample_test
 
 MAX_WINDOWS = 100_000  # one clip; bounds the work a tiny stride on a huge file can ask for
 

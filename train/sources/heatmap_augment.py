@@ -1,10 +1,10 @@
-"""Spatial augmentation on the device, batched: uint8 views -> float model input.
+"""Spatial augmentation of the cached heatmaps on the device, batched (`--source heatmaps`).
 
 PoseC3D's train geometry (RandomResizedCrop area 0.56-1, ratio 3/4-4/3, resize, horizontal flip with the
 left/right channel swap) is applied to the cached heatmaps with one affine grid_sample per batch, instead of to
-keypoints before rendering (that is `--source keypoints`: train/kp_augment.py). Crop boxes are drawn as
-MMAction2 draws them (`crop_boxes`: redrawn when they do not fit, never clamped). A flip mirrors pixel x to S-1-x
-and swaps channels with the store's permutation.
+keypoints before rendering (that is `--source keypoints`: train/sources/keypoint_augment.py). Crop boxes are drawn
+as MMAction2 draws them (`crop_boxes`: redrawn when they do not fit, never clamped). A flip mirrors pixel x to
+S-1-x and swaps channels with the store's permutation.
 """
 
 from __future__ import annotations
@@ -14,14 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-
-def to_model_input(views: torch.Tensor, scale: float) -> torch.Tensor:
-    """(B, T, C, S, S) uint8/float16 -> (B, C, T, S, S) float32 in [0, 1], the layout every model takes."""
-    # Permute while still 1-2 bytes per value, then convert once and scale in place: one float buffer instead
-    # of three (on a CPU the fresh float buffers' page faults cost more than the arithmetic: 16 -> 6 ms for a
-    # 48 x 17 x 64 x 64 sample). Values are bitwise those of (views.float() / scale).permute(...).
-    x = views.permute(0, 2, 1, 3, 4).contiguous().float()
-    return x.div_(scale) if scale != 1 else x
+from train.sources.crop_rule import AREA, FLIP_PROB, MAX_ATTEMPTS, RATIO
 
 
 def _warp(x: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
@@ -39,9 +32,9 @@ def crop_boxes(
     img_w: int,
     *,
     generator: torch.Generator,
-    area: tuple[float, float] = (0.56, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    max_attempts: int = 10,
+    area: tuple[float, float] = AREA,
+    ratio: tuple[float, float] = RATIO,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> torch.Tensor:
     """(B, 4) int64 crop boxes [x0, y0, x1, y1] in pixels, drawn as MMAction2's RandomResizedCrop: up to
     `max_attempts` (area, log-ratio) candidates rounded to whole pixels, the first that fits the image wins
@@ -74,9 +67,9 @@ def random_resized_crop_flip(
     size: int,
     flip_permutation: list[int] | None,
     generator: torch.Generator,
-    area: tuple[float, float] = (0.56, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    flip_prob: float = 0.5,
+    area: tuple[float, float] = AREA,
+    ratio: tuple[float, float] = RATIO,
+    flip_prob: float = FLIP_PROB,
 ) -> torch.Tensor:
     """(B, C, T, S, S) -> (B, C, T, size, size). Crops are whole-pixel boxes drawn by `crop_boxes` (MMAction2's
     rule); random numbers come from `generator` (CPU) so a seeded run draws the same crops on any device."""
@@ -120,18 +113,3 @@ def crop_flip(
         idx = flip.nonzero().squeeze(1).to(x.device)
         out[idx] = out[idx][:, perm]
     return out
-
-
-def resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, C, T, S, S) -> (B, C, T, size, size); the identity when the sizes agree (evaluation)."""
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    b, c, t, h, w = x.shape
-    out = F.interpolate(x.reshape(b, c * t, h, w), size=(size, size), mode="bilinear", align_corners=False)
-    return out.reshape(b, c, t, size, size)
-
-
-def hflip(x: torch.Tensor, flip_permutation: list[int]) -> torch.Tensor:
-    """Mirror (B, C, T, H, W) horizontally and swap left/right channels (test-time flip)."""
-    perm = torch.as_tensor(flip_permutation, device=x.device)
-    return x.flip(-1)[:, perm]

@@ -1,11 +1,11 @@
-"""Streaming clips from the keypoint store (`--source keypoints`): PoseC3D's train pipeline on coordinates, then
+"""`--source keypoints`: a keypoint store as a training source, PoseC3D's train pipeline on coordinates, then
 rendered, as MMAction2 trains.
 
 Train items: UniformSampleFrames -> PoseCompact -> Resize -> RandomResizedCrop (redrawn) -> Resize -> Flip
-(train/kp_augment.py), all from one RandomState per (seed, epoch, clip), never from the worker count or order;
+(train/sources/keypoint_augment.py), all from one RandomState per (seed, epoch, clip), never from the worker count or order;
 then either rendered here by the numba kernels in the `--dtype` of the render settings ("numba": the worker
 ships (1, T, C, S, S) like HeatmapClips), or shipped as coordinates for the device ("torch": (M, T, V, 2) +
-scores, ~10 KB a sample, rendered by train/render_torch.py).
+scores, ~10 KB a sample, rendered on the device by train/sources/render_torch.py: KeypointInput).
 Eval items: the fixed views of `actrec-etl render` (box over the whole clip, canvas, kernels in --dtype), so
 validation and `evaluate --source keypoints` read the same values as the heatmap store rendered with the same
 settings.
@@ -13,9 +13,11 @@ settings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
@@ -26,19 +28,24 @@ from etl.heatmaps.spec import RenderSpec
 from etl.keypoint_store import REMAKE, KeypointStore, clip_checksum
 from etl.skeleton import Layout
 from etl.storeio import SEAL_KEY
-from train.kp_augment import random_train_view
-from train.sampling import sample_test, sample_train
 from train.seeding import numpy_rng
+from train.sources.keypoint_augment import random_train_view
+from train.sources.loading import data_identity
+from train.sources.render_torch import quantize_like, render_torch
+from train.sources.sampling import sample_test, sample_train
+from train.sources.views import resize, to_model_input
 
-RENDERERS = ("numba", "torch")
-SCALES = {"uint8": 255.0, "float16": 1.0}
+RENDERERS = ("numba", "torch")  # where train views are rendered: loader workers | the device
 
 
 class KeypointSource:
-    """A keypoint store seen as the heatmap store `actrec-etl render` would make of it with `spec`: the same
-    clip table and the render attrs (etl.heatmap_store.render_attrs: the spec, channels, ..., fingerprint).
+    """`--source keypoints` (a TrainingSource): a keypoint store seen as the heatmap store `actrec-etl render`
+    would make of it with `spec`: the same clip table and the render attrs (etl.heatmap_store.render_attrs: the
+    spec, channels, ..., fingerprint).
 
     The coordinates are read into memory once (Penn Action: ~40 MB); forked loader workers share them."""
+
+    name = "keypoints"
 
     def __init__(self, path: str | Path, spec: RenderSpec):
         spec.check()
@@ -63,6 +70,49 @@ class KeypointSource:
         self.n_frames = self.table["n_frames"].to_numpy(np.int64)
         self.img_hw = self.table[["img_h", "img_w"]].to_numpy(np.int64)
         self._verify()
+
+    @classmethod
+    def open(cls, path: str | Path, spec: RenderSpec | None = None) -> KeypointSource:
+        """The store at `path`, rendered with `spec` (default: `actrec-etl render`'s)."""
+        return cls(path, spec or RenderSpec())
+
+    def identity(self) -> dict:
+        return data_identity(self.attrs)
+
+    def describe(self, renderer: str) -> str:
+        return f" ({renderer} renderer)"
+
+    def dataset(
+        self,
+        rows: pd.DataFrame,
+        *,
+        clip_len: int,
+        train: bool,
+        num_clips: int = 1,
+        seed: int = 0,
+        input_size: int = 0,
+        augment: bool = True,
+        renderer: str = "numba",
+    ) -> KeypointClips:
+        index, labels = rows.index.to_numpy(), rows["label"].to_numpy()
+        return KeypointClips(
+            self,
+            index,
+            labels,
+            clip_len=clip_len,
+            train=train,
+            num_clips=num_clips,
+            seed=seed,
+            input_size=input_size,
+            augment=augment,
+            renderer=renderer,
+        )
+
+    def train_input(
+        self, *, device: torch.device, scale: float, input_size: int, augment: bool, renderer: str
+    ) -> KeypointInput:
+        spec = self.spec
+        return KeypointInput(device, scale, input_size, augment, renderer, spec, spec.limbs(self.layout))
 
     def check_unchanged(self) -> None:
         """Raise if the store at self.path is no longer the one read (as HeatmapStore.check_unchanged): a
@@ -207,3 +257,40 @@ def collate_keypoints(items):
     for b, ((kp, sc), _) in enumerate(items):
         kps[b, : kp.shape[0]], scs[b, : sc.shape[0]] = kp, sc
     return (kps, scs), torch.tensor([label for _, label in items], dtype=torch.int64)
+
+
+@dataclass
+class KeypointInput:
+    """Loader batch -> (B, C, T, input_size, input_size) float32 model input on `device`. The views arrive
+    augmented (at the input size unless augment is off): renderer "numba" ships (B, 1, T, C, S, S) heatmaps,
+    "torch" ships (keypoints (B, M, T, V, 2), scores (B, M, T, V)) rendered here."""
+
+    device: torch.device
+    scale: float
+    input_size: int
+    augment: bool
+    renderer: str = "numba"
+    spec: RenderSpec | None = None  # for the torch renderer: how to draw
+    limbs: list[tuple[int, int]] | None = None  # for the torch renderer: the limbs drawn (spec.limbs(layout))
+
+    def __call__(self, views, generator: torch.Generator) -> torch.Tensor:
+        if self.renderer == "torch":
+            return resize(self._render(views), self.input_size)  # the identity unless augment is off
+        x = to_model_input(views.to(self.device, non_blocking=True)[:, 0], self.scale)  # (B, C, T, S, S)
+        return resize(x, self.input_size)
+
+    def _render(self, batch) -> torch.Tensor:
+        kp, sc = (t.to(self.device, non_blocking=True) for t in batch)
+        spec = self.spec
+        size = self.input_size if self.augment else spec.size
+        x = render_torch(
+            kp,
+            sc,
+            (size, size),
+            with_joints=spec.with_joints,
+            limbs=self.limbs,
+            sigma=spec.sigma,
+            eps=spec.eps,
+        )
+        x = quantize_like(x, spec.dtype)  # the values the numba path ships (and evaluation reads)
+        return x.to(torch.bfloat16) if self.device.type == "cuda" else x

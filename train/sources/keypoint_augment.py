@@ -19,10 +19,7 @@ import math
 import numpy as np
 
 from etl.heatmaps.compact import compact_box
-
-AREA = (0.56, 1.0)  # PoseC3D's RandomResizedCrop(area_range=(0.56, 1.0))
-RATIO = (3 / 4, 4 / 3)
-MAX_ATTEMPTS = 10  # MMAction2's RandomResizedCrop.get_crop_bbox
+from train.sources.crop_rule import AREA, FLIP_PROB, MAX_ATTEMPTS, RATIO
 
 
 def draw_crop_box(
@@ -109,7 +106,7 @@ def random_train_view(
     joint_flip: tuple[int, ...] | list[int],
     padding: float = 0.25,
     eps: float = 1e-4,
-    flip_prob: float = 0.5,
+    flip_prob: float = FLIP_PROB,
 ) -> tuple[np.ndarray, np.ndarray]:
     """PoseC3D's random train geometry of one clip's sampled frames: (M, T, V, 2) view pixels, (M, T, V)."""
     box = compact_box(keypoints, scores, padding=padding, eps=eps, img_hw=img_hw)

@@ -1,29 +1,25 @@
-"""Streaming clips from the heatmap store: a Dataset that reads only the chunks it needs and returns uint8.
+"""What every training source's loader shares: clip selection, the epoch sampler, the loader, its timing, and
+the data identity a checkpoint records.
 
-Float conversion, random resized crop and flip happen batched on the device (train/augment.py), so the
-workers only decode. Every random choice is a function of (seed, epoch, clip), never of worker count or order.
+Every random choice is a function of (seed, epoch, clip), never of worker count or order.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from etl.cliptable import query_clips
 from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore
-from etl.shard_reader import CheckedChunks
-from train.sampling import sample_test, sample_train
-from train.seeding import numpy_rng, torch_generator
+from etl.storeio import SEAL_KEY
+from train.seeding import torch_generator
 
 
-def select_clips(store: HeatmapStore, where: str | None) -> pd.DataFrame:
+def select_clips(store, where: str | None) -> pd.DataFrame:
     """The clip-table rows matching a pandas query; the index is the clip's row in the store."""
     rows = query_clips(store.table, where)
     if not len(rows):
@@ -31,52 +27,14 @@ def select_clips(store: HeatmapStore, where: str | None) -> pd.DataFrame:
     return rows
 
 
-class HeatmapClips(Dataset):
-    """Items are (store row index, epoch) pairs from EpochSampler; returns (views (V, T, C, S, S) uint8, label).
-
-    train=True: one random view per item; train=False: `num_clips` fixed views (PoseC3D test sampling)."""
-
-    def __init__(
-        self,
-        store_path: str | Path,
-        rows: np.ndarray,
-        labels: np.ndarray,
-        *,
-        clip_len: int,
-        train: bool,
-        num_clips: int = 1,
-        seed: int = 0,
-    ):
-        self.store_path = Path(store_path)
-        self.rows = np.asarray(rows, np.int64)
-        self.labels = np.asarray(labels, np.int64)
-        self.clip_len, self.train, self.num_clips, self.seed = clip_len, train, num_clips, seed
-        self._store: HeatmapStore | None = None  # opened lazily, once per DataLoader worker
-        # made here, before the loader forks: a clip checked against its checksum by one worker is not re-checked
-        self._checked = CheckedChunks.shared_for(self.store_path / "heatmaps")
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @property
-    def store(self) -> HeatmapStore:
-        if self._store is None:
-            self._store = HeatmapStore.open(self.store_path)
-            self._store.checked = self._checked
-        return self._store
-
-    def __getitem__(self, item: tuple[int, int] | int):
-        i, epoch = item if isinstance(item, tuple) else (item, 0)
-        row = int(self.rows[i])
-        n_frames = int(self.store.n_frames[row])
-        if self.train:
-            rng = numpy_rng(self.seed, "clip", epoch, row)
-            frames = sample_train(n_frames, self.clip_len, rng)[None]  # (1, T)
-        else:
-            frames = sample_test(n_frames, self.clip_len, self.num_clips)  # (V, T)
-        data = self.store.read_clip(row, frames.ravel())  # (V*T, C, S, S): only the chunks holding them
-        views = data.reshape(*frames.shape, *data.shape[1:])  # (V, T, C, S, S)
-        return torch.from_numpy(views), int(self.labels[i])
+def data_identity(attrs: dict) -> dict:
+    """What the model learns from: the render settings, the keypoints they were rendered from, and the clip
+    table (labels, splits: its sha256 from the store's seal). A checkpoint records it as "data"; resume compares."""
+    return {
+        "render": attrs["fingerprint"],
+        "keypoints": attrs["keypoints"]["content_hash"],
+        "clips": attrs[SEAL_KEY]["files"]["clips.parquet"],
+    }
 
 
 class TimedLoader:
