@@ -153,10 +153,9 @@ def time_clip_check(store: Path, runs: int) -> dict:
     etl/shard_reader.py), against the unchecked read of the same 48 frames (`ShardedFrameReader.read` and the
     store-identity check: `read_clip` before the check): a clip's first read in a run (every chunk of it decoded and
     its checksum computed) and every later read (a 4-byte crc32c compared per chunk). Medians, ms/sample."""
-    from train.sources.sampling import sample_train
-
     from etl.heatmap_store import HeatmapStore
     from train.seeding import numpy_rng
+    from train.sources.sampling import sample_train
 
     hm = HeatmapStore.open(store)
     rows = range(len(hm))

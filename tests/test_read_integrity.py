@@ -114,6 +114,7 @@ def test_loader_workers_share_the_checked_clips(heatmap_store):
     import copy
 
     import torch
+
     from train.sources.heatmaps import HeatmapClips
     from train.sources.loading import EpochSampler, make_loader
 

@@ -50,9 +50,9 @@ def test_a_person_in_most_frames_inside_the_frame(extracted):
 
 def test_round_trip_extract_ingest_render(extracted, tmp_path):
     from etl.heatmap_store import HeatmapStore
+    from etl.heatmaps.spec import RenderSpec
     from etl.ingest import ingest
     from etl.readers import ReadOptions
-    from etl.heatmaps.spec import RenderSpec
     from etl.render import render
     from etl.skeleton import get_layout
 
