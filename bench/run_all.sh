@@ -10,6 +10,7 @@ $PY bench/bench_kernels.py --write-doc "$tmp/kernels.md"
 $PY bench/bench_loader.py --write-doc "$tmp/loader.md"  # the default store (lz4, as actrec-etl render)
 $PY bench/bench_loader.py --codec zstd --write-doc "$tmp/loader_zstd.md"
 $PY bench/bench_render.py --write-doc "$tmp/render.md"
+$PY bench/bench_gcn.py --write-doc "$tmp/gcn.md"  # ST-GCN++ training step vs MMAction2's (anchor venv)
 # the CPU epoch profile needs a rendered store (e.g. bench/train_penn.sh's runs/penn/heatmaps.zarr)
 PROFILE_STORE=${PROFILE_STORE:-runs/penn/heatmaps.zarr}
 touch "$tmp/epoch.md"
@@ -28,6 +29,8 @@ if [ -d "$PROFILE_STORE" ]; then $PY bench/profile_epoch.py "$PROFILE_STORE" --w
     awk '/^\|/ {p = 1} p && !/^\|/ {exit} p' "$tmp/loader_zstd.md"  # its first table
     echo
     cat "$tmp/epoch.md"
+    echo
+    cat "$tmp/gcn.md"
 } > docs/benchmarks.md
 rm -r "$tmp"
 echo "wrote docs/benchmarks.md"
