@@ -155,3 +155,10 @@ def test_stream_refusals_are_one_line():
         bones(X[0], PARENTS, True)
     with pytest.raises(ActrecError, match="C == 3"):
         motion(X[..., :2], has_score=True)
+
+
+def test_a_layout_without_centre_is_refused_in_one_line():
+    from dataclasses import replace
+
+    with pytest.raises(ActrecError, match="names no centre joint"):
+        spatial_adjacency(replace(get_layout("coco17"), name="custom", center=""))
