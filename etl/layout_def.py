@@ -1,4 +1,4 @@
-"""Layouts that are not built in: a definition (joint names, limbs, left/right pairs, centre joint) checked into a
+"""Layouts that are not built in: a definition (joint names, limbs, left/right pairs, center joint) checked into a
 `Layout`, and the one way a stored layout NAME becomes a Layout again.
 
 Stores and checkpoints name a built-in layout only (so their bytes stay what they were); a layout taken from a
@@ -33,7 +33,7 @@ def stored_layout(attrs: Mapping, where: str = "") -> Layout:
 
 
 def layout_from_definition(definition, where: str) -> Layout:
-    """A checked Layout from a definition dict {name, joints, limbs, left_right_joints, centre, description}
+    """A checked Layout from a definition dict {name, joints, limbs, left_right_joints, center, description}
     whose limbs and pairs are given as joint names; ActrecError naming `where` and the fault otherwise."""
     if not isinstance(definition, Mapping):
         raise ActrecError(
@@ -62,9 +62,9 @@ def layout_from_definition(definition, where: str) -> Layout:
     paired = [j for pair in pairs for j in pair]
     if len(set(paired)) != len(paired) or any(a == b for a, b in pairs):
         raise ActrecError(f"{where}: a joint is in more than one left/right pair (or paired with itself)")
-    centre = definition.get("centre")
-    if centre is not None and centre not in index:
-        raise ActrecError(f"{where}: centre joint {centre!r} is not one of the joints")
+    center = definition.get("center")
+    if center is not None and center not in index:
+        raise ActrecError(f"{where}: center joint {center!r} is not one of the joints")
     description = definition.get("description", "")
     return Layout(
         name=name,
@@ -74,7 +74,7 @@ def layout_from_definition(definition, where: str) -> Layout:
         left_right_limbs=mirrored_limb_pairs(joints, limbs, pairs, where),
         description=str(description) if description is not None else "",
         family="custom",
-        centre=None if centre is None else index[centre],
+        center=center or "",
     )
 
 

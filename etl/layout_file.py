@@ -64,7 +64,7 @@ def infer_pairs(joints: Sequence[str]) -> list[tuple[int, int]]:
 
 def load_layout_yaml(path: Path) -> Layout:
     """A layout YAML: name (default: the file name), joints, limbs (or edges), left_right (optional, else
-    inferred from the names), centre (optional), description (optional)."""
+    inferred from the names), center (optional; `centre` is read too), description (optional)."""
     where = f"layout file {path}"
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -79,7 +79,7 @@ def load_layout_yaml(path: Path) -> Layout:
     if unknown:
         raise ActrecError(
             f"{where}: unknown key(s) {', '.join(unknown)}; a layout file has name, joints, limbs (or edges), "
-            "left_right, centre, description"
+            "left_right, center, description"
         )
     if "joints" not in data:
         raise ActrecError(f"{where} has no 'joints': list the joint names in the order of the pose files")
@@ -94,7 +94,7 @@ def load_layout_yaml(path: Path) -> Layout:
         "joints": joints,
         "limbs": data.get("limbs", data.get("edges")),
         "left_right_joints": pairs,
-        "centre": data.get("centre", data.get("center")),
+        "center": data.get("center", data.get("centre")),  # either spelling
         "description": data.get("description") or f"from {Path(path).name}",
     }
     return layout_from_definition(definition, where)

@@ -28,7 +28,10 @@ class Layout:
     # (joint, another name some tool gives it): accepted when a file names its joints, e.g. MMPose's 'head' for
     # JHMDB's 'face'; the joint keeps its own name in the store
     aliases: tuple[tuple[str, str], ...] = ()
-    centre: int | None = None  # a layout file's centre (root) joint, for graph models; built-ins name none
+    # the joint a graph network's skeleton graph is rooted at (train/graph.py): PYSKL's choice where it has the
+    # layout (coco: nose, openpose: neck, ntu: spine_shoulder), its nearest equivalent elsewhere; a layout file's
+    # `center` (or none: "")
+    center: str = ""
 
     @property
     def n_joints(self) -> int:
@@ -41,7 +44,7 @@ class Layout:
     @property
     def definition(self) -> dict | None:
         """None for a built-in layout (stores and checkpoints name it only); else what etl.layout_def reads
-        back: joint names, limbs and left/right pairs as [name, name], the centre joint."""
+        back: joint names, limbs and left/right pairs as [name, name], the center joint."""
         if LAYOUTS.get(self.name) == self:
             return None
         return {
@@ -49,7 +52,7 @@ class Layout:
             "joints": list(self.joints),
             "limbs": [[self.joints[a], self.joints[b]] for a, b in self.limbs],
             "left_right_joints": [[self.joints[a], self.joints[b]] for a, b in self.left_right_joints],
-            "centre": None if self.centre is None else self.joints[self.centre],
+            "center": self.center or None,
             "description": self.description,
         }
 
@@ -108,6 +111,7 @@ def _check_preset(preset: str) -> None:
 # --- COCO-17: the PoseC3D default. Limb order and mirror pairs as in the PoseC3D *-limb configs. ---
 COCO17 = Layout(
     name="coco17",
+    center="nose",
     joints=("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
             "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
             "right_knee", "left_ankle", "right_ankle"),
@@ -122,6 +126,7 @@ COCO17 = Layout(
 # --- Penn Action: 13 joints, 14 limbs, 27 channels for joints+limbs (the original model's input). ---
 PENN13 = Layout(
     name="penn13",
+    center="head",
     joints=("head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
             "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"),
     limbs=((0, 1), (0, 2), (1, 2), (1, 3), (3, 5), (2, 4), (4, 6), (1, 7), (2, 8), (7, 8), (7, 9), (9, 11),
@@ -135,6 +140,7 @@ PENN13 = Layout(
 # --- OpenPose COCO-18 (neck added, different order from COCO-17). ---
 OPENPOSE18 = Layout(
     name="openpose18",
+    center="neck",
     joints=("nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
             "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
             "right_eye", "left_eye", "right_ear", "left_ear"),
@@ -149,6 +155,7 @@ OPENPOSE18 = Layout(
 # --- OpenPose BODY_25. ---
 BODY25 = Layout(
     name="body25",
+    center="neck",
     joints=("nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
             "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
             "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe", "left_small_toe",
@@ -167,6 +174,7 @@ BODY25 = Layout(
 # --- Kinect v2 / NTU RGB+D 25 joints (0-based from the 1-based NTU list). ---
 NTU25 = Layout(
     name="ntu25",
+    center="spine_shoulder",
     joints=("spine_base", "spine_mid", "neck", "head", "left_shoulder", "left_elbow", "left_wrist", "left_hand",
             "right_shoulder", "right_elbow", "right_wrist", "right_hand", "left_hip", "left_knee", "left_ankle",
             "left_foot", "right_hip", "right_knee", "right_ankle", "right_foot", "spine_shoulder",
@@ -185,6 +193,7 @@ NTU25 = Layout(
 # --- Kinect v1, 20 joints, in the UTD-MHAD order (NW-UCLA uses another order). ---
 KINECT20 = Layout(
     name="kinect20",
+    center="shoulder_center",
     joints=("head", "shoulder_center", "spine", "hip_center", "left_shoulder", "left_elbow", "left_wrist",
             "left_hand", "right_shoulder", "right_elbow", "right_wrist", "right_hand", "left_hip", "left_knee",
             "left_ankle", "left_foot", "right_hip", "right_knee", "right_ankle", "right_foot"),
@@ -199,6 +208,7 @@ KINECT20 = Layout(
 # --- JHMDB puppet, 15 joints. ---
 JHMDB15 = Layout(
     name="jhmdb15",
+    center="neck",
     joints=("neck", "belly", "face", "right_shoulder", "left_shoulder", "right_hip", "left_hip", "right_elbow",
             "left_elbow", "right_knee", "left_knee", "right_wrist", "left_wrist", "right_ankle", "left_ankle"),
     limbs=((2, 0), (0, 1), (0, 3), (0, 4), (3, 7), (7, 11), (4, 8), (8, 12), (1, 5), (1, 6), (5, 9), (9, 13),
@@ -213,6 +223,7 @@ JHMDB15 = Layout(
 # --- MediaPipe Pose / BlazePose, 33 landmarks and its POSE_CONNECTIONS. ---
 MEDIAPIPE33 = Layout(
     name="mediapipe33",
+    center="nose",
     joints=("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
             "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
             "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
@@ -257,6 +268,7 @@ _HALPE26_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (
                   (24, 25))
 HALPE26 = Layout(
     name="halpe26",
+    center="nose",
     joints=(*COCO17.joints, "head", "neck", "mid_hip", "left_big_toe", "right_big_toe", "left_small_toe",
             "right_small_toe", "left_heel", "right_heel"),
     limbs=_HALPE26_LIMBS,
@@ -272,6 +284,7 @@ _CROWDPOSE14_LIMBS = ((12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5)
 _CROWDPOSE14_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11))
 CROWDPOSE14 = Layout(
     name="crowdpose14",
+    center="neck",
     joints=(*COCO17.joints[5:], "head", "neck"),
     limbs=_CROWDPOSE14_LIMBS,
     left_right_joints=_CROWDPOSE14_PAIRS,
@@ -286,6 +299,7 @@ _MPII16_LIMBS = ((0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8),
 _MPII16_PAIRS = ((5, 0), (4, 1), (3, 2), (15, 10), (14, 11), (13, 12))
 MPII16 = Layout(
     name="mpii16",
+    center="thorax",
     joints=("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis", "thorax",
             "upper_neck", "head_top", "right_wrist", "right_elbow", "right_shoulder", "left_shoulder",
             "left_elbow", "left_wrist"),
@@ -302,6 +316,7 @@ _H36M17_LIMBS = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8),
 _H36M17_PAIRS = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
 H36M17 = Layout(
     name="h36m17",
+    center="thorax",
     joints=("pelvis", "right_hip", "right_knee", "right_foot", "left_hip", "left_knee", "left_foot", "spine",
             "thorax", "neck_base", "head", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",
             "right_elbow", "right_wrist"),
@@ -318,6 +333,7 @@ _POSETRACK17_LIMBS = ((0, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (5, 7), (7
 _POSETRACK17_PAIRS = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 POSETRACK17 = Layout(
     name="posetrack17",
+    center="nose",
     joints=("nose", "head_bottom", "head_top", *COCO17.joints[3:]),
     limbs=_POSETRACK17_LIMBS,
     left_right_joints=_POSETRACK17_PAIRS,
@@ -352,6 +368,7 @@ def _wholebody() -> Layout:
              *((23 + left, 23 + right) for right, left in face_pairs), *((91 + i, 112 + i) for i in range(21)))
     return Layout(
         name="coco_wholebody133",
+        center="nose",
         joints=joints,
         limbs=limbs,
         left_right_joints=pairs,

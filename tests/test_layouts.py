@@ -218,9 +218,9 @@ def test_layout_yaml_through_the_pipeline(tmp_path):
     )
     kp, hm, checkpoint, prediction = _pipeline(tmp_path, folder, labels, "dlc", str(yaml_path))
     assert kp.layout.name == "mouse4"
-    assert kp.layout.centre == 3
+    assert kp.layout.center == "tailbase"
     assert kp.attrs["layout"] == "mouse4"
-    assert kp.attrs["layout_def"]["centre"] == "tailbase"
+    assert kp.attrs["layout_def"]["center"] == "tailbase"
     assert kp.layout.left_right_limbs == ((0, 1), (2, 3))
     assert len(hm.attrs["channels"]) == 4 + 4
     assert _checkpoint_layout(checkpoint)[0] == kp.layout
@@ -307,7 +307,7 @@ def test_pairs_inferred_from_the_usual_names():
             "limb a-left_b mirrors to a-right_b, which is not a limb",
         ),
         ("name: coco17\njoints: [a, b]\n", "taken by a built-in layout"),
-        ("joints: [a, b]\ncentre: c\n", "centre joint 'c'"),
+        ("joints: [a, b]\ncenter: c\n", "center joint 'c'"),
         ("joints: [a, b]\nbones: []\n", "unknown key(s) bones"),
         ("joints: [a, b\n", "is not valid YAML"),
         ("- a\n- b\n", "must be a mapping"),
