@@ -1,4 +1,4 @@
-"""ST-GCN++ `full`: a CPU training step of ours (train/gcn.py STGCNPP) against MMAction2 1.2's STGCN + GCNHead
+"""ST-GCN++ `full`: a CPU training step of ours (train/models/gcn.py STGCNPP) against MMAction2 1.2's STGCN + GCNHead
 (built from stgcnpp_8xb16-joint-u100-80e_ntu60-xsub-keypoint-2d.py in the anchor venv), in one run, same batch,
 frames, persons, joints, threads and optimiser (SGD 0.1, momentum 0.9, nesterov, weight decay 5e-4); plus the
 model's FLOPs per clip (torch.utils.flop_counter) and the fraction of this CPU's measured float32 matmul
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_kernels import anchor_python, cpu_name  # noqa: E402
 from common import command_line, emit, ratio  # noqa: E402
 
-from train.gcn import build_gcn  # noqa: E402
+from train.models.gcn import build_gcn  # noqa: E402
 
 PERSONS, JOINTS, CLASSES = 2, 17, 60
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import command_line, emit, ratio  # noqa: E402
 
 from etl.heatmaps.kernels import render_heatmaps, set_threads  # noqa: E402
-from etl.skeleton import COCO17  # noqa: E402
+from etl.pose.skeleton import COCO17  # noqa: E402
 
 LIMBS = np.array(COCO17.limbs)
 VARIANTS = {"joints": (True, None), "limbs": (False, LIMBS)}  # with_joints, limbs

@@ -91,11 +91,11 @@ def run_anchor(samples: int, runs: int, seed: int) -> dict:
 def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Path]:
     import anchor_heatmaps as A  # numpy-only at import time
 
+    from etl.commands.ingest import ingest
+    from etl.commands.render import render
     from etl.heatmaps.spec import RenderSpec
-    from etl.ingest import ingest
+    from etl.pose.skeleton import get_layout
     from etl.readers import ReadOptions
-    from etl.render import render
-    from etl.skeleton import get_layout
 
     rng = np.random.default_rng(seed)
     annos = [A.synth_sample(rng, 100, 1, 1080, 1920, i % 60, 0.0, f"synth_{i:04d}") for i in range(samples)]
@@ -118,7 +118,7 @@ def build_stores(tmp: Path, samples: int, seed: int, codec: str) -> dict[str, Pa
 
 
 def time_ours(store: Path, runs: int) -> dict:
-    from etl.heatmap_store import HeatmapStore
+    from etl.stores.heatmap_store import HeatmapStore
     from train.sources.heatmap_augment import random_resized_crop_flip
     from train.sources.heatmaps import HeatmapClips
     from train.sources.views import to_model_input
@@ -150,10 +150,10 @@ def time_ours(store: Path, runs: int) -> dict:
 
 def time_clip_check(store: Path, runs: int) -> dict:
     """What checking that the frames are the clip's own costs per sample (`HeatmapStore.read_clip`, see
-    etl/shard_reader.py), against the unchecked read of the same 48 frames (`ShardedFrameReader.read` and the
+    etl/stores/shard_reader.py), against the unchecked read of the same 48 frames (`ShardedFrameReader.read` and the
     store-identity check: `read_clip` before the check): a clip's first read in a run (every chunk of it decoded and
     its checksum computed) and every later read (a 4-byte crc32c compared per chunk). Medians, ms/sample."""
-    from etl.heatmap_store import HeatmapStore
+    from etl.stores.heatmap_store import HeatmapStore
     from train.seeding import numpy_rng
     from train.sources.sampling import sample_train
 
@@ -243,7 +243,7 @@ def clip_check_lines(check: dict) -> list[str]:
         f"{check['later_own'] * 1e3:.1f} us ({pct(check['later_own'], check['later_plain'])} of the unchecked "
         "read); the paired difference above is that plus host noise.",
         "",
-        "The loader's workers share what they checked (etl.shard_reader.CheckedChunks, made before they fork), "
+        "The loader's workers share what they checked (etl.stores.shard_reader.CheckedChunks, made before they fork), "
         "so a run pays the first-read row once per clip and every other read the check's own work: over the demo's "
         f"{DEMO_EPOCHS} epochs (params.yaml) the cost per training sample comes to "
         f"{amortized:.3f} ms, {pct(amortized, check['later_plain'])} of the unchecked read. Evaluation reads each clip once: it pays "

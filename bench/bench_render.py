@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/bench_render.py            # prints a markdown table (bench/run_all.sh collects it)
 
-Measured in one run: wall-clock clips/s and frames/s of `etl.render.render` (27 channels, joints+limbs, 64 px,
+Measured in one run: wall-clock clips/s and frames/s of `etl.commands.render.render` (27 channels, joints+limbs, 64 px,
 uint8) with zstd, lz4 and no compression, 1 and 2 threads; stored bytes per clip against raw float32 (what the
 anchor produces per frame) and raw uint8; and, per 48-frame training sample, the time to read + decode it from
 the store against the time to render it from keypoints with our kernels (and the anchor's published per-sample
@@ -32,14 +32,14 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
 from common import command_line, emit, ratio  # noqa: E402
 
-from etl.heatmap_store import HeatmapStore  # noqa: E402
+from etl.commands.ingest import ingest  # noqa: E402
+from etl.commands.render import render  # noqa: E402
 from etl.heatmaps.clip import render_clip  # noqa: E402
 from etl.heatmaps.spec import RenderSpec  # noqa: E402
-from etl.ingest import ingest  # noqa: E402
-from etl.keypoint_store import KeypointStore  # noqa: E402
+from etl.pose.skeleton import get_layout  # noqa: E402
 from etl.readers import ReadOptions  # noqa: E402
-from etl.render import render  # noqa: E402
-from etl.skeleton import get_layout  # noqa: E402
+from etl.stores.heatmap_store import HeatmapStore  # noqa: E402
+from etl.stores.keypoint_store import KeypointStore  # noqa: E402
 from train.sources.sampling import sample_train  # noqa: E402
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from etl.demo_data import generate_demo_data
+from etl.commands.demo_data import generate_demo_data
+from etl.commands.ingest import ingest
+from etl.commands.render import render
 from etl.heatmaps.spec import RenderSpec
-from etl.ingest import ingest
+from etl.pose.skeleton import get_layout
 from etl.readers import ReadOptions
-from etl.render import render
-from etl.skeleton import get_layout
 from train.checkpoint import load_checkpoint
 from train.fit import FitConfig, fit
 

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from common import command_line, emit  # noqa: E402
 
-from etl.heatmap_store import value_scale  # noqa: E402
+from etl.stores.heatmap_store import value_scale  # noqa: E402
 from train.config import FitConfig  # noqa: E402
 from train.device import pick_device  # noqa: E402
 from train.models import build_model  # noqa: E402

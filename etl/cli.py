@@ -13,13 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from etl.cli_common import cells, cli_errors, console, default_of, err_console, headers, say
-from etl.cli_progress import progress_bar
-from etl.errors import ActrecError
+from etl.common.cli_helpers import cells, cli_errors, console, default_of, err_console, headers, say
+from etl.common.errors import ActrecError
+from etl.common.progress import progress_bar
 from etl.heatmaps.spec import RenderSpec
+from etl.pose.skeleton import LAYOUTS
 from etl.readers import FORMATS, ReadOptions
 from etl.readers.format_options import option_default
-from etl.skeleton import LAYOUTS
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -42,7 +42,7 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="random seed (same seed, same bytes)")] = 0,
 ):
     """Generate the small synthetic demo dataset (COCO-17 skeletons as COCO keypoint-result JSON + a manifest)."""
-    from etl.demo_data import generate_demo_data
+    from etl.commands.demo_data import generate_demo_data
 
     with progress_bar("demo data", unit="clips") as bar:
         summary = generate_demo_data(out, n_subjects=subjects, reps=reps, seed=seed, progress=bar.update_to)
@@ -115,8 +115,8 @@ def ingest(
     ] = default_of(ReadOptions, "max_clip_bytes"),
 ):
     """Read pose files, validate them and write a keypoint store with its clip table."""
-    from etl.ingest import ingest as run_ingest
-    from etl.layout_file import FROM_FILE, layout_option
+    from etl.commands.ingest import ingest as run_ingest
+    from etl.pose.layout_file import FROM_FILE, layout_option
     from etl.readers import ReadOptions
     from etl.readers.options import parse_image_size
 
@@ -232,7 +232,7 @@ def query(
     limit: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 20,
 ):
     """Select clips of a store's clip table with a query expression and print the matching clips (or their count)."""
-    from etl.cliptable import query_clips, read_clip_table
+    from etl.stores.cliptable import query_clips, read_clip_table
 
     df = query_clips(read_clip_table(store), expr)
     if count:
@@ -254,7 +254,7 @@ def query(
 @cli_errors
 def info(store: StorePath):
     """Summarise a store: what it holds, clips per label and split, rejects."""
-    from etl.summary import store_summary
+    from etl.commands.info import store_summary
 
     summary = store_summary(store)
     for line in summary.header:
@@ -311,7 +311,7 @@ def render(
     """Render PoseC3D heatmaps of every frame of every clip into a compressed, sharded zarr store.
 
     Interrupted renders resume where they stopped when re-run with the same arguments."""
-    from etl.render import render as run_render
+    from etl.commands.render import render as run_render
 
     spec = RenderSpec(
         channels=channels,
@@ -351,7 +351,7 @@ def render(
 def verify(store: StorePath):
     """Check every file of a keypoint or heatmap store: metadata against its seal, every chunk decoded, each
     clip against its stored checksum. One line per problem, naming the file or clip; exit 1 if any."""
-    from etl.verify import verify_store
+    from etl.stores.verify import verify_store
 
     with progress_bar("verify", unit="clips") as bar:
         report = verify_store(store, on_progress=bar.update_to)
@@ -378,7 +378,7 @@ def show(
     frames: Annotated[int, typer.Option(min=1, help="frames sampled across the clip")] = 8,
 ):
     """Draw a filmstrip of a clip's heatmaps (joints and limbs coloured) with its label."""
-    from etl.show import save_filmstrip
+    from etl.commands.show import save_filmstrip
 
     path = save_filmstrip(store, clip_id, out, n_frames=frames)
     say(f"wrote {path}")
@@ -407,7 +407,7 @@ def download(
     list_: Annotated[bool, typer.Option("--list", help="list the registry and exit")] = False,
 ):
     """Download a public pose dataset (or any --url) with sha256 verification, resume and safe unpacking."""
-    from etl.download import install_dataset, install_url, list_datasets
+    from etl.commands.download import install_dataset, install_url, list_datasets
 
     if list_:
         for row in list_datasets():
@@ -480,7 +480,7 @@ def report(
     """Summarise the DVC pipeline's results: test accuracy per model and where the plots are."""
     import json
 
-    from etl.pipeline_report import REPORT, format_table, require_results, summary_rows, write_report
+    from etl.commands.report import REPORT, format_table, require_results, summary_rows, write_report
 
     rows = require_results(summary_rows(root), root)
     if html:

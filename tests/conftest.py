@@ -45,7 +45,7 @@ def anchor_dump():
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     """A small synthetic demo dataset (COCO keypoint-result JSON + manifest): 8 actions x 2 subjects x 2 reps."""
-    from etl.demo_data import generate_demo_data
+    from etl.commands.demo_data import generate_demo_data
 
     out = tmp_path_factory.mktemp("demo") / "demo"
     generate_demo_data(out, n_subjects=2, reps=2, seed=3)
@@ -54,9 +54,9 @@ def demo_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def keypoint_store(demo_dir, tmp_path_factory) -> Path:
-    from etl.ingest import ingest
+    from etl.commands.ingest import ingest
+    from etl.pose.skeleton import get_layout
     from etl.readers import ReadOptions
-    from etl.skeleton import get_layout
 
     out = tmp_path_factory.mktemp("kp") / "keypoints.zarr"
     ingest(
@@ -78,7 +78,7 @@ def small_render():
 
 @pytest.fixture(scope="session")
 def heatmap_store(keypoint_store, small_render, tmp_path_factory) -> Path:
-    from etl.render import render
+    from etl.commands.render import render
 
     out = tmp_path_factory.mktemp("hm") / "heatmaps.zarr"
     render(keypoint_store, out, small_render, threads=2)

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import scipy.io
 
-from etl.poseclip import PoseClip
+from etl.pose.clip import PoseClip
 
 
 def moving_poses(

@@ -9,7 +9,7 @@ from fixtures_pose import confidences, moving_poses, write_h5_clip, write_npz_cl
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from etl.readers import detect_format, detect_source
 
 runner = CliRunner()
@@ -58,9 +58,9 @@ def test_a_folder_without_pose_files_says_what_it_ignored(tmp_path):
 
 
 def test_a_readme_inside_a_yolo_clip_folder_is_no_frame(tmp_path):
-    from etl.poseclip import PoseClip
+    from etl.pose.clip import PoseClip
+    from etl.pose.skeleton import COCO17
     from etl.readers import ReadOptions, read_source
-    from etl.skeleton import COCO17
 
     kp, sc = moving_poses(1, 4, 17, img_h=480, img_w=640), confidences((1, 4, 17))
     folder = tmp_path / "walk"

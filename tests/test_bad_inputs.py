@@ -29,12 +29,12 @@ from fixtures_pose import (
     write_utd_mat,
 )
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, Reject
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.clip_checks import validate_clip
+from etl.pose.skeleton import BODY25, COCO17, JHMDB15, KINECT20, PENN13
 from etl.readers import ReadOptions, read_source
-from etl.safe_pickle import load_pickle
-from etl.skeleton import BODY25, COCO17, JHMDB15, KINECT20, PENN13
-from etl.validate import validate_clip
+from etl.readers.safe_pickle import load_pickle
 
 
 def read_all(paths, fmt, layout=COCO17, **options) -> list[PoseClip | Reject]:

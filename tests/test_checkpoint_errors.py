@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from train.checkpoint import load_model, render_settings
 from train.cli import app
 from train.models import build_model

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.cli import cli_errors as etl_cli_errors
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from train.cli import app as train_app
 
 runner = CliRunner()
@@ -41,7 +41,7 @@ def _clips(folder: Path) -> Path:
 def test_ingest_info_query_print_markup_verbatim(tmp_path, monkeypatch):
     wide = Console(soft_wrap=True, width=400)  # tables on one line each
     monkeypatch.setattr("etl.cli.console", wide)
-    monkeypatch.setattr("etl.cli_common.console", wide)
+    monkeypatch.setattr("etl.common.cli_helpers.console", wide)
     src = _clips(tmp_path / "in[bold]put")
     out = tmp_path / "out[/bold].zarr"
     result = runner.invoke(app, ["ingest", str(src), "--format", "npz", "--out", str(out)])

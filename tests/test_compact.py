@@ -7,7 +7,7 @@ import pytest
 
 from etl.heatmaps.compact import compact_box, to_canvas
 from etl.heatmaps.kernels import render_heatmaps
-from etl.skeleton import COCO17
+from etl.pose.skeleton import COCO17
 
 LIMBS = np.array(COCO17.limbs)
 

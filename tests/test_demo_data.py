@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from etl.demo_data import (
+from etl.commands.demo_data import (
     ACTIONS,
     IMG_H,
     IMG_W,
@@ -20,7 +20,7 @@ from etl.demo_data import (
     generate_demo_data,
     held_out_subjects,
 )
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 
 N_JOINTS = 17
 L_SH, R_SH, L_HIP, R_HIP, NOSE = 5, 6, 11, 12, 0

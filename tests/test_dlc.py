@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from fixtures_pose import confidences, moving_poses
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.skeleton import COCO17, H36M17
 from etl.readers import ReadOptions, detect_format, read_source
-from etl.skeleton import COCO17, H36M17
 
 SCORER = "DLC_resnet50_reachOct3shuffle1_200000"
 

@@ -1,4 +1,4 @@
-"""etl/download.py against a local HTTP server on 127.0.0.1 (no network): checksums, resume, safe unpacking."""
+"""etl/commands/download.py against a local HTTP server on 127.0.0.1 (no network): checksums, resume, safe unpacking."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from etl import download as dl
-from etl.errors import ActrecError
+from etl.commands import download as dl
+from etl.common.errors import ActrecError
 
 
 class _Files:

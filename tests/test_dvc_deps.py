@@ -50,5 +50,5 @@ def test_the_closure_follows_lazy_and_relative_imports(tmp_path):
     """The checker itself: a lazy import inside a function and a relative import are both found."""
     files = command_closure("actrec-etl", "render")
     names = {_module_name(p) for p in files}
-    assert {"etl.cli", "etl.render", "etl.heatmaps.kernels"} <= names
-    assert "etl.demo_data" not in names  # another command's lazy import does not count
+    assert {"etl.cli", "etl.commands.render", "etl.heatmaps.kernels"} <= names
+    assert "etl.commands.demo_data" not in names  # another command's lazy import does not count

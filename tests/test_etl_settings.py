@@ -14,10 +14,10 @@ import yaml
 from fixtures_bench import bench_module
 
 from etl.cli import app
+from etl.commands.ingest import ingest
+from etl.commands.render import render
 from etl.heatmaps.spec import RenderSpec
-from etl.ingest import ingest
 from etl.readers import ReadOptions
-from etl.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 # CLI option -> ReadOptions field, where the names differ

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 import etl
 from etl.cli import app as etl_app
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from train.cli import app as train_app
 
 runner = CliRunner()
@@ -20,7 +20,7 @@ def test_read_clips_on_a_missing_path_says_it_does_not_exist(tmp_path):
 
 
 def test_a_store_of_the_other_kind_is_named_with_its_article(keypoint_store):
-    from etl.heatmap_store import HeatmapStore
+    from etl.stores.heatmap_store import HeatmapStore
 
     with pytest.raises(ActrecError, match=r"is an actrec.keypoints store, expected actrec.heatmaps"):
         HeatmapStore.open(keypoint_store)
@@ -49,9 +49,9 @@ def test_show_draws_a_keypoint_store_clip(keypoint_store, tmp_path):
 
 
 def test_a_failed_render_leaves_no_partial_folder(keypoint_store, tmp_path, monkeypatch):
-    import etl.render as render_module
+    import etl.commands.render as render_module
     from etl.heatmaps.spec import RenderSpec
-    from etl.storeio import partial_path
+    from etl.stores.storeio import partial_path
 
     def fail(*args, **kwargs):
         raise ActrecError("a partition failed")
@@ -88,7 +88,7 @@ def test_no_empty_bar_before_a_validation_error_and_no_unknown_totals(keypoint_s
 
 
 def test_demo_readme_lists_the_labels_in_the_store_order(demo_dir, keypoint_store):
-    from etl.keypoint_store import KeypointStore
+    from etl.stores.keypoint_store import KeypointStore
 
     classes = KeypointStore.open(keypoint_store).classes
     line = next(line for line in (demo_dir / "README.md").read_text().splitlines() if line.startswith("`"))
@@ -106,7 +106,7 @@ def test_download_list_names_only_paths_a_user_has():
 def test_a_missing_split_shows_as_a_dash_not_nan(tmp_path):
     import pandas as pd
 
-    from etl.cliptable import CLIPS_FILE
+    from etl.stores.cliptable import CLIPS_FILE
 
     store = tmp_path / "s.zarr"
     store.mkdir()

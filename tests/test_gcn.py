@@ -1,4 +1,4 @@
-"""ST-GCN++ and CTR-GCN (train/gcn.py) and the ST-GCN++ checkpoint converter (train/convert_gcn.py), on the CPU."""
+"""ST-GCN++ and CTR-GCN (train/models/gcn.py) and the ST-GCN++ checkpoint converter (train/deploy/convert_gcn.py), on the CPU."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from etl.errors import ActrecError
-from train.convert_gcn import config_from_state, read_state, stgcnpp_from_state
-from train.gcn import CTRGCN, GCN_PRESETS, STGCNPP, STGCNPPConfig, build_gcn
+from etl.common.errors import ActrecError
+from train.deploy.convert_gcn import config_from_state, read_state, stgcnpp_from_state
+from train.models.gcn import CTRGCN, GCN_PRESETS, STGCNPP, STGCNPPConfig, build_gcn
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """Parity with MMAction2 1.2: its ST-GCN++ (built from stgcnpp_8xb16-joint-u100-80e_ntu60-xsub-keypoint-2d.py in the
-anchor venv of ../shared/anchor, randomised weights) converted by train/convert_gcn.py gives the same logits."""
+anchor venv of ../shared/anchor, randomised weights) converted by train/deploy/convert_gcn.py gives the same logits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from fixtures_bench import ROOT, bench_module
 
-from train.convert_gcn import read_state, stgcnpp_from_state
+from train.deploy.convert_gcn import read_state, stgcnpp_from_state
 
 
 @pytest.mark.shared

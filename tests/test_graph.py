@@ -1,13 +1,13 @@
-"""The skeleton graph of every built-in layout (train/graph.py) and the joint/bone/motion streams (train/streams.py)."""
+"""The skeleton graph of every built-in layout (train/models/graph.py) and the joint/bone/motion streams (train/sources/streams.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from etl.errors import ActrecError
-from etl.skeleton import LAYOUTS, get_layout
-from train.graph import (
+from etl.common.errors import ActrecError
+from etl.pose.skeleton import LAYOUTS, get_layout
+from train.models.graph import (
     PYSKL_BONE_PAIRS,
     bone_parents,
     center_index,
@@ -16,7 +16,7 @@ from train.graph import (
     inward_edges,
     spatial_adjacency,
 )
-from train.streams import STREAMS, bones, motion, stream
+from train.sources.streams import STREAMS, bones, motion, stream
 
 ALL = sorted(LAYOUTS)
 

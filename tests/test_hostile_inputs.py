@@ -26,11 +26,11 @@ from typer.testing import CliRunner
 
 import etl
 from etl.cli import app
-from etl.ingest import ingest
-from etl.limits import DEFAULT_MAX_CLIP_BYTES
-from etl.poseclip import PoseClip, Reject, safe_clip_id
+from etl.commands.ingest import ingest
+from etl.pose.clip import PoseClip, Reject, safe_clip_id
+from etl.pose.limits import DEFAULT_MAX_CLIP_BYTES
+from etl.pose.skeleton import COCO17
 from etl.readers import ReadOptions, read_source
-from etl.skeleton import COCO17
 
 runner = CliRunner()
 
@@ -229,8 +229,8 @@ _CAPPED_READ = r"""
 import json, resource, sys
 from pathlib import Path
 from etl.readers import ReadOptions, read_source
-from etl.poseclip import Reject
-from etl.skeleton import COCO17
+from etl.pose.clip import Reject
+from etl.pose.skeleton import COCO17
 
 def vm_bytes():
     for line in open("/proc/self/status"):
@@ -467,7 +467,8 @@ def test_non_ascii_names_give_distinct_readable_ids(tmp_path):
 def test_documented_limits_match_the_code():
     import inspect
 
-    from etl import cli, limits
+    from etl import cli
+    from etl.pose import limits
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
     params = inspect.signature(cli.ingest).parameters
@@ -487,7 +488,7 @@ def test_documented_limits_match_the_code():
 
 
 def test_documented_query_grammar_matches_the_code():
-    from etl.safe_query import METHODS, STR_METHODS
+    from etl.stores.safe_query import METHODS, STR_METHODS
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for name in METHODS:
@@ -529,7 +530,7 @@ def test_newer_readers_check_the_limits_too(tmp_path):
     # person/frame/byte check runs before their (M, T, V) arrays are built
     from fixtures_formats import ntu_bodies, write_ntu_skeleton
 
-    from etl.skeleton import NTU25
+    from etl.pose.skeleton import NTU25
 
     path = write_ntu_skeleton(tmp_path / "S001C001P001R001A001.skeleton", ntu_bodies(2, 6), ["1", "2"])
     options = {"layout": NTU25}

@@ -38,7 +38,7 @@ def test_no_import_cycles():
 
 
 def test_the_checker_sees_a_real_import():
-    assert "etl.heatmaps.kernels" in module_imports("etl.render")
+    assert "etl.heatmaps.kernels" in module_imports("etl.commands.render")
 
 
 def test_train_help_loads_no_reader():

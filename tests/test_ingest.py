@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 
 import etl
 from etl.cli import app
-from etl.errors import ActrecError
-from etl.ingest import ingest
-from etl.keypoint_store import KeypointStore
+from etl.commands.ingest import ingest
+from etl.common.errors import ActrecError
+from etl.pose.clip_checks import validate_clip
+from etl.pose.skeleton import get_layout
 from etl.readers import ReadOptions, read_source
-from etl.skeleton import get_layout
-from etl.validate import validate_clip
+from etl.stores.keypoint_store import KeypointStore
 
 runner = CliRunner()
 COCO = get_layout("coco17")
@@ -153,7 +153,7 @@ def test_failed_ingest_leaves_the_old_store_and_no_partial(demo_dir, tmp_path, m
     def explode(self, clip):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("etl.keypoint_store.KeypointWriter.add", explode)
+    monkeypatch.setattr("etl.stores.keypoint_store.KeypointWriter.add", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         ingest([demo_dir / "clips"], out=out, fmt="coco-json", options=_options(demo_dir), mode="overwrite")
     assert not (tmp_path / "kp.zarr.partial").exists()
@@ -252,7 +252,7 @@ def test_store_attrs_are_json(keypoint_store):
 
 
 def _clip(cid, label=None, name=None):
-    from etl.poseclip import PoseClip
+    from etl.pose.clip import PoseClip
 
     return PoseClip(
         cid,
@@ -269,7 +269,7 @@ def _clip(cid, label=None, name=None):
 
 
 def test_numeric_labels_keep_their_integers_and_never_get_two_names():
-    from etl.labels import NUMERIC, LabelBook
+    from etl.pose.labels import NUMERIC, LabelBook
 
     book = LabelBook(None)
     clips = [_clip("a", 2), _clip("b", 0, "run"), _clip("c", 2)]
@@ -282,7 +282,7 @@ def test_numeric_labels_keep_their_integers_and_never_get_two_names():
 
 
 def test_fixed_class_lists_check_numbers_and_names():
-    from etl.labels import LabelBook
+    from etl.pose.labels import LabelBook
 
     book = LabelBook(["run", "walk"])
     ok = _clip("a", 1)
@@ -306,7 +306,7 @@ def test_manifest_with_numbers_only_and_mixed_meta_types(demo_dir, tmp_path):
     assert (df.label == expected).all()  # the file's integers are kept
     assert (df.label_name == "class_" + df.label.astype(str)).all()
 
-    from etl.ingest import _meta_column_types
+    from etl.commands.ingest import _meta_column_types
 
     frame = pd.DataFrame(
         {"clip_id": ["a", "b", "c"], "fps": [30.0, "30", None], "tag": [30.0, "30fps", None]}
@@ -334,7 +334,7 @@ def test_manifest_number_columns_become_numbers_and_queries_select_them(demo_dir
     assert df.speed.dtype == "float64"
     assert df.room.dtype == "Int64"
     assert pd.api.types.is_string_dtype(df.note.dtype)
-    from etl.cliptable import query_clips
+    from etl.stores.cliptable import query_clips
 
     assert len(query_clips(df, "camera == 3")) == sum(i % 4 == 3 for i in range(n)) > 0
     assert len(query_clips(df, "speed > 1.0")) == sum(0.5 * (i % 5) > 1.0 for i in range(n)) > 0

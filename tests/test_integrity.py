@@ -23,16 +23,16 @@ from fixtures_train import tiny
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.cliptable import CLIPS_FILE, REJECTS_FILE, table_attrs, write_table
-from etl.errors import ActrecError, Interrupted
-from etl.heatmap_store import HeatmapStore, plan_layout, reading_store
-from etl.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
-from etl.locks import exclusive_lock, shared_lock
-from etl.poseclip import PoseClip
-from etl.render import PROGRESS_DIR, render
-from etl.skeleton import get_layout
-from etl.storeio import seal
-from etl.verify import verify_store
+from etl.commands.render import PROGRESS_DIR, render
+from etl.common.errors import ActrecError, Interrupted
+from etl.common.locks import exclusive_lock, shared_lock
+from etl.pose.clip import PoseClip
+from etl.pose.skeleton import get_layout
+from etl.stores.cliptable import CLIPS_FILE, REJECTS_FILE, table_attrs, write_table
+from etl.stores.heatmap_store import HeatmapStore, plan_layout, reading_store
+from etl.stores.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
+from etl.stores.storeio import seal
+from etl.stores.verify import verify_store
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def hm(heatmap_store, tmp_path) -> Path:
 
 
 def _ingest(src_dir: Path, out: Path, labels_csv: Path, mode: str = "create"):
-    from etl.ingest import ingest
+    from etl.commands.ingest import ingest
     from etl.readers import ReadOptions
 
     opts = ReadOptions(layout=get_layout("coco17"), labels_csv=labels_csv)
@@ -80,7 +80,7 @@ def test_reingest_is_refused_while_a_render_reads_the_store(demo_dir, kp):
 
 
 def test_render_holds_a_shared_lock_on_its_input(kp, small_render, tmp_path, monkeypatch):
-    import etl.render as render_mod
+    import etl.commands.render as render_mod
 
     seen = []
     real = render_mod._run_partitions
@@ -99,7 +99,7 @@ def test_render_holds_a_shared_lock_on_its_input(kp, small_render, tmp_path, mon
 
 def test_render_rechecks_its_input_before_publishing(kp, small_render, tmp_path, monkeypatch):
     """A writer that ignores the lock (another tool) changes the input mid-render: nothing is published."""
-    import etl.render as render_mod
+    import etl.commands.render as render_mod
 
     real = render_mod._run_partitions
 
@@ -159,7 +159,7 @@ def test_a_missing_shard_is_an_error_not_padding(hm):
 
 
 def test_a_partial_render_renamed_into_place_is_refused(kp, small_render, tmp_path, monkeypatch):
-    import etl.render as render_mod
+    import etl.commands.render as render_mod
 
     out = tmp_path / "hm.zarr"
 
@@ -317,7 +317,7 @@ def test_an_old_format_store_asks_for_a_rerender(hm):
 
 
 def _interrupted_render(kp: Path, out: Path, params, monkeypatch) -> Path:
-    import etl.render as render_mod
+    import etl.commands.render as render_mod
 
     def killed(*_):
         raise KeyboardInterrupt
@@ -488,7 +488,7 @@ def _enospc(*_a, **_k):
 
 
 def test_full_disk_during_ingest_overwrite_keeps_the_old_store(demo_dir, kp, monkeypatch):
-    import etl.keypoint_store as store_mod
+    import etl.stores.keypoint_store as store_mod
 
     before = _files(kp)
     # the store module writes its tables (finalise_store, called by ingest)
@@ -503,7 +503,7 @@ def test_full_disk_during_ingest_overwrite_keeps_the_old_store(demo_dir, kp, mon
 
 
 def test_full_disk_during_render_keeps_the_resumable_state(kp, small_render, tmp_path, monkeypatch):
-    import etl.render as render_mod
+    import etl.commands.render as render_mod
 
     real, calls = render_mod._write_marker, []
 
@@ -652,7 +652,7 @@ def test_dask_workers_pinned_to_one_cpu_exit_cleanly(keypoint_store, tmp_path):
     code = (
         "from distributed import LocalCluster\n"
         "from etl.heatmaps.spec import RenderSpec\n"
-        "from etl.render import render\n"
+        "from etl.commands.render import render\n"
         "if __name__ == '__main__':\n"
         "    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as c:\n"
         f"        render({str(keypoint_store)!r}, {str(tmp_path / 'hm.zarr')!r}, RenderSpec(size=32),"

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from fixtures_pose import confidences, moving_poses, write_manifest, write_openpose_clip, write_sleap_analysis
 
-from etl.errors import ActrecError
-from etl.ingest import ingest
-from etl.keypoint_store import KeypointStore
-from etl.layout_map import canonical_joint_name, layout_mapping
-from etl.poseclip import PoseClip, Reject
+from etl.commands.ingest import ingest
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.layout_map import canonical_joint_name, layout_mapping
+from etl.pose.skeleton import BODY25, COCO17, H36M17, HALPE26, LAYOUTS, OPENPOSE18, POSETRACK17, get_layout
 from etl.readers import ReadOptions, read_source
-from etl.skeleton import BODY25, COCO17, H36M17, HALPE26, LAYOUTS, OPENPOSE18, POSETRACK17, get_layout
+from etl.stores.keypoint_store import KeypointStore
 
 
 def read_all(paths, fmt, layout=COCO17, **options) -> list[PoseClip | Reject]:
@@ -310,7 +310,7 @@ def _mmpose_file(path: Path, keypoints: np.ndarray, names: list[str]) -> Path:
 
 
 def test_mmpose_named_jhmdb_file_reads_by_alias(tmp_path):
-    from etl.skeleton import JHMDB15
+    from etl.pose.skeleton import JHMDB15
 
     assert JHMDB15.names_of("face") == ("face", "head")
     kp = moving_poses(1, 5, 15, seed=6)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from etl.heatmaps.kernels import quantize_uint8, render_heatmaps, set_threads
-from etl.skeleton import COCO17
+from etl.pose.skeleton import COCO17
 
 LIMBS = np.array(COCO17.limbs)  # the PoseC3D *-limb configs' order (= the anchor's CONFIG_LIMB_SKELETONS)
 SAMPLES = ("s0", "s1", "s2", "s3")  # s3 has two persons

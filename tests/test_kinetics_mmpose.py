@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from fixtures_pose import confidences, moving_poses
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.skeleton import COCO17, H36M17, OPENPOSE18
 from etl.readers import ReadOptions, detect_format, read_source
-from etl.skeleton import COCO17, H36M17, OPENPOSE18
 
 
 def read_all(paths, fmt, layout=COCO17, **options) -> list[PoseClip | Reject]:

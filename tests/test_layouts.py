@@ -14,18 +14,18 @@ from fixtures_formats import add_sleap_edges, write_dlc, write_sleap_csv
 from fixtures_pose import confidences, moving_poses, write_sleap_analysis
 from fixtures_train import tiny
 
-from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore
+from etl.commands.ingest import ingest
+from etl.commands.render import render
+from etl.common.errors import ActrecError
 from etl.heatmaps.spec import RenderSpec
-from etl.ingest import ingest
-from etl.keypoint_store import KeypointStore
-from etl.layout_def import stored_layout
-from etl.layout_file import infer_pairs, layout_option, load_layout_yaml
+from etl.pose.layout_def import stored_layout
+from etl.pose.layout_file import infer_pairs, layout_option, load_layout_yaml
+from etl.pose.skeleton import COCO17
 from etl.readers import ReadOptions
-from etl.render import render
-from etl.skeleton import COCO17
+from etl.stores.heatmap_store import HeatmapStore
+from etl.stores.keypoint_store import KeypointStore
+from train.deploy.predict import predict_file
 from train.fit import fit
-from train.predict import predict_file
 
 MOUSE = ["snout", "leftear", "rightear", "tailbase"]
 MOUSE_SKELETON = [["snout", "leftear"], ["snout", "rightear"], ["snout", "tailbase"]]

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from fixtures_pose import confidences, moving_poses
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.skeleton import MEDIAPIPE33
 from etl.readers import ReadOptions, detect_format, read_source
-from etl.skeleton import MEDIAPIPE33
 
 W, H = 1280, 720
 

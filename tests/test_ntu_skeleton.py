@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from fixtures_formats import ntu_bodies, write_ntu_skeleton
 
-from etl.cliptable import read_clip_table, read_rejects
-from etl.errors import ActrecError
-from etl.ingest import ingest
-from etl.poseclip import PoseClip, Reject
+from etl.commands.ingest import ingest
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.skeleton import COCO17, NTU25
 from etl.readers import ReadOptions, detect_format, read_source
 from etl.readers.ntu_classes import CLASSES
-from etl.skeleton import COCO17, NTU25
+from etl.stores.cliptable import read_clip_table, read_rejects
 
 IDS = ["72057594037931101", "72057594037931102"]
 

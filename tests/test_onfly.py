@@ -17,10 +17,10 @@ import torch
 from fixtures_train import tiny
 from typer.testing import CliRunner
 
-from etl.heatmap_store import HeatmapStore
 from etl.heatmaps.kernels import render_heatmaps
 from etl.heatmaps.spec import RenderSpec
-from etl.skeleton import COCO17
+from etl.pose.skeleton import COCO17
+from etl.stores.heatmap_store import HeatmapStore
 from train.checkpoint import load_checkpoint
 from train.cli import app
 from train.fit import FitConfig, fit
@@ -389,7 +389,7 @@ def test_fit_from_keypoints_then_evaluate_from_either_store(
 
 
 def test_evaluate_refuses_a_heatmap_store_with_another_sigma(keypoint_store, tmp_path):
-    from etl.render import render
+    from etl.commands.render import render
 
     fit(kp_tiny(keypoint_store, tmp_path / "run", epochs=1), log=_quiet)
     other = tmp_path / "sigma1.zarr"
@@ -451,7 +451,7 @@ def test_fit_evaluation_and_predict_never_branch_on_the_source_kind():
     import train
 
     root = Path(train.__file__).parent
-    for module in ("fit.py", "evaluation.py", "predict.py"):
+    for module in ("fit.py", "deploy/evaluation.py", "deploy/predict.py"):
         assert _source_kind_branches(ast.parse((root / module).read_text())) == [], module
     caught = 'isinstance(store, KeypointSource)\nif source == "keypoints": pass\n'
     assert len(_source_kind_branches(ast.parse(caught))) == 2

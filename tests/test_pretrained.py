@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from train.checkpoint import load_checkpoint, load_model, render_settings
 from train.cli import app
-from train.convert import sha256_file
+from train.deploy.convert import sha256_file
+from train.deploy.pretrained import adapt_input_conv, init_from
 from train.models import build_model
-from train.pretrained import adapt_input_conv, init_from
-from train.resnet import ResNet
+from train.models.resnet import ResNet
 
 runner = CliRunner()
 
@@ -31,7 +31,7 @@ runner = CliRunner()
 
 def to_mmaction2(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Our c3d names -> the names MMAction2/PYSKL save (ConvModule: .conv/.bn; I3DHead: cls_head.fc_cls),
-    written out independently of train/convert.py."""
+    written out independently of train/deploy/convert.py."""
     out = {}
     for key, value in state.items():
         new = key
@@ -299,7 +299,7 @@ def _onnx_available() -> bool:
 def test_exported_model_gives_the_pytorch_logits(model_name, fmt, tmp_path):
     if fmt == "onnx" and not _onnx_available():
         pytest.skip("onnx/onnxruntime not installed (pip install 'actrec[export]')")
-    from train.export import read_onnx_metadata, read_torchscript_metadata, run_onnx, run_torchscript
+    from train.deploy.export import read_onnx_metadata, read_torchscript_metadata, run_onnx, run_torchscript
 
     ckpt = _checkpoint(model_name, tmp_path / "m.pt")
     out = tmp_path / f"model.{'onnx' if fmt == 'onnx' else 'ts'}"
@@ -339,8 +339,8 @@ def _concatenate(first: Path, second: Path, out: Path) -> int:
 def test_windowed_predict_labels_both_halves_of_two_concatenated_clips(demo_dir, tmp_path):
     from etl.heatmaps.clip import render_clip
     from etl.heatmaps.spec import RenderSpec
-    from etl.skeleton import get_layout
-    from train.predict import read_clips
+    from etl.pose.skeleton import get_layout
+    from train.deploy.predict import read_clips
     from train.sources.sampling import sample_test, sample_train
     from train.sources.views import hflip
 
@@ -463,7 +463,7 @@ def test_windowed_predict_labels_both_halves_of_two_concatenated_clips(demo_dir,
 
 
 def test_window_starts_cover_every_frame():
-    from train.windows import window_starts
+    from train.deploy.windows import window_starts
 
     assert window_starts(10, 16, 4) == [0]
     assert window_starts(40, 16, 8) == [0, 8, 16, 24]
@@ -471,9 +471,9 @@ def test_window_starts_cover_every_frame():
 
 
 def test_evaluate_accepts_a_converted_checkpoint(keypoint_store, tmp_path):
-    from etl.heatmap_store import HeatmapStore
+    from etl.commands.render import render
     from etl.heatmaps.spec import RenderSpec
-    from etl.render import render
+    from etl.stores.heatmap_store import HeatmapStore
 
     store = tmp_path / "joints.zarr"
     render(keypoint_store, store, RenderSpec(channels="joints", size=32))

@@ -19,12 +19,12 @@ import zarr
 from fixtures_train import tiny
 from typer.testing import CliRunner
 
-from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore
-from etl.locks import exclusive_lock, lock_path, shared_lock
-from etl.render import render
-from etl.shard_reader import ShardedFrameReader
-from etl.verify import verify_store
+from etl.commands.render import render
+from etl.common.errors import ActrecError
+from etl.common.locks import exclusive_lock, lock_path, shared_lock
+from etl.stores.heatmap_store import HeatmapStore
+from etl.stores.shard_reader import ShardedFrameReader
+from etl.stores.verify import verify_store
 
 runner = CliRunner()
 
@@ -200,10 +200,10 @@ def test_a_reader_with_a_cached_index_says_the_store_was_replaced(hm, keypoint_s
 
 
 def test_a_keypoint_store_replaced_under_a_reader_says_so(keypoint_store, demo_dir, tmp_path):
-    from etl.ingest import ingest
-    from etl.keypoint_store import KeypointStore
+    from etl.commands.ingest import ingest
+    from etl.pose.skeleton import get_layout
     from etl.readers import ReadOptions
-    from etl.skeleton import get_layout
+    from etl.stores.keypoint_store import KeypointStore
 
     kp = tmp_path / "kp.zarr"
     shutil.copytree(keypoint_store, kp)
@@ -241,9 +241,9 @@ def test_locks_are_keyed_on_the_real_path(tmp_path):
 def test_ingest_overwrite_is_refused_while_a_render_reads_through_a_symlink(
     demo_dir, keypoint_store, small_render, tmp_path
 ):
-    from etl.ingest import ingest
+    from etl.commands.ingest import ingest
+    from etl.pose.skeleton import get_layout
     from etl.readers import ReadOptions
-    from etl.skeleton import get_layout
 
     kp = tmp_path / "kp.zarr"
     shutil.copytree(keypoint_store, kp)
@@ -259,7 +259,7 @@ def test_ingest_overwrite_is_refused_while_a_render_reads_through_a_symlink(
 _FORKING_HOLDER = """
 import os, sys, time
 from pathlib import Path
-from etl.locks import exclusive_lock, shared_lock
+from etl.common.locks import exclusive_lock, shared_lock
 out, store, marker = map(Path, sys.argv[1:4])
 with exclusive_lock(out, "fit"), shared_lock(store, "fit"):
     if os.fork() == 0:  # a loader worker: outlives its parent for a while

@@ -29,10 +29,10 @@ from fixtures_pose import (
     write_utd_mat,
 )
 
-from etl.limits import BYTES_PER_JOINT
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.limits import BYTES_PER_JOINT
+from etl.pose.skeleton import COCO17, JHMDB15, KINECT20, MEDIAPIPE33, NTU25, OPENPOSE18, PENN13
 from etl.readers import FORMATS, ReadOptions, read_source
-from etl.skeleton import COCO17, JHMDB15, KINECT20, MEDIAPIPE33, NTU25, OPENPOSE18, PENN13
 
 T = 6  # frames of every clip written here
 

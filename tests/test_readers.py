@@ -29,12 +29,12 @@ from fixtures_pose import (
     write_utd_mat,
 )
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, Reject
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.clip_checks import validate_clip
+from etl.pose.skeleton import BODY25, COCO17, JHMDB15, KINECT20, OPENPOSE18, PENN13
 from etl.readers import FORMATS, ReadOptions, dataset_classes, detect_format, read_source
 from etl.readers import utd_mhad as utd
-from etl.skeleton import BODY25, COCO17, JHMDB15, KINECT20, OPENPOSE18, PENN13
-from etl.validate import validate_clip
 
 
 def read_all(paths, fmt, layout=COCO17, **options) -> list[PoseClip | Reject]:
@@ -629,7 +629,7 @@ def test_labels_manifest_is_applied_for_every_format(tmp_path, fmt):
 def test_missing_input_paths(tmp_path):
     """One check (readers.common.existing_inputs) behind the three callers: ingest wants every path, read_source
     and detect_format at least one (read_source rejects the others)."""
-    from etl.ingest import ingest
+    from etl.commands.ingest import ingest
 
     present = write_coco_results(tmp_path / "c.json", moving_poses(1, 4, 17), confidences((1, 4, 17)))
     missing = tmp_path / "gone.json"

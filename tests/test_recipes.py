@@ -12,8 +12,8 @@ import torch
 from fixtures_train import tiny
 from typer.testing import CliRunner
 
-from etl.demo_data import ACTIONS
-from etl.errors import ActrecError
+from etl.commands.demo_data import ACTIONS
+from etl.common.errors import ActrecError
 from train.checkpoint import load_checkpoint, load_model, save_checkpoint
 from train.cli import app
 from train.fit import FitConfig, fit
@@ -212,12 +212,12 @@ def test_cli_optimizer_and_nesterov_options(heatmap_store, tmp_path):
 def demo_store(tmp_path_factory):
     """The demo data at its `make demo` size (8 actions x 8 subjects x 5 reps: 240 train / 80 test clips),
     rendered as the demo pipeline does (joints+limbs, 32 px)."""
-    from etl.demo_data import generate_demo_data
+    from etl.commands.demo_data import generate_demo_data
+    from etl.commands.ingest import ingest
+    from etl.commands.render import render
     from etl.heatmaps.spec import RenderSpec
-    from etl.ingest import ingest
+    from etl.pose.skeleton import get_layout
     from etl.readers import ReadOptions
-    from etl.render import render
-    from etl.skeleton import get_layout
 
     root = tmp_path_factory.mktemp("demo_full")
     generate_demo_data(root / "demo", n_subjects=8, reps=5, seed=3)

@@ -18,14 +18,14 @@ import zarr
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore
+from etl.commands.render import render
+from etl.common.errors import ActrecError
 from etl.heatmaps.clip import render_clip
 from etl.heatmaps.spec import RenderSpec
-from etl.keypoint_store import KeypointStore
-from etl.render import render
-from etl.storeio import exclusive_lock
-from etl.verify import verify_store
+from etl.stores.heatmap_store import HeatmapStore
+from etl.stores.keypoint_store import KeypointStore
+from etl.stores.storeio import exclusive_lock
+from etl.stores.verify import verify_store
 
 runner = CliRunner()
 
@@ -258,10 +258,10 @@ def test_show_writes_a_filmstrip(heatmap_store, tmp_path):
 @pytest.mark.shared
 @pytest.mark.slow
 def test_penn_action_renders_27_channels(shared_dir, tmp_path):
+    from etl.commands.ingest import ingest
     from etl.heatmaps.spec import RenderSpec
-    from etl.ingest import ingest
+    from etl.pose.skeleton import get_layout
     from etl.readers import ReadOptions
-    from etl.skeleton import get_layout
 
     kp = tmp_path / "penn.zarr"
     labels = sorted((shared_dir / "data" / "penn_action" / "labels").glob("*.mat"))[::40]  # 59 clips
@@ -281,9 +281,9 @@ def test_rerender_after_reingest_in_the_same_process(demo_dir, keypoint_store, s
     path must not be served from the cache."""
     import shutil
 
-    from etl.ingest import ingest
+    from etl.commands.ingest import ingest
+    from etl.pose.skeleton import get_layout
     from etl.readers import ReadOptions
-    from etl.skeleton import get_layout
 
     kp = tmp_path / "kp.zarr"
     shutil.copytree(keypoint_store, kp)

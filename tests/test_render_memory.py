@@ -15,17 +15,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import etl.render
-from etl.cliptable import CLIPS_FILE, REJECTS_FILE, table_attrs, write_table
-from etl.heatmap_store import HeatmapStore, clip_checksum, plan_layout
+import etl.commands.render
+from etl.commands.render import render
 from etl.heatmaps.clip import render_clip
 from etl.heatmaps.spec import RenderSpec
-from etl.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
-from etl.poseclip import PoseClip
-from etl.render import render
-from etl.skeleton import get_layout
-from etl.storeio import seal
-from etl.verify import verify_store
+from etl.pose.clip import PoseClip
+from etl.pose.skeleton import get_layout
+from etl.stores.cliptable import CLIPS_FILE, REJECTS_FILE, table_attrs, write_table
+from etl.stores.heatmap_store import HeatmapStore, clip_checksum, plan_layout
+from etl.stores.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
+from etl.stores.storeio import seal
+from etl.stores.verify import verify_store
 
 
 def _keypoint_store(path: Path, lengths: list[int], *, persons: int = 2) -> Path:
@@ -72,9 +72,11 @@ def test_pieces_write_the_same_bytes_as_one_whole_partition(tmp_path, monkeypatc
     assert max(p.frame_hi - p.frame_lo for p in parts) >= 8 * shard  # a partition several pieces long
     stores = {}
     for piece_shards in (1, 3, 10**6):  # one shard a piece (the default), a few, the whole partition at once
-        monkeypatch.setattr(etl.render, "PIECE_SHARDS", piece_shards)
+        monkeypatch.setattr(etl.commands.render, "PIECE_SHARDS", piece_shards)
         stores[piece_shards] = render(kp, tmp_path / f"hm{piece_shards}.zarr", SPEC, threads=2)
-    assert etl.render.PIECE_SHARDS == 10**6  # the monkeypatch reached the partitions (threads read it)
+    assert (
+        etl.commands.render.PIECE_SHARDS == 10**6
+    )  # the monkeypatch reached the partitions (threads read it)
     whole = _files(stores[10**6].out)
     assert any(k.startswith("heatmaps/c/") for k in whole)
     for piece_shards in (1, 3):
@@ -95,18 +97,18 @@ def test_pieces_write_the_same_bytes_as_one_whole_partition(tmp_path, monkeypatc
 
 
 def test_the_default_piece_is_one_shard():
-    assert etl.render.PIECE_SHARDS == 1
+    assert etl.commands.render.PIECE_SHARDS == 1
 
 
 # Runs the CLI with PIECE_SHARDS set (sys.argv[1]) and reports the process's peak address space at exit.
 _CLI = """
 import atexit, sys
-import etl.render
+import etl.commands.render
 def peak():
     kb = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmPeak:")]
     sys.stderr.write(f"VmPeak {kb[0]}\\n")
 atexit.register(peak)
-etl.render.PIECE_SHARDS = int(sys.argv[1])
+etl.commands.render.PIECE_SHARDS = int(sys.argv[1])
 from etl.cli import app
 sys.argv = ["actrec-etl", *sys.argv[2:]]
 app()

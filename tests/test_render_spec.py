@@ -15,11 +15,11 @@ import torch
 import zarr
 from import_graph import ROOT, all_modules, module_imports
 
-from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore
+from etl.commands.info import store_summary
+from etl.common.errors import ActrecError
 from etl.heatmaps.spec import RenderSpec
-from etl.skeleton import get_layout
-from etl.summary import store_summary
+from etl.pose.skeleton import get_layout
+from etl.stores.heatmap_store import HeatmapStore
 from train.checkpoint import RENDER_KEYS, _check_render, render_settings
 from train.config import FitConfig
 
@@ -148,9 +148,11 @@ def _reachable(start: str) -> set[str]:
 
 
 def test_no_module_under_train_imports_the_render_command():
-    offenders = {m for m in all_modules() if m.startswith("train.") and "etl.render" in _reachable(m)}
+    offenders = {
+        m for m in all_modules() if m.startswith("train.") and "etl.commands.render" in _reachable(m)
+    }
     assert offenders == set()
-    assert "etl.heatmaps.clip" in module_imports("train.predict")  # the checker sees the pure render
+    assert "etl.heatmaps.clip" in module_imports("train.deploy.predict")  # the checker sees the pure render
 
 
 def test_the_spec_module_imports_nothing_heavy():

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from etl import pipeline_report
 from etl.cli import app
-from etl.errors import ActrecError
+from etl.commands import report as pipeline_report
+from etl.common.errors import ActrecError
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("c3d", "cnn_lstm", "cnn_lstm_attn")
@@ -152,7 +152,7 @@ def test_html_page_shows_its_pictures_offline_in_a_browser(tmp_path):
 def test_module_entry_point_runs(tmp_path):
     _one_run(tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "etl.pipeline_report", "--root", str(tmp_path)],
+        [sys.executable, "-m", "etl.commands.report", "--root", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,

@@ -11,8 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.cliptable import CLIPS_FILE, query_clips
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
+from etl.stores.cliptable import CLIPS_FILE, query_clips
 from train.sources.loading import select_clips
 
 runner = CliRunner()
@@ -199,7 +199,7 @@ def test_missing_values_select_nothing():
 def test_text_column_against_a_number_warns_or_says_why(tmp_path):
     import warnings
 
-    from etl.errors import ActrecWarning
+    from etl.common.errors import ActrecWarning
 
     df = pd.DataFrame({"camera": ["1", "3", "cam2"], "speed": ["fast", "1.5", "2"], "n": [1, 3, 5]})
     with pytest.warns(ActrecWarning, match=r"column 'camera' holds text .* write camera == '3'"):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import zarr
 
-from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore
-from etl.render import render
-from etl.shard_reader import ShardedFrameReader
+from etl.commands.render import render
+from etl.common.errors import ActrecError
+from etl.stores.heatmap_store import HeatmapStore
+from etl.stores.shard_reader import ShardedFrameReader
 
 
 def _check_all_frames(store_path):

@@ -1,7 +1,7 @@
 import pytest
 
-from etl.errors import ActrecError
-from etl.skeleton import LAYOUTS, get_layout
+from etl.common.errors import ActrecError
+from etl.pose.skeleton import LAYOUTS, get_layout
 
 
 def _mirror_name(name: str) -> str:

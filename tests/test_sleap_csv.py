@@ -10,9 +10,9 @@ import pandas as pd
 from fixtures_formats import write_sleap_csv
 from fixtures_pose import confidences, moving_poses, write_sleap_analysis
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.skeleton import COCO17
 from etl.readers import ReadOptions, detect_format, detect_source, read_source
-from etl.skeleton import COCO17
 
 FLY = ["head", "thorax", "abdomen", "wing_l", "wing_r"]  # an animal skeleton: no joint of a human layout
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fixtures_formats import stgcn_kinetics_arrays
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.skeleton import NTU25, OPENPOSE18
 from etl.readers import ReadOptions, detect_format, read_source, stgcn_npy
-from etl.skeleton import NTU25, OPENPOSE18
 
 
 def read_all(paths, layout=OPENPOSE18, **options) -> list[PoseClip | Reject]:

@@ -20,8 +20,8 @@ import torch
 from fixtures_train import tiny
 from typer.testing import CliRunner
 
-from etl.errors import ActrecError
-from etl.heatmap_store import HeatmapStore
+from etl.common.errors import ActrecError
+from etl.stores.heatmap_store import HeatmapStore
 from train.checkpoint import load_checkpoint
 from train.cli import app
 from train.fit import fit
@@ -495,7 +495,7 @@ def test_resume_notices_a_re_rendered_store_at_the_same_path(
 ):
     import shutil
 
-    from etl.render import render
+    from etl.commands.render import render
 
     store = tmp_path / "hm.zarr"
     shutil.copytree(heatmap_store, store)
@@ -548,8 +548,8 @@ def test_evaluate_writes_metrics_json(trained, heatmap_store, tmp_path):
 
 
 def test_evaluate_refuses_a_store_rendered_differently(trained, keypoint_store, tmp_path):
+    from etl.commands.render import render
     from etl.heatmaps.spec import RenderSpec
-    from etl.render import render
 
     other = tmp_path / "joints.zarr"
     render(keypoint_store, other, RenderSpec(channels="joints", size=32))
@@ -571,8 +571,8 @@ def test_predict_prints_top_k_labels(trained, demo_dir):
 def test_predict_folder_summary_json_csv_true_labels_and_attention(trained, demo_dir, tmp_path):
     import csv
 
-    from etl.skeleton import get_layout
-    from train.predict import read_clips
+    from etl.pose.skeleton import get_layout
+    from train.deploy.predict import read_clips
 
     folder = tmp_path / "few"
     folder.mkdir()
@@ -619,8 +619,8 @@ def test_predict_folder_summary_json_csv_true_labels_and_attention(trained, demo
 
 
 def test_predict_layout_hint_names_no_missing_option():
-    from etl.skeleton import get_layout
-    from train.predict import _layout_hint
+    from etl.pose.skeleton import get_layout
+    from train.deploy.predict import _layout_hint
 
     reason = "joints do not match; --layout coco17 matches the file"
     hinted = _layout_hint(reason, get_layout("jhmdb15"))

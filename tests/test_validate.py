@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from fixtures_pose import confidences, make_clip, moving_poses
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, Reject
-from etl.skeleton import COCO17
-from etl.validate import validate_clip
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.clip_checks import validate_clip
+from etl.pose.skeleton import COCO17
 
 
 def test_a_good_clip_passes_unchanged_as_a_new_object():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fixtures_video import need, write_video
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 
 av = need("av")
 from etl.video.decode import frames, probe  # noqa: E402

@@ -17,8 +17,8 @@ from fixtures_video import need, write_onnx_pose_model, write_video
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.cliptable import read_clip_table
-from etl.errors import ActrecError, Interrupted
+from etl.common.errors import ActrecError, Interrupted
+from etl.stores.cliptable import read_clip_table
 from etl.video.options import ExtractOptions
 
 need("av")

@@ -49,12 +49,12 @@ def test_a_person_in_most_frames_inside_the_frame(extracted):
 
 
 def test_round_trip_extract_ingest_render(extracted, tmp_path):
-    from etl.heatmap_store import HeatmapStore
+    from etl.commands.ingest import ingest
+    from etl.commands.render import render
     from etl.heatmaps.spec import RenderSpec
-    from etl.ingest import ingest
+    from etl.pose.skeleton import get_layout
     from etl.readers import ReadOptions
-    from etl.render import render
-    from etl.skeleton import get_layout
+    from etl.stores.heatmap_store import HeatmapStore
 
     labels = tmp_path / "labels.csv"
     labels.write_text("clip_id,label_name\nsports2d_demo,sports\n")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fixtures_pose import confidences, moving_poses
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.skeleton import COCO17
 from etl.readers import ReadOptions, detect_format, read_source
-from etl.skeleton import COCO17
 
 W, H = 640, 480
 
@@ -102,7 +102,7 @@ def test_cli_image_size_and_to_layout(tmp_path):
     from typer.testing import CliRunner
 
     from etl.cli import app
-    from etl.keypoint_store import KeypointStore
+    from etl.stores.keypoint_store import KeypointStore
 
     kp, sc = moving_poses(1, 4, 17, img_h=H, img_w=W), confidences((1, 4, 17))
     folder = _write_txt_clip(tmp_path / "src" / "jump_2", kp, sc, conf=True, track=False)

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from etl.heatmaps.spec import DTYPES, SIZE_RANGE, RenderSpec
-from etl.storeio import disk_full_error, is_disk_full
+from etl.stores.storeio import disk_full_error, is_disk_full
 
 _RENDER = RenderSpec()  # a converted checkpoint's render settings default to `actrec-etl render`'s
 
@@ -315,8 +315,8 @@ def _check_model_config(config_cls: type, config: dict, where: str) -> None:
 
 def _check_render(render: Any, in_channels: int, where: str) -> None:
     """The settings predict renders new poses with: a known layout and preset, sizes we can afford."""
-    from etl.layout_def import stored_layout
-    from etl.skeleton import CHANNEL_PRESETS, LAYOUTS
+    from etl.pose.layout_def import stored_layout
+    from etl.pose.skeleton import CHANNEL_PRESETS, LAYOUTS
 
     if not isinstance(render, dict):
         raise ActrecError(f"{where}: render settings are a {type(render).__name__}, not a dict")
@@ -388,7 +388,7 @@ def render_settings(
     dtype: str = _RENDER.dtype,
 ) -> dict:
     """Render settings for a checkpoint that did not come from one of our stores (a converted one)."""
-    from etl.skeleton import get_layout
+    from etl.pose.skeleton import get_layout
 
     spec = RenderSpec(
         channels=channel_preset,

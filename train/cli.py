@@ -16,9 +16,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from etl.cli_common import cells, cli_errors, default_of, err_console, say
-from etl.cli_progress import progress_bar, progress_columns
-from etl.errors import ActrecError
+from etl.common.cli_helpers import cells, cli_errors, default_of, err_console, say
+from etl.common.errors import ActrecError
+from etl.common.progress import progress_bar, progress_columns
 from train.config import FitConfig
 
 
@@ -240,8 +240,8 @@ def evaluate(
 ):
     """Multi-clip testing of a checkpoint (10 views + flip, averaged, as PoseC3D); writes metrics JSON."""
     from train.checkpoint import load_model
+    from train.deploy.evaluation import evaluate_checkpoint
     from train.device import pick_device
-    from train.evaluation import evaluate_checkpoint
 
     loaded = load_model(checkpoint, pick_device(device))  # checked before the progress bar starts
 
@@ -324,8 +324,8 @@ def predict(
 ):
     """Render a pose file in memory with the checkpoint's settings and print the top-k labels (per clip, or per
     window over time with --window); a folder gets one table, with the accuracy when the clips have labels."""
-    from train.predict import resolve_format
-    from train.predict_video import is_video, video_pose_file, write_overlay
+    from train.deploy.predict import resolve_format
+    from train.deploy.predict_video import is_video, video_pose_file, write_overlay
 
     video = pose_file if is_video(pose_file) else None  # a video: its poses first (actrec[video])
     if video is not None:
@@ -349,7 +349,7 @@ def predict(
             "--json and --labels are for one label per clip; with --window write --out FILE.json"
         )
     fmt = picked
-    from train.windows import plot_timeline, predict_windows, write_windows
+    from train.deploy.windows import plot_timeline, predict_windows, write_windows
 
     stride = stride or max(1, window // 2)
     results = predict_windows(
@@ -385,7 +385,7 @@ def predict(
 
 
 def _predict_clips(checkpoint, pose_file, fmt, top_k, clips, device, out, as_json, labels, said) -> list:
-    from train.predict import accuracy, predict_file, predictions_json, write_predictions
+    from train.deploy.predict import accuracy, predict_file, predictions_json, write_predictions
 
     preds = predict_file(
         checkpoint, pose_file, fmt=fmt, top_k=top_k, clips=clips, device=device, labels=labels
@@ -441,7 +441,7 @@ def convert(
     ] = None,
 ):
     """Turn a PoseC3D checkpoint (MMAction2 1.x/0.x, PYSKL) into an actrec checkpoint for evaluate/predict/fit."""
-    from train.convert import convert as run_convert
+    from train.deploy.convert import convert as run_convert
 
     report = run_convert(
         src,
@@ -474,7 +474,7 @@ def export(
 ):
     """Export a checkpoint as TorchScript or ONNX: input (B, C, T, H, W) float in [0, 1], output logits; class
     names and render settings inside the file and in FILE.json."""
-    from train.export import export_model
+    from train.deploy.export import export_model
 
     report = export_model(checkpoint, out, fmt)
     say(

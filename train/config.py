@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from etl.heatmaps.spec import RenderSpec
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -64,7 +64,7 @@ class FitConfig:
     padding: float = _RENDER.padding
     eps: float = _RENDER.eps
     dtype: str = _RENDER.dtype
-    # fine-tuning (train/pretrained.py): weights to start from, backbone lr factor, epochs with a frozen backbone
+    # fine-tuning (train/deploy/pretrained.py): weights to start from, backbone lr factor, epochs with a frozen backbone
     init_from: str | None = None
     backbone_lr_scale: float = 1.0
     freeze_backbone_epochs: int = 0

@@ -8,7 +8,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 
 
 def init_distributed() -> tuple[int, int]:

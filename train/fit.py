@@ -21,15 +21,15 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from etl.heatmap_store import reading_store, value_scale
+from etl.stores.heatmap_store import reading_store, value_scale
 from train.checkpoint import model_from_checkpoint, rng_states, save_checkpoint
 from train.config import FitConfig
+from train.deploy.evaluation import attention_of_views, validate
+from train.deploy.pretrained import freeze_backbone_statistics, init_from
 from train.device import init_distributed, mean_over_ranks, pick_device
-from train.evaluation import attention_of_views, validate
 from train.models import build_model, count_parameters
 from train.optim import build_optimizer
 from train.plots import plot_attention, plot_confusion, plot_curves
-from train.pretrained import freeze_backbone_statistics, init_from
 from train.recipes import FIELDS, resolve
 from train.run_dir import (
     TIMING,

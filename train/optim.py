@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from train.config import SCHEDULES  # noqa: F401  (the choices of --schedule)
-from train.pretrained import optimizer_groups
+from train.deploy.pretrained import optimizer_groups
 
 
 def lr_factor(values: dict, steps_per_epoch: int, step_size: int = 30) -> Callable[[int], float]:
@@ -47,7 +47,7 @@ def build_optimizer(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, list[Callable[[int], float]]]:
     """(optimizer, per-iteration scheduler, the factor of each parameter group) for `values` (resolved recipe).
 
-    Fine-tuning groups (backbone lr scale, frozen backbone) come from train/pretrained.py; its freeze counts in
+    Fine-tuning groups (backbone lr scale, frozen backbone) come from train/deploy/pretrained.py; its freeze counts in
     scheduler steps, so the frozen epochs are given as iterations."""
     lr = values["lr"]
     groups, factors = optimizer_groups(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from train.config import OPTIMIZERS
 
 

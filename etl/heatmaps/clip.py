@@ -13,7 +13,7 @@ import numpy as np
 
 from etl.heatmaps.compact import compact_box, to_canvas
 from etl.heatmaps.spec import RenderSpec
-from etl.skeleton import Layout
+from etl.pose.skeleton import Layout
 
 # Without TBB (a broken install), numba's fallback layer aborts when two threads run kernels at once: serialise.
 _KERNEL_LOCK = threading.Lock() if os.environ.get("NUMBA_THREADING_LAYER") != "tbb" else nullcontext()

@@ -28,11 +28,13 @@ _DRAW = {"draw": True}
 
 
 class HasChannels(Protocol):
-    """What the spec needs of a skeleton layout (etl.skeleton.Layout), without importing it."""
+    """What the spec needs of a skeleton layout (etl.pose.skeleton.Layout), without importing it."""
 
     name: str
     limbs: Any
-    definition: dict | None  # None for a built-in layout; else stored under "layout_def" (etl.layout_def)
+    definition: (
+        dict | None
+    )  # None for a built-in layout; else stored under "layout_def" (etl.pose.layout_def)
 
     def channel_names(self, preset: str) -> list[str]: ...
 
@@ -83,7 +85,7 @@ class RenderSpec:
 
     # --- validation and identity ----------------------------------------------------------------------------
     def check(self) -> None:
-        from etl.errors import ActrecError
+        from etl.common.errors import ActrecError
 
         if self.dtype not in DTYPES:
             raise ActrecError(f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")

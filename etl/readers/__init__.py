@@ -5,7 +5,7 @@ reader, sniff for `--format auto`, the format options it takes, a dataset's clas
 etl.readers.formats. Readers stream clip by clip and never raise for one bad file or clip: it becomes a `Reject`
 whose reason says what is wrong and where. Only an unusable call (no path exists, unknown format, bad options,
 unreadable manifest) raises ActrecError. Readers do not check joint counts against the layout (except
-openpose-json, yolo-pose txt and CTR-GCN arrays, which parse by it): `etl.validate.validate_clip` does. Files that
+openpose-json, yolo-pose txt and CTR-GCN arrays, which parse by it): `etl.pose.clip_checks.validate_clip` does. Files that
 name their joints are read in the layout's order by name (`etl.readers.joint_order`).
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, Reject
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import existing_inputs, fallback_clip_id
 from etl.readers.detect import Detection, detect_format, detect_source
 from etl.readers.formats import FORMAT_ORDER, SPECS

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
 from etl.readers.alphapose import alphapose_tracks, frame_numbers_of_names
 from etl.readers.common import (
     ClipError,

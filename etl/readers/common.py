@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.errors import ActrecError
-from etl.limits import LimitError
-from etl.poseclip import PoseClip, Reject, safe_clip_id
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject, safe_clip_id
+from etl.pose.limits import LimitError
 
 _DIGITS = re.compile(r"(\d+)")
 

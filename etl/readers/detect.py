@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from etl.readers.common import existing_inputs, natural_key
 from etl.readers.formats import SNIFF_ORDER
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, Reject
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import (
     ClipError,
     describe_error,
@@ -39,7 +39,7 @@ from etl.readers.joint_order import order_if_named
 from etl.readers.options import ReadContext
 from etl.readers.peek import first_line
 from etl.readers.registry import FormatSpec
-from etl.safe_pickle import SafeUnpickler
+from etl.readers.safe_pickle import SafeUnpickler
 
 FORMAT = "dlc"
 PATTERNS = ("*.csv", "*.h5", "*.hdf5")

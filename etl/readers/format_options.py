@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 
 PROJECTIONS = ("pinhole", "ortho")  # 3D -> 2D: a pinhole camera or an orthographic view (depth dropped)
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from etl.poseclip import PoseClip
+from etl.pose.clip import PoseClip
 from etl.readers.common import (
     ClipError,
     as_int,

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from etl.poseclip import PoseClip, Reject, safe_clip_id
+from etl.pose.clip import PoseClip, Reject, safe_clip_id
 from etl.readers.common import (
     ClipError,
     describe_error,

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, Reject
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import ClipError, describe_found, expand_files, file_reject, guarded, mark_missing
 from etl.readers.format_options import SPLIT_PROTOCOL
 from etl.readers.options import ReadContext
 from etl.readers.registry import FormatSpec
-from etl.safe_pickle import load_pickle
+from etl.readers.safe_pickle import load_pickle
 
 FORMAT = "jhmdb-ddnet"
 PATTERNS = ("GT_*.pkl",)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from etl.layout_map import canonical_joint_name, joint_indices, matching_layouts
+from etl.pose.layout_map import canonical_joint_name, joint_indices, matching_layouts
+from etl.pose.skeleton import Layout
 from etl.readers.common import ClipError
-from etl.skeleton import Layout
 
 
 def order_for_layout(names: Sequence[str], layout: Layout, where: str) -> list[int] | None:

@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, safe_clip_id
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, safe_clip_id
 
 REQUIRED_COLUMNS = ("clip_id", "label_name")
 KNOWN_COLUMNS = (*REQUIRED_COLUMNS, "split", "label", "img_h", "img_w")

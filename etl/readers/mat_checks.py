@@ -7,7 +7,7 @@ from pathlib import Path
 
 import scipy.io
 
-from etl.limits import LimitError
+from etl.pose.limits import LimitError
 from etl.readers.common import ClipError, describe_error
 
 # the numpy dtype scipy loads each MATLAB class as (cells and structs: object references, 8 bytes each)

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.skeleton import MEDIAPIPE33
 from etl.readers.common import (
     ClipError,
     describe_error,
@@ -36,7 +37,6 @@ from etl.readers.frame_gaps import check_frame_span
 from etl.readers.options import ReadContext
 from etl.readers.peek import first_line, json_head
 from etl.readers.registry import FormatSpec
-from etl.skeleton import MEDIAPIPE33
 
 FORMAT = "mediapipe"
 PATTERNS = ("*.csv", "*.json")

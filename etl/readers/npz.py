@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import ClipError, describe_error, expand_files, fallback_clip_id, file_reject, guarded
 from etl.readers.generic import check_declared_size, clip_from_arrays
 from etl.readers.npz_checks import check_npz_sizes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from etl.limits import LimitError
+from etl.pose.limits import LimitError
 
 
 def check_npz_sizes(archive: np.lib.npyio.NpzFile, check_array_size, max_bytes: int) -> dict[str, tuple]:

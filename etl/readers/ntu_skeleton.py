@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, Reject
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import (
     ClipError,
     describe_error,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.skeleton import LAYOUTS, Layout
 from etl.readers.common import (
     ClipError,
     extent_size,
@@ -25,7 +26,6 @@ from etl.readers.frame_gaps import frame_slots
 from etl.readers.options import ReadContext, ReadOptions
 from etl.readers.peek import json_head
 from etl.readers.registry import FormatSpec
-from etl.skeleton import LAYOUTS, Layout
 
 FORMAT = "openpose-json"
 _TRAILING_NUMBER = re.compile(r"(\d+)(?=\D*$)")

@@ -7,18 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etl.errors import ActrecError
-from etl.limits import (
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
+from etl.pose.limits import (
     DEFAULT_MAX_CLIP_BYTES,
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_PERSONS,
     check_array_size,
     check_clip_size,
 )
-from etl.poseclip import PoseClip, Reject
+from etl.pose.skeleton import Layout
 from etl.readers.format_options import FORMAT_OPTIONS
 from etl.readers.manifest import ManifestRow, apply_manifest
-from etl.skeleton import Layout
 
 
 @dataclass(init=False)
@@ -33,7 +33,7 @@ class ReadOptions:
     layout: Layout  # the joint layout chosen with --layout (openpose-json parses by it)
     labels_csv: Path | None = None  # manifest: clip_id,label_name[,split,label,img_h,img_w,...]
     classes_file: Path | None = None  # one class name per line: names for numeric labels (pyskl)
-    # bounds checked from declared sizes before a reader allocates (etl/limits.py); a clip above one is rejected
+    # bounds checked from declared sizes before a reader allocates (etl/pose/limits.py); a clip above one is rejected
     max_persons: int = DEFAULT_MAX_PERSONS  # persons (tracks) per clip
     max_frames: int = DEFAULT_MAX_FRAMES  # frames per clip
     max_clip_bytes: int = (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import (
     ClipError,
     as_int,

@@ -1,5 +1,5 @@
 """MMAction2 / PYSKL annotation pickles: `{'split': {name: [frame_dir, ...]}, 'annotations': [dict, ...]}` or a
-bare list of annotation dicts. Loaded only through `etl.safe_pickle` (numpy arrays and containers, nothing else).
+bare list of annotation dicts. Loaded only through `etl.readers.safe_pickle` (numpy arrays and containers, nothing else).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, Reject, safe_clip_id
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject, safe_clip_id
 from etl.readers.common import (
     ClipError,
     as_int,
@@ -28,7 +28,7 @@ from etl.readers.format_options import SPLIT_PROTOCOL
 from etl.readers.generic import label_name_for
 from etl.readers.options import ReadContext
 from etl.readers.registry import FormatSpec
-from etl.safe_pickle import load_pickle
+from etl.readers.safe_pickle import load_pickle
 
 FORMAT = "pyskl"
 PATTERNS = ("*.pkl", "*.pickle")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from etl.poseclip import PoseClip, Reject
+from etl.pose.clip import PoseClip, Reject
 from etl.readers.format_options import FormatOption
 from etl.readers.options import ReadContext
 

@@ -16,9 +16,9 @@ import json
 import h5py
 import numpy as np
 
+from etl.pose.skeleton import Layout
 from etl.readers.common import ClipError, as_scalar, as_text
 from etl.readers.joint_order import order_if_named
-from etl.skeleton import Layout
 
 DIMS = ("frame", "track", "node", "xy")
 _AMBIGUOUS = (

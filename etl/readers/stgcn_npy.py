@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.errors import ActrecError
-from etl.poseclip import PoseClip, Reject
+from etl.common.errors import ActrecError
+from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import (
     ClipError,
     describe_error,
@@ -42,7 +42,7 @@ from etl.readers.ntu_skeleton import _NAME as NTU_NAME
 from etl.readers.ntu_skeleton import project_3d
 from etl.readers.options import ReadContext
 from etl.readers.registry import FormatSpec
-from etl.safe_pickle import load_pickle
+from etl.readers.safe_pickle import load_pickle
 
 FORMAT = "stgcn-npy"
 PATTERNS = ("*.npy", "*.npz")

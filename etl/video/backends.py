@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from etl.errors import ActrecError
-from etl.skeleton import MEDIAPIPE33, Layout
+from etl.common.errors import ActrecError
+from etl.pose.skeleton import MEDIAPIPE33, Layout
 
 
 class PoseBackend(Protocol):

@@ -8,9 +8,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from etl.cli_common import err_console, say
-from etl.cli_progress import progress_columns
-from etl.errors import ActrecError
+from etl.common.cli_helpers import err_console, say
+from etl.common.errors import ActrecError
+from etl.common.progress import progress_columns
 from etl.video.extract import extract_all
 from etl.video.options import ExtractOptions
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 
 
 @dataclasses.dataclass(frozen=True)

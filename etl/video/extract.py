@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from etl.errors import ActrecError, Interrupted
-from etl.layout_map import layout_mapping
-from etl.poseclip import safe_clip_id
+from etl.common.errors import ActrecError, Interrupted
+from etl.pose.clip import safe_clip_id
+from etl.pose.layout_map import layout_mapping
+from etl.pose.skeleton import get_layout
 from etl.readers.common import natural_key
-from etl.skeleton import get_layout
 from etl.video.backends import PoseBackend, make_backend
 from etl.video.decode import frames, probe
 from etl.video.options import VIDEO_SUFFIXES, ExtractOptions

@@ -6,7 +6,7 @@ import dataclasses
 import importlib.util
 from pathlib import Path
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 
 BACKENDS = ("mediapipe", "onnx")
 # the file suffixes a folder is searched for; a file named on the command line is tried whatever its suffix

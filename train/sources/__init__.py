@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from etl.errors import ActrecError
+from etl.common.errors import ActrecError
 from etl.heatmaps.spec import RenderSpec
 from train.sources.heatmaps import HeatmapSource
 from train.sources.keypoints import RENDERERS, KeypointSource

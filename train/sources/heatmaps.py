@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from etl.heatmap_store import HeatmapStore
-from etl.shard_reader import CheckedChunks
+from etl.stores.heatmap_store import HeatmapStore
+from etl.stores.shard_reader import CheckedChunks
 from train.seeding import numpy_rng
 from train.sources.heatmap_augment import random_resized_crop_flip
 from train.sources.loading import data_identity

@@ -21,13 +21,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from etl.errors import ActrecError
-from etl.heatmap_store import render_attrs, store_identity
+from etl.common.errors import ActrecError
 from etl.heatmaps.compact import compact_box, to_canvas
 from etl.heatmaps.spec import RenderSpec
-from etl.keypoint_store import REMAKE, KeypointStore, clip_checksum
-from etl.skeleton import Layout
-from etl.storeio import SEAL_KEY
+from etl.pose.skeleton import Layout
+from etl.stores.heatmap_store import render_attrs, store_identity
+from etl.stores.keypoint_store import REMAKE, KeypointStore, clip_checksum
+from etl.stores.storeio import SEAL_KEY
 from train.seeding import numpy_rng
 from train.sources.keypoint_augment import random_train_view
 from train.sources.loading import data_identity
@@ -40,7 +40,7 @@ RENDERERS = ("numba", "torch")  # where train views are rendered: loader workers
 
 class KeypointSource:
     """`--source keypoints` (a TrainingSource): a keypoint store seen as the heatmap store `actrec-etl render`
-    would make of it with `spec`: the same clip table and the render attrs (etl.heatmap_store.render_attrs: the
+    would make of it with `spec`: the same clip table and the render attrs (etl.stores.heatmap_store.render_attrs: the
     spec, channels, ..., fingerprint).
 
     The coordinates are read into memory once (Penn Action: ~40 MB); forked loader workers share them."""

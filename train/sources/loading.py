@@ -13,9 +13,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from etl.cliptable import query_clips
-from etl.errors import ActrecError
-from etl.storeio import SEAL_KEY
+from etl.common.errors import ActrecError
+from etl.stores.cliptable import query_clips
+from etl.stores.storeio import SEAL_KEY
 from train.seeding import torch_generator
 
 
