@@ -1,5 +1,6 @@
-"""`actrec-etl`: the command line of the ETL. The only place that prints, draws progress bars and turns
-ActrecError into an exit code."""
+"""`actrec-etl`: the command line of the ETL. It draws the progress bars and, like train/cli.py for
+`actrec-train`, is where an ActrecError becomes one line on stderr and an exit code: the modules it calls raise,
+they never exit."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from etl.common.cli_helpers import cells, cli_errors, console, default_of, err_c
 from etl.common.errors import ActrecError
 from etl.common.progress import progress_bar
 from etl.heatmaps.spec import RenderSpec
+from etl.pose.clip_checks import DEFAULT_NAN_POLICY
 from etl.pose.skeleton import LAYOUTS
 from etl.readers import FORMATS, ReadOptions
 from etl.readers.format_options import option_default
@@ -100,7 +102,7 @@ def ingest(
     ] = None,
     nan_policy: Annotated[
         str, typer.Option(help="non-finite coordinates: missing (drop the joint) | reject")
-    ] = ("missing"),
+    ] = DEFAULT_NAN_POLICY,
     overwrite: Annotated[bool, typer.Option(help="replace an existing store")] = False,
     append: Annotated[bool, typer.Option(help="add clips with new ids to an existing store")] = False,
     strict: Annotated[bool, typer.Option(help="fail (write nothing) if any clip is rejected")] = False,

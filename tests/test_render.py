@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.commands.render import render
 from etl.common.errors import ActrecError
+from etl.common.locks import exclusive_lock
 from etl.heatmaps.clip import render_clip
 from etl.heatmaps.spec import RenderSpec
 from etl.stores.heatmap_store import HeatmapStore
 from etl.stores.keypoint_store import KeypointStore
-from etl.stores.storeio import exclusive_lock
 from etl.stores.verify import verify_store
 
 runner = CliRunner()

@@ -14,11 +14,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from train.config import SCHEDULES  # noqa: F401  (the choices of --schedule)
+from train.config import FitConfig
 from train.deploy.pretrained import optimizer_groups
 
 
-def lr_factor(values: dict, steps_per_epoch: int, step_size: int = 30) -> Callable[[int], float]:
+def lr_factor(
+    values: dict, steps_per_epoch: int, step_size: int = FitConfig.step_size
+) -> Callable[[int], float]:
     """factor(iteration) for LambdaLR; `step_size` is in epochs (schedule "step": x0.1 every step_size)."""
     warm = values["warmup_epochs"] * steps_per_epoch
     total = values["epochs"] * steps_per_epoch
@@ -43,7 +45,7 @@ def build_optimizer(
     *,
     backbone_lr_scale: float = 1.0,
     freeze_backbone_epochs: int = 0,
-    step_size: int = 30,
+    step_size: int = FitConfig.step_size,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, list[Callable[[int], float]]]:
     """(optimizer, per-iteration scheduler, the factor of each parameter group) for `values` (resolved recipe).
 

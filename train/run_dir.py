@@ -19,7 +19,7 @@ import pandas as pd
 
 import etl
 from etl.common.errors import ActrecError
-from etl.stores.storeio import exclusive_lock
+from etl.common.locks import exclusive_lock
 from train.checkpoint import check_checkpoint, load_checkpoint, restore_rng_states
 from train.config import FitConfig
 from train.recipes import SGD_ONLY

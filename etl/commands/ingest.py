@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from etl.common.errors import ActrecError
+from etl.common.locks import exclusive_lock
 from etl.pose.clip import PoseClip, Reject
-from etl.pose.clip_checks import validate_clip
+from etl.pose.clip_checks import DEFAULT_NAN_POLICY, validate_clip
 from etl.pose.labels import FIXED, LabelBook
 from etl.pose.layout_file import NAMING_FORMATS
 from etl.pose.layout_map import layout_mapping, remap_clip
@@ -33,14 +34,7 @@ from etl.stores.cliptable import (
     read_rejects,
 )
 from etl.stores.keypoint_store import KeypointStore, KeypointWriter, finalise_store
-from etl.stores.storeio import (
-    check_output,
-    disk_errors,
-    exclusive_lock,
-    partial_path,
-    publish,
-    recover_publish,
-)
+from etl.stores.storeio import check_output, disk_errors, partial_path, publish, recover_publish
 
 MODES = ("create", "overwrite", "append")
 
@@ -72,7 +66,7 @@ def ingest(
     fmt: str,
     options: ReadOptions,
     mode: str = "create",
-    nan_policy: str = "missing",
+    nan_policy: str = DEFAULT_NAN_POLICY,
     strict: bool = False,
     to_layout: Layout | None = None,
     on_progress: Callable[[IngestReport], None] | None = None,

@@ -27,6 +27,7 @@ import numpy as np
 import zarr
 
 from etl.common.errors import ActrecError, Interrupted
+from etl.common.locks import exclusive_lock, shared_lock
 from etl.heatmaps.clip import clip_box, render_frames
 from etl.heatmaps.spec import RenderSpec
 from etl.stores.cliptable import CLIPS_FILE
@@ -38,16 +39,7 @@ from etl.stores.heatmap_store import (
     shard_key,
 )
 from etl.stores.keypoint_store import KeypointStore
-from etl.stores.storeio import (
-    SEAL_KEY,
-    check_output,
-    disk_errors,
-    exclusive_lock,
-    partial_path,
-    publish,
-    recover_publish,
-    shared_lock,
-)
+from etl.stores.storeio import SEAL_KEY, check_output, disk_errors, partial_path, publish, recover_publish
 
 PROGRESS_DIR = "_progress"  # done markers of finished partitions, inside the temporary store
 PIECE_SHARDS = 1  # a partition is rendered and written this many shards at a time: the render's memory bound
@@ -84,7 +76,7 @@ def render(
     # The input cannot be re-ingested while we read it (ingest refuses), and two renders never share `out`.
     with shared_lock(keypoints, "render"), exclusive_lock(out, "render"):
         kp = KeypointStore.open(keypoints)
-        identity = _input_identity(keypoints)
+        identity = _input_content(keypoints)
         starts, parts, total = plan_layout(
             kp.table["n_frames"].to_numpy(), spec.frames_per_chunk, spec.chunks_per_shard
         )
@@ -126,7 +118,7 @@ def render(
                 if not isinstance(exc, OSError) and not _marker_files(tmp):  # disk errors: disk_errors says
                     shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            if _input_identity(keypoints) != identity:
+            if _input_content(keypoints) != identity:
                 shutil.rmtree(tmp, ignore_errors=True)  # rendered from the old input: no use to a resume
                 raise ActrecError(
                     f"{keypoints} changed while rendering from it (re-ingested?): nothing was published; "
@@ -148,7 +140,7 @@ def _start_numba_threads() -> None:
     numba.get_num_threads()
 
 
-def _input_identity(keypoints: Path) -> tuple:
+def _input_content(keypoints: Path) -> tuple:
     """What the render read: the keypoint store's content hash and the sha256 of its clip table."""
     try:
         attrs = dict(zarr.open_group(str(keypoints), mode="r").attrs)

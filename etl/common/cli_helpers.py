@@ -68,7 +68,7 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 
 def default_of(config: type, name: str):
     """The default of field `name` of dataclass `config`: command-line options take their defaults from the
-    config object the library uses, so the two cannot drift (tests/test_settings.py checks every option)."""
+    config object the library uses, so the two cannot drift (tests/test_etl_settings.py and tests/test_train_settings.py check every option)."""
     field = {f.name: f for f in dataclasses.fields(config)}[name]
     if field.default is dataclasses.MISSING:
         raise TypeError(f"{config.__name__}.{name} has no plain default")

@@ -18,10 +18,11 @@ from etl.pose.limits import MAX_IMAGE_SIDE
 from etl.pose.skeleton import Layout
 
 NAN_POLICIES = ("missing", "reject")
+DEFAULT_NAN_POLICY = NAN_POLICIES[0]  # ingest, its command-line option and validate_clip share it
 
 
 def validate_clip(
-    clip: PoseClip, layout: Layout, *, nan_policy: str = "missing", require_label: bool = True
+    clip: PoseClip, layout: Layout, *, nan_policy: str = DEFAULT_NAN_POLICY, require_label: bool = True
 ) -> PoseClip | Reject:
     """A cleaned copy of `clip`, or a Reject saying why it cannot be kept.
 

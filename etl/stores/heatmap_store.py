@@ -33,6 +33,7 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from etl.common.errors import ActrecError
+from etl.common.locks import shared_lock
 from etl.heatmaps.spec import CODECS, RenderSpec
 from etl.pose.layout_def import stored_layout
 from etl.pose.skeleton import Layout
@@ -47,7 +48,7 @@ from etl.stores.cliptable import (
 )
 from etl.stores.keypoint_store import KeypointStore
 from etl.stores.shard_reader import CheckedChunks, ShardedFrameReader
-from etl.stores.storeio import open_group, seal, shared_lock, store_identity
+from etl.stores.storeio import open_group, seal, store_stamp
 
 KIND = "actrec.heatmaps"
 # 2: sealed metadata, clip table tied to the arrays, no unfinished or missing data read;
@@ -183,11 +184,11 @@ def reading_store(path: str | Path, what: str):
     becomes one line saying so instead of a report of damage."""
     path = Path(path)
     with shared_lock(path, what):
-        before = store_identity(path)
+        before = store_stamp(path)
         try:
             yield
         except ActrecError:
-            if store_identity(path) != before:
+            if store_stamp(path) != before:
                 raise ActrecError(
                     f"{path} was replaced while the {what} was reading it: the {what} stopped; "
                     f"run it again on the new store"
@@ -227,7 +228,7 @@ class HeatmapStore:
     clip_start: np.ndarray  # (N,) int64
     n_frames: np.ndarray  # (N,) int64
     _reader: ShardedFrameReader | bool | None = field(default=None, repr=False)  # fast path; False = use zarr
-    _identity: tuple = field(default=(), repr=False)
+    _stamp: tuple = field(default=(), repr=False)
     checksums: np.ndarray | None = field(default=None, repr=False)  # (N,) uint32: what read_clip checks
     _clip_ids: list[str] | None = field(default=None, repr=False)
     checked: CheckedChunks | None = field(
@@ -239,7 +240,7 @@ class HeatmapStore:
         """Open a finished store. Refused: an unfinished render, metadata that differs from the seal, a clip
         table that does not match the arrays, a missing shard file. Chunk data is checked as it is read."""
         path = Path(path)
-        identity = store_identity(path)
+        stamp = store_stamp(path)
         group = open_group(path, KIND, FORMAT_VERSION, REMAKE)
         table = read_clip_table(path)
         attrs = dict(group.attrs)
@@ -271,11 +272,11 @@ class HeatmapStore:
                 f"{REMAKE}."
             )
         sums = group["checksums"][:]
-        return cls(path, group, table, starts, n_frames, _identity=identity, checksums=sums)
+        return cls(path, group, table, starts, n_frames, _stamp=stamp, checksums=sums)
 
     def check_unchanged(self) -> None:
         """Raise if the store at self.path is no longer the one opened (replaced or rewritten meanwhile)."""
-        if store_identity(self.path) != self._identity:
+        if store_stamp(self.path) != self._stamp:
             raise ActrecError(
                 f"{self.path} was replaced or changed while it was being read (a render --overwrite, dvc "
                 "checkout, or a copy?): stop and start the command again"
@@ -320,9 +321,7 @@ class HeatmapStore:
         reported as replaced, not as damaged."""
         start, t = int(self.clip_start[index]), int(self.n_frames[index])
         if self._reader is None:
-            self._reader = (
-                ShardedFrameReader.open(self.path / "heatmaps", self._identity, self.checked) or False
-            )
+            self._reader = ShardedFrameReader.open(self.path / "heatmaps", self._stamp, self.checked) or False
         if frames is None:
             frames = np.arange(t)
         frames = np.asarray(frames, np.int64)

@@ -38,7 +38,7 @@ from etl.stores.cliptable import (
     table_attrs,
     write_table,
 )
-from etl.stores.storeio import open_group, replaced_error, seal, store_identity
+from etl.stores.storeio import open_group, replaced_error, seal, store_stamp
 
 KIND = "actrec.keypoints"
 FORMAT_VERSION = 2  # 2: per-clip checksums, sealed metadata, clip table tied to the arrays
@@ -185,13 +185,13 @@ class KeypointStore:
     table: pd.DataFrame
     row_offsets: np.ndarray  # (N + 1,) int64
     checksums: np.ndarray  # (N,) uint32
-    _identity: tuple = field(default=(), repr=False)  # store_identity at open: a replaced store is not damage
+    _stamp: tuple = field(default=(), repr=False)  # store_stamp at open: a replaced store is not damage
 
     @classmethod
     def open(cls, path: str | Path) -> KeypointStore:
         """Open a finished store; its metadata is checked against the seal, the clip table against the arrays."""
         path = Path(path)
-        identity = store_identity(path)
+        stamp = store_stamp(path)
         group = open_group(path, KIND, FORMAT_VERSION, REMAKE)
         table = read_clip_table(path)
         offsets, sums = group["row_offsets"][:], group["checksums"][:]
@@ -205,7 +205,7 @@ class KeypointStore:
             raise ActrecError(
                 f"{path}: row_offsets/checksums do not match the clip table's n_persons x n_frames. {REMAKE}."
             )
-        return cls(path, group, table, offsets, sums, _identity=identity)
+        return cls(path, group, table, offsets, sums, _stamp=stamp)
 
     @property
     def attrs(self) -> dict:
@@ -233,7 +233,7 @@ class KeypointStore:
             a, b = int(self.row_offsets[i]) - r0, int(self.row_offsets[i + 1]) - r0
             v = coords.shape[1]
             if clip_checksum(coords[a:b], scores[a:b]) != int(self.checksums[i]):
-                if store_identity(self.path) != self._identity:  # its offsets/checksums are the old store's
+                if store_stamp(self.path) != self._stamp:  # its offsets/checksums are the old store's
                     raise replaced_error(self.path, "reader")
                 raise ActrecError(
                     f"{self.path}: clip {self.table.clip_id.iat[i]} (rows {a + r0}-{b + r0} of coords/scores) "

@@ -28,7 +28,7 @@ from numcodecs import blosc
 from numcodecs.zstd import Zstd
 
 from etl.common.errors import ActrecError
-from etl.stores.storeio import replaced_error, store_identity
+from etl.stores.storeio import replaced_error, store_stamp
 
 _EMPTY = np.uint64(2**64 - 1)  # index entry of a chunk that was never written (all fill value)
 _ZSTD = Zstd()
@@ -107,12 +107,12 @@ class ShardedFrameReader:
         shard_frames: int,
         chunk_frames: int,
         decode,
-        identity: tuple = (),
+        stamp: tuple = (),
         checked: CheckedChunks | None = None,
     ):
         self.array_dir = array_dir
         self.store = array_dir.parent
-        self._identity = identity or store_identity(self.store)  # the store this reader's caches describe
+        self._stamp = stamp or store_stamp(self.store)  # the store this reader's caches describe
         self._prefix = f"{array_dir}/c/"  # shard files are c/<i>/0/0/0 (default key encoding, "/" separator)
         self.frame_shape = tuple(shape[1:])
         self.dtype = np.dtype(dtype)
@@ -121,7 +121,7 @@ class ShardedFrameReader:
         self._decode = decode
         self._index: dict[int, np.ndarray | None] = {}  # shard -> (chunks_per_shard, 2) [offset, nbytes]
         self.n_chunks = -(-int(shape[0]) // chunk_frames)
-        # a table made for another store (replaced meanwhile: the identity check reports that) is not used
+        # a table made for another store (replaced meanwhile: the stamp check reports that) is not used
         fits = checked is not None and len(checked) == self.n_chunks
         self._checked = checked if fits else CheckedChunks(self.n_chunks)
         self._scratch = np.empty((chunk_frames, *self.frame_shape), self.dtype)  # (Fb, C, S, S), reused
@@ -129,10 +129,10 @@ class ShardedFrameReader:
 
     @classmethod
     def open(
-        cls, array_dir: str | Path, identity: tuple = (), checked: CheckedChunks | None = None
+        cls, array_dir: str | Path, stamp: tuple = (), checked: CheckedChunks | None = None
     ) -> ShardedFrameReader | None:
-        """A reader, or None when the array is not laid out the way this fast path understands. `identity`:
-        the store's `store_identity` when its caller opened it (default: now); `checked`: a table shared with
+        """A reader, or None when the array is not laid out the way this fast path understands. `stamp`:
+        the store's `store_stamp` when its caller opened it (default: now); `checked`: a table shared with
         other readers of the same store (default: this reader's own)."""
         array_dir = Path(array_dir)
         try:
@@ -174,7 +174,7 @@ class ShardedFrameReader:
             shard_frames=shard_shape[0],
             chunk_frames=chunk_shape[0],
             decode=decode,
-            identity=identity,
+            stamp=stamp,
             checked=checked,
         )
 
@@ -325,6 +325,6 @@ class ShardedFrameReader:
     def _damaged(self, message: str) -> ActrecError:
         """The error for what looks like damage, unless the store was replaced since this reader opened it
         (its cached shard indexes and checked chunks describe the old store): then it says so."""
-        if store_identity(self.store) != self._identity:
+        if store_stamp(self.store) != self._stamp:
             return replaced_error(self.store, "reader")
         return ActrecError(message)

@@ -14,7 +14,6 @@ from pathlib import Path
 import zarr
 
 from etl.common.errors import ActrecError
-from etl.common.locks import LOCK_SUFFIX, exclusive_lock, lock_path, shared_lock  # noqa: F401  (re-exported)
 
 PARTIAL_SUFFIX = ".partial"
 SEAL_KEY = "integrity"  # attrs entry: sha256 of every metadata file and of the other attrs
@@ -64,9 +63,10 @@ def open_group(path: str | Path, kind: str, format_version: int, remake: str = "
     return group
 
 
-def store_identity(path: Path) -> tuple:
-    """Which store is at `path` right now: the folder's inode and its zarr.json's (a rename or a rewrite
-    changes them). One stat pair, cheap enough to check on every read."""
+def store_stamp(path: Path) -> tuple:
+    """A stamp of which store is at `path` right now (not what it holds: that is a training source's identity):
+    the folder's inode and its zarr.json's (a rename or a rewrite changes them). One stat pair, cheap enough to
+    check on every read."""
     try:
         d, z = os.stat(path), os.stat(Path(path) / "zarr.json")
     except OSError:

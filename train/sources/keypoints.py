@@ -25,7 +25,7 @@ from etl.common.errors import ActrecError
 from etl.heatmaps.compact import compact_box, to_canvas
 from etl.heatmaps.spec import RenderSpec
 from etl.pose.skeleton import Layout
-from etl.stores.heatmap_store import render_attrs, store_identity
+from etl.stores.heatmap_store import render_attrs, store_stamp
 from etl.stores.keypoint_store import REMAKE, KeypointStore, clip_checksum
 from etl.stores.storeio import SEAL_KEY
 from train.seeding import numpy_rng
@@ -51,7 +51,7 @@ class KeypointSource:
         spec.check()
         self.path = Path(path)
         self.spec = spec
-        self._identity = store_identity(self.path)
+        self._stamp = store_stamp(self.path)
         self.kp = KeypointStore.open(path)
         self.table = self.kp.table
         self.layout: Layout = self.kp.layout
@@ -117,7 +117,7 @@ class KeypointSource:
     def check_unchanged(self) -> None:
         """Raise if the store at self.path is no longer the one read (as HeatmapStore.check_unchanged): a
         checkpoint must not name data that is not what it was trained on."""
-        if store_identity(self.path) != self._identity:
+        if store_stamp(self.path) != self._stamp:
             raise ActrecError(
                 f"{self.path} was replaced or changed while training read it (an ingest --overwrite, dvc "
                 "checkout, or a copy?): stop and start the command again"
