@@ -161,6 +161,11 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+# What a clip with 3D joints holds per joint, float32: (x, y), (x, y, z) and the score -- (M, T, V, 6) -- which
+# readers check against max_clip_bytes (check_array_size) beside check_clip_size's 2D count.
+THREE_D_CLIP = "a clip with 3D joints ((x, y), (x, y, z) and a score per joint)"
+
+
 def mark_missing(keypoints: np.ndarray, scores: np.ndarray, missing: np.ndarray) -> None:
     """In place: joints where `missing` is True get NaN coordinates and score 0 (the PoseClip convention).
 
