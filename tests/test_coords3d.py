@@ -299,3 +299,32 @@ def test_a_store_whose_coords3d_was_removed_is_refused(ntu_store):
     shutil.rmtree(path / COORDS3D)
     with pytest.raises(ActrecError, match=r"coords3d/zarr.json: file is missing"):
         KeypointStore.open(path)
+
+
+# ------------------------------------------------------------------ h5 and npz: `keypoints3d` beside `keypoints`
+
+
+def test_h5_and_npz_keypoints3d(tmp_path):
+    import h5py
+
+    rng = np.random.default_rng(5)
+    kp = rng.uniform(10, 200, (6, 2, 17, 2)).astype(np.float32)  # (T, M, V, 2) as stored
+    scores = np.ones((6, 2, 17), np.float32)
+    scores[2, 1, 3] = 0  # a missing joint: missing in 3D too
+    k3 = rng.normal(0, 1, (6, 2, 17, 3)).astype(np.float32)  # (T, M, V, 3)
+    with h5py.File(tmp_path / "one.h5", "w") as f:
+        f.create_dataset("keypoints", data=kp)
+        f.create_dataset("scores", data=scores)
+        f.create_dataset("keypoints3d", data=k3)
+        f.attrs.update({"label_name": "wave", "img_h": 240, "img_w": 320})
+    np.savez(tmp_path / "one.npz", keypoints=kp, scores=scores, keypoints3d=k3, label_name=np.array("wave"))
+    np.savez(tmp_path / "bad.npz", keypoints=kp, scores=scores, keypoints3d=k3[..., :2])
+    for name in ("one.h5", "one.npz"):
+        (clip,) = list(read_source([tmp_path / name], name.split(".")[1], ReadOptions(layout=COCO17)))
+        expected = k3.transpose(1, 0, 2, 3).copy()  # (M, T, V, 3)
+        expected[1, 2, 3] = np.nan
+        np.testing.assert_array_equal(clip.keypoints3d, expected)
+        assert "keypoints3d" not in clip.meta
+    (bad,) = list(read_source([tmp_path / "bad.npz"], "npz", ReadOptions(layout=COCO17)))
+    assert isinstance(bad, Reject)
+    assert "'keypoints3d' must be numeric (T, M, V, 3) = (6, 2, 17, 3)" in bad.reason
