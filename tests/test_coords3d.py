@@ -328,3 +328,20 @@ def test_h5_and_npz_keypoints3d(tmp_path):
     (bad,) = list(read_source([tmp_path / "bad.npz"], "npz", ReadOptions(layout=COCO17)))
     assert isinstance(bad, Reject)
     assert "'keypoints3d' must be numeric (T, M, V, 3) = (6, 2, 17, 3)" in bad.reason
+
+
+def test_to_layout_takes_the_3d_joints_by_name_too(tmp_path):
+    src, bodies = _ntu_files(tmp_path / "ntu")
+    penn13 = get_layout("penn13")
+    ingest(
+        [src],
+        out=tmp_path / "penn.zarr",
+        fmt="ntu-skeleton",
+        options=ReadOptions(layout=NTU25),
+        to_layout=penn13,
+    )
+    store = KeypointStore.open(tmp_path / "penn.zarr")
+    k3, _ = store.read_clip(0, coords="3d")
+    assert k3.shape == (2, 10, 13, 3)
+    picks = [NTU25.joints.index(name) for name in penn13.joints]  # penn13's joints, taken from ntu25 by name
+    np.testing.assert_allclose(k3[0], bodies[0][:, picks, 0:3], rtol=1e-6)
