@@ -243,11 +243,16 @@ def test_append_3d_to_a_2d_store_and_back(tmp_path):
     assert verify_store(out).ok
 
 
-def test_3d_arriving_after_whole_chunks_were_written(tmp_path):
-    """coords3d is created at the first 3D clip with NaN rows (real chunk files) for the clips before it."""
+def test_3d_arriving_after_whole_chunks_were_written(tmp_path, monkeypatch):
+    """coords3d is created at the first 3D clip with NaN rows (real chunk files) for the clips before it; the
+    2D clips' checksums3d are computed at close from the scores written, in blocks of ROWS_PER_CHUNK rows."""
+    import etl.stores.keypoint_store as ks
+
+    monkeypatch.setattr(ks, "ROWS_PER_CHUNK", 3)  # blocks of 1-2 clips: several reads
     path = tmp_path / "kp.zarr"
     writer = KeypointWriter(path, COCO17, rows_per_chunk=4)
     clips = [make_clip(1, 5, clip_id="a"), make_clip(2, 3, clip_id="b"), make_clip(1, 2, clip_id="c")]
+    clips += [make_clip(1, 1, clip_id="d"), make_clip(1, 1, clip_id="e")]  # 15 rows in all
     clips[1].keypoints3d = np.arange(2 * 3 * 17 * 3, dtype=np.float32).reshape(2, 3, 17, 3)
     for clip in clips:
         writer.add(clip)
@@ -259,10 +264,14 @@ def test_3d_arriving_after_whole_chunks_were_written(tmp_path):
     )  # fmt: skip
     finalise_store(path, COCO17, table, pd.DataFrame(columns=["clip_id", "source", "reason"]), classes=["wave"],
                    label_mode="data", content_hash=content_hash, ingest={})  # fmt: skip
-    assert sorted(p.name for p in (path / COORDS3D / "c").iterdir()) == ["0", "1", "2", "3"]  # 13 rows / 4
+    assert sorted(p.name for p in (path / COORDS3D / "c").iterdir()) == ["0", "1", "2", "3"]  # 15 rows / 4
     store = KeypointStore.open(path)
     np.testing.assert_array_equal(store.read_clip(1, coords="3d")[0], clips[1].keypoints3d)
     assert np.isnan(zarr.open_array(str(path / COORDS3D))[:5]).all()
+    for k in (0, 2, 3, 4):  # a 2D clip's checksum3d: its NaN 3D rows, then its scores
+        scores = clips[k].scores.reshape(-1, 17).astype(np.float32)  # (M*T, V)
+        nan_rows = np.full((len(scores), 17, 3), np.nan, np.float32)  # (M*T, V, 3)
+        assert int(store.checksums3d[k]) == clip_checksum(nan_rows, scores)
     assert verify_store(path).ok
 
 

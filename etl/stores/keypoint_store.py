@@ -74,9 +74,9 @@ class KeypointWriter:
             if COORDS3D in self.group:
                 self.coords3d = self.group[COORDS3D]
                 self.checksums3d = [int(x) for x in self.group["checksums3d"][:]]
-            else:  # the old clips' 3D checksums, in case a new clip brings 3D joints: their rows will be NaN
+            else:  # the old clips have no 3D joints: their checksums3d are computed at close, if needed
                 self.coords3d = None
-                self.checksums3d = _no_3d_checksums(self.scores, self.row_offsets)
+                self.checksums3d = [None] * len(self.checksums)
             # Identity chains on from the old store's: cheap, and still changes with every appended clip.
             self._hash = hashlib.sha256(str(self.group.attrs["content_hash"]).encode())
         else:
@@ -102,7 +102,7 @@ class KeypointWriter:
             self.row_offsets = [0]
             self.checksums = []
             self.coords3d = None  # created when the first clip with 3D joints comes
-            self.checksums3d = []
+            self.checksums3d: list[int | None] = []  # None: a clip without 3D, its checksum computed at close
             self._hash = hashlib.sha256()
         self._n_joints = v
         self._coords_buf: list[np.ndarray] = []
@@ -129,7 +129,7 @@ class KeypointWriter:
             self.checksums3d.append(clip_checksum(coords3d, scores))
             self._coords3d_buf.append(coords3d)
         else:
-            self.checksums3d.append(clip_checksum(_missing_3d(m * t, v), scores))
+            self.checksums3d.append(None)  # only a store with 3D needs it: close() computes it then
             self._coords3d_buf.append(m * t)
         self._coords_buf.append(coords)
         self._scores_buf.append(scores)
@@ -196,7 +196,7 @@ class KeypointWriter:
             "checksums", data=sums, chunks=(max(len(sums), 1),), overwrite=True, dimension_names=("clip",)
         )
         if self.coords3d is not None:
-            sums3d = np.asarray(self.checksums3d, np.uint32)
+            sums3d = np.asarray(_no_3d_checksums(self.scores, self.row_offsets, self.checksums3d), np.uint32)
             self.group.create_array(
                 "checksums3d",
                 data=sums3d,
@@ -212,18 +212,20 @@ def _missing_3d(rows: int, n_joints: int) -> np.ndarray:
     return np.full((rows, n_joints, 3), np.nan, np.float32)
 
 
-def _no_3d_checksums(scores: zarr.Array, row_offsets: list[int]) -> list[int]:
-    """checksums3d of a store's clips when none has 3D joints (all coords3d rows NaN)."""
-    v, n = scores.shape[1], len(row_offsets) - 1
-    out, i = [], 0
-    while i < n:  # blocks of clips of about one chunk of rows: one read per block, memory bounded
+def _no_3d_checksums(scores: zarr.Array, row_offsets: list[int], sums: list[int | None]) -> list[int]:
+    """`sums` (N,) with each None (a clip without 3D joints: its coords3d rows are NaN) replaced by its checksum,
+    computed from the scores written. A store without 3D never pays for this."""
+    v, todo = scores.shape[1], [k for k, value in enumerate(sums) if value is None]
+    out, i = list(sums), 0
+    while i < len(todo):  # blocks of such clips within about one chunk of rows: one read per block
         j = i + 1
-        while j < n and row_offsets[j + 1] - row_offsets[i] <= ROWS_PER_CHUNK:
+        while j < len(todo) and row_offsets[todo[j] + 1] - row_offsets[todo[i]] <= ROWS_PER_CHUNK:
             j += 1
-        block = scores[row_offsets[i] : row_offsets[j]]  # (rows, V)
-        for k in range(i, j):
-            a, b = row_offsets[k] - row_offsets[i], row_offsets[k + 1] - row_offsets[i]
-            out.append(clip_checksum(_missing_3d(b - a, v), block[a:b]))
+        lo = row_offsets[todo[i]]
+        block = scores[lo : row_offsets[todo[j - 1] + 1]]  # (rows, V)
+        for k in todo[i:j]:
+            a, b = row_offsets[k] - lo, row_offsets[k + 1] - lo
+            out[k] = clip_checksum(_missing_3d(b - a, v), block[a:b])
         i = j
     return out
 
