@@ -252,17 +252,17 @@ def test_pyskl_wrong_top_level_structure(tmp_path, payload):
 def test_pyskl_bad_annotation_rejects_that_clip_only(tmp_path):
     good = pyskl_annotation("good", 1)
     no_keypoint = {k: v for k, v in pyskl_annotation("bad", 1).items() if k != "keypoint"}
-    three_d = pyskl_annotation("threed", 1) | {"keypoint": np.zeros((1, 5, 25, 3), np.float32)}
+    four_d = pyskl_annotation("fourd", 1) | {"keypoint": np.zeros((1, 5, 25, 4), np.float32)}
     short_scores = pyskl_annotation("short", 1) | {"keypoint_score": np.ones((2, 3, 17), np.float32)}
     path = write_pyskl(
-        tmp_path / "p.pkl", [good, no_keypoint, three_d, short_scores], {"xsub_train": ["good"]}
+        tmp_path / "p.pkl", [good, no_keypoint, four_d, short_scores], {"xsub_train": ["good"]}
     )
     items = read_all([path], "pyskl")
     assert [type(i).__name__ for i in items] == ["PoseClip", "Reject", "Reject", "Reject"]
     assert items[1].clip_id == "bad"
     assert "lacks key(s) keypoint" in items[1].reason
-    assert "found shape (1, 5, 25, 3)" in items[2].reason
-    assert "3D skeletons are not supported" in items[2].reason
+    assert "found shape (1, 5, 25, 4)" in items[2].reason
+    assert "(M, T, V, 2) 2D or (M, T, V, 3) 3D coordinates" in items[2].reason
     assert "'keypoint_score' must be (M, T, V) = (2, 12, 17)" in items[3].reason
     assert "found (2, 3, 17)" in items[3].reason
 

@@ -61,12 +61,16 @@ def test_stgcn_ntu_3d_arrays_with_sample_names(tmp_path):
     folder = _write_stgcn(tmp_path / "xsub", "train", data, names, [22, 49])
     (reject, _) = read_all([folder], layout=NTU25)
     assert isinstance(reject, Reject)
+    kinetics = read_all([_write_stgcn(tmp_path / "k", "val", stgcn_kinetics_arrays(1, [5]), ["a.json"], [0])])
+    assert kinetics[0].keypoints3d is None  # (x, y, score): no 3D
     assert "pass --coords 3d" in reject.reason
     first, second = read_all([folder], layout=NTU25, coords="3d")
     assert first.clip_id == "S001C001P001R001A023"
     assert first.label_name == "hand waving"
     assert first.keypoints.shape == (2, 50, 25, 2)
     assert (first.img_h, first.img_w) == (424, 512)
+    # the camera-space joints are kept as the clip's 3D keypoints: (C, T, V, M) -> (M, T, V, C)
+    np.testing.assert_array_equal(first.keypoints3d, data[0, :, :50].transpose(3, 1, 2, 0))
     assert second.meta["camera"] == 3
     assert second.meta["split_xsub"] == "test"
     assert second.split == "train"
@@ -97,6 +101,7 @@ def test_ctrgcn_npz_is_streamed_row_by_row(tmp_path):
     )
     np.testing.assert_allclose(np.diff(first.keypoints[0, :, :2, 0], axis=1)[..., 0],
                                np.diff(xyz[:, :2, 0], axis=1)[..., 0] * scale, rtol=1e-4)  # fmt: skip
+    np.testing.assert_array_equal(first.keypoints3d[0], xyz)
 
 
 def test_stgcn_bad_files_are_rejects(tmp_path):

@@ -9,6 +9,7 @@ import zarr
 
 from etl.common.errors import ActrecError
 from etl.stores.cliptable import read_clip_table, read_rejects
+from etl.stores.keypoint_store import HAS_3D
 
 
 @dataclass
@@ -40,6 +41,11 @@ def store_summary(store: str | Path, max_reasons: int = 10) -> StoreSummary:
         f"{len(table)} clips, {int(table['n_frames'].sum())} frames, {len(per_label)} labels, "
         f"up to {int(table['n_persons'].max()) if len(table) else 0} persons per clip",
     ]
+    if attrs.get("kind") == "actrec.keypoints":
+        n_3d = int(table[HAS_3D].sum()) if HAS_3D in table.columns else 0
+        header.append(
+            f"3D joints (coords3d): {n_3d} of {len(table)} clips" if n_3d else "no 3D joints (2D only)"
+        )
     if "channels" in attrs:
         spec = attrs.get(
             "render", {}

@@ -33,7 +33,7 @@ from etl.stores.cliptable import (
     read_clip_table,
     read_rejects,
 )
-from etl.stores.keypoint_store import KeypointStore, KeypointWriter, finalise_store
+from etl.stores.keypoint_store import HAS_3D, KeypointStore, KeypointWriter, finalise_store
 from etl.stores.storeio import check_output, disk_errors, partial_path, publish, recover_publish
 
 MODES = ("create", "overwrite", "append")
@@ -148,6 +148,7 @@ def _ingest_into(
     writer = KeypointWriter(tmp, layout, append=mode == "append")
     seen: dict[str, str] = {} if old_table is None else dict.fromkeys(old_table.clip_id, str(out))
     rows: list[dict] = []
+    flags_3d: list[bool] = []  # per kept clip: has it 3D joints
 
     for item in read_source(paths, fmt, options):
         report.n_read += 1
@@ -160,6 +161,7 @@ def _ingest_into(
             seen[result.clip_id] = result.source
             writer.add(result)
             rows.append(_row(result, layout.name))
+            flags_3d.append(result.has_3d)
             report.n_kept += 1
         if on_progress is not None:
             on_progress(report)
@@ -181,6 +183,7 @@ def _ingest_into(
     report.classes = labels.classes(table["label_name"])
     index = {name: i for i, name in enumerate(report.classes)}
     table["label"] = table["label_name"].map(index).astype("int64")
+    table = _with_has_3d(table, old_table, flags_3d)
     table = _meta_column_types(table)
     table = order_columns(table)
     rejects = pd.DataFrame([r.__dict__ for r in report.rejects], columns=list(REJECT_COLUMNS))
@@ -204,6 +207,17 @@ def _ingest_into(
         },
     )
     return report
+
+
+def _with_has_3d(table: pd.DataFrame, old_table: pd.DataFrame | None, flags_3d: list[bool]) -> pd.DataFrame:
+    """The table with the bool column `has_3d` when some clip (old or new) has 3D joints; without it otherwise,
+    so a 2D-only store's clip table (and every hash downstream of it) is what it was before 3D existed."""
+    table = table.drop(columns=[HAS_3D], errors="ignore")  # a dataset column of that name is not ours
+    old = [] if old_table is None else old_table.get(HAS_3D, pd.Series(False, index=old_table.index)).tolist()
+    flags = [bool(f) for f in old] + flags_3d
+    if any(flags):
+        table[HAS_3D] = np.asarray(flags, bool)
+    return table
 
 
 def _mapped(clip: PoseClip, source: Layout, mapping: list[int], nan_policy: str) -> PoseClip | Reject:

@@ -35,10 +35,13 @@ def safe_clip_id(raw: str) -> str:
 
 @dataclass
 class PoseClip:
-    """One clip of 2D poses. Readers fill it; `etl.pose.clip_checks` checks and cleans it.
+    """One clip of 2D poses (and, where the source has them, 3D joints). Readers fill it;
+    `etl.pose.clip_checks` checks and cleans it.
 
-    keypoints: (M, T, V, 2) float32 pixel coordinates (x, y), NaN where a joint is missing
-    scores:    (M, T, V) float32 confidences in [0, 1], 0 where a joint is missing
+    keypoints:   (M, T, V, 2) float32 pixel coordinates (x, y), NaN where a joint is missing
+    scores:      (M, T, V) float32 confidences in [0, 1], 0 where a joint is missing
+    keypoints3d: (M, T, V, 3) float32 camera-space (x, y, z) as the source gives them (Kinect: metres), NaN
+                 where a joint is missing; None when the source has no 3D joints. Rendering never reads it.
     """
 
     clip_id: str
@@ -52,6 +55,11 @@ class PoseClip:
     source_format: str
     label: int | None = None  # numeric label when the dataset defines one
     meta: dict = field(default_factory=dict)  # extra clip-table columns: viewpoint, subject, camera, fps...
+    keypoints3d: np.ndarray | None = None  # (M, T, V, 3) float32, or None: no 3D joints
+
+    @property
+    def has_3d(self) -> bool:
+        return self.keypoints3d is not None
 
     @property
     def n_persons(self) -> int:

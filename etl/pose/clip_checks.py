@@ -60,10 +60,18 @@ def validate_clip(
     scores[missing] = 0.0
     if not (scores > 0).any():
         return reject("no valid joint in any frame (every score is 0 or every coordinate is non-finite)")
+    keypoints3d = None
+    if clip.keypoints3d is not None:
+        keypoints3d = np.array(clip.keypoints3d, dtype=np.float32, copy=True)  # (M, T, V, 3)
+        if nan_policy == "reject" and np.isinf(keypoints3d).any():
+            return reject(_describe_bad(np.isinf(keypoints3d).any(axis=-1), "3D "))
+        # a joint missing in 2D is missing in 3D too; a non-finite 3D joint is missing in 3D only
+        keypoints3d[missing | ~np.isfinite(keypoints3d).all(axis=-1)] = np.nan
     return dataclasses.replace(
         clip,
         keypoints=keypoints,
         scores=scores,
+        keypoints3d=keypoints3d,
         img_h=int(clip.img_h),
         img_w=int(clip.img_w),
         meta=dict(clip.meta),
@@ -92,6 +100,16 @@ def _structure_problem(clip: PoseClip, layout: Layout) -> str | None:
         )
     if n_joints != layout.n_joints:
         return f"{n_joints} joints per person, but layout {layout.name!r} has {layout.n_joints}"
+    return (
+        None if clip.keypoints3d is None else _structure_problem_3d(np.asarray(clip.keypoints3d), keypoints)
+    )
+
+
+def _structure_problem_3d(keypoints3d: np.ndarray, keypoints: np.ndarray) -> str | None:
+    if keypoints3d.shape != (*keypoints.shape[:3], 3):
+        return f"3D keypoints must be (M, T, V, 3) = {(*keypoints.shape[:3], 3)}, found shape {keypoints3d.shape}"
+    if not np.issubdtype(keypoints3d.dtype, np.number) or np.iscomplexobj(keypoints3d):
+        return f"3D keypoints must be real numbers, found dtype {keypoints3d.dtype}"
     return None
 
 
@@ -104,8 +122,9 @@ def _image_size_problem(img_h, img_w) -> str | None:
     return None
 
 
-def _describe_bad(bad: np.ndarray) -> str:
-    """'3 non-finite coordinates at frames 4-7' (one coordinate = one joint's (x, y); frames are 0-based)."""
+def _describe_bad(bad: np.ndarray, kind: str = "") -> str:
+    """'3 non-finite coordinates at frames 4-7' (one coordinate = one joint's (x, y), or (x, y, z) with kind
+    '3D '; frames are 0-based). bad: (M, T, V) bool."""
     frames = np.nonzero(bad.any(axis=(0, 2)))[0]  # frame indices with a bad joint
     where = f"frame {frames[0]}" if len(frames) == 1 else f"frames {frames[0]}-{frames[-1]}"
-    return f"{int(bad.sum())} non-finite coordinates at {where}"
+    return f"{int(bad.sum())} non-finite {kind}coordinates at {where}"

@@ -86,4 +86,5 @@ def remap_clip(clip: PoseClip, indices: Sequence[int]) -> PoseClip:
         clip,
         keypoints=np.ascontiguousarray(clip.keypoints[:, :, idx]),
         scores=np.ascontiguousarray(clip.scores[:, :, idx]),
+        keypoints3d=None if clip.keypoints3d is None else np.ascontiguousarray(clip.keypoints3d[:, :, idx]),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -159,6 +160,32 @@ def describe_error(exc: BaseException) -> str:
     """A one-line description of an unexpected parse failure."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# What a clip with 3D joints holds per joint, float32: (x, y), (x, y, z) and the score -- (M, T, V, 6) -- which
+# readers check against max_clip_bytes (check_array_size) beside check_clip_size's 2D count.
+THREE_D_CLIP = "a clip with 3D joints ((x, y), (x, y, z) and a score per joint)"
+
+
+def with_3d(clip: PoseClip, joints: np.ndarray | None) -> PoseClip:
+    """`clip` with the 3D joints a file stores beside its 2D keypoints (h5/npz `keypoints3d`, laid out like
+    `keypoints`: (T, M, V, 3), or (T, V, 3) for one person); NaN where the 2D joint is missing. ClipError when
+    the shape does not match."""
+    if joints is None:
+        return clip
+    arr = np.asarray(joints)
+    if arr.ndim == 3:  # (T, V, 3): a single person
+        arr = arr[:, None]
+    expected = (clip.n_frames, clip.n_persons, clip.keypoints.shape[2], 3)  # (T, M, V, 3) as stored
+    if arr.shape != expected or not np.issubdtype(arr.dtype, np.number):
+        raise ClipError(
+            f"'keypoints3d' must be numeric (T, M, V, 3) = {expected} to match 'keypoints', found shape "
+            f"{tuple(np.shape(joints))} dtype {arr.dtype}"
+        )
+    refuse_complex(arr, "keypoints3d")
+    keypoints3d = np.ascontiguousarray(arr.astype(np.float32).transpose(1, 0, 2, 3))  # (M, T, V, 3)
+    keypoints3d[~(clip.scores > 0)] = np.nan
+    return dataclasses.replace(clip, keypoints3d=keypoints3d)
 
 
 def mark_missing(keypoints: np.ndarray, scores: np.ndarray, missing: np.ndarray) -> None:

@@ -1,5 +1,8 @@
 """HDF5 pose files: the generic actrec layout (one clip per file, or many under /clips/<clip_id>) and SLEAP
 analysis files (`tracks`, `point_scores`, `node_names`, `track_names`).
+
+A generic clip may hold `keypoints3d` (T, M, V, 3) camera-space 3D joints beside `keypoints`: they are kept as
+the clip's 3D keypoints (the third channel of `keypoints` is a score, never z).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from etl.readers.common import (
     guarded,
     mark_missing,
     natural_key,
+    with_3d,
 )
 from etl.readers.generic import check_declared_size, clip_from_arrays
 from etl.readers.h5_checks import foreign_data
@@ -116,7 +120,8 @@ def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx
         check_declared_size(declared.shape, ctx.options)  # persons, frames, clip bytes: before reading it
     keypoints = _dataset(group, "keypoints", group.name, ctx.options)  # (T, M, V, 2|3)
     scores = _dataset(group, "scores", group.name, ctx.options) if "scores" in group else None  # (T, M, V)
-    return clip_from_arrays(
+    joints3d = _dataset(group, "keypoints3d", group.name, ctx.options) if "keypoints3d" in group else None
+    clip = clip_from_arrays(
         clip_id=safe_clip_id(raw_id),
         source=source,
         source_format=FORMAT,
@@ -125,6 +130,7 @@ def _group_clip(group: h5py.Group, raw_id: str, source: str, defaults: dict, ctx
         attrs={**defaults, **dict(group.attrs)},
         classes=ctx.classes,
     )
+    return with_3d(clip, joints3d)  # (T, M, V, 3) -> (M, T, V, 3)
 
 
 def _sleap_clip(path: Path, f: h5py.File, ctx: ReadContext) -> PoseClip:

@@ -1,6 +1,7 @@
 """NumPy .npz pose files, one clip per file, with the keys of the generic h5 layout.
 
-`keypoints` (T, M, V, 2|3), optional `scores` (T, M, V), and 0-d arrays `label_name`, `label`, `split`, `img_h`,
+`keypoints` (T, M, V, 2|3), optional `scores` (T, M, V), optional `keypoints3d` (T, M, V, 3) camera-space 3D
+joints (kept beside the 2D ones; the third channel of `keypoints` is a score, never z), and 0-d arrays `label_name`, `label`, `split`, `img_h`,
 `img_w`, `fps` (any other 0-d array goes to meta). Loaded with allow_pickle=False: object arrays are refused.
 """
 
@@ -13,7 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from etl.pose.clip import PoseClip, Reject
-from etl.readers.common import ClipError, describe_error, expand_files, fallback_clip_id, file_reject, guarded
+from etl.readers.common import (
+    ClipError,
+    describe_error,
+    expand_files,
+    fallback_clip_id,
+    file_reject,
+    guarded,
+    with_3d,
+)
 from etl.readers.generic import check_declared_size, clip_from_arrays
 from etl.readers.npz_checks import check_npz_sizes
 from etl.readers.options import ReadContext
@@ -57,9 +66,11 @@ def _clip(path: Path, archive: np.lib.npyio.NpzFile, ctx: ReadContext) -> PoseCl
     except ValueError as exc:  # object arrays need pickle, which is refused on purpose
         raise ClipError(f"cannot load an array without pickle: {exc}") from None
     attrs = {
-        key: value for key, value in arrays.items() if key not in ("keypoints", "scores") and value.ndim == 0
+        key: value
+        for key, value in arrays.items()
+        if key not in ("keypoints", "scores", "keypoints3d") and value.ndim == 0
     }
-    return clip_from_arrays(
+    clip = clip_from_arrays(
         clip_id=fallback_clip_id(path.stem),
         source=str(path),
         source_format=FORMAT,
@@ -68,6 +79,7 @@ def _clip(path: Path, archive: np.lib.npyio.NpzFile, ctx: ReadContext) -> PoseCl
         attrs=attrs,
         classes=ctx.classes,
     )
+    return with_3d(clip, arrays.get("keypoints3d"))  # its size was checked with the other members
 
 
 def sniff(path: Path) -> bool:

@@ -9,7 +9,8 @@
 
 2D coordinates (`coords`): `color` (colorX, colorY on the 1080x1920 RGB frame, the default), `depth` (depthX,
 depthY on the 424x512 depth frame) or `3d` (camera-space x, y, z in metres projected onto the 424x512 depth
-frame, pinhole or ortho as `project` says). Persons are bodies by bodyID; joint trackingState 2 (tracked)
+frame, pinhole or ortho as `project` says). Whatever the 2D coordinates, the camera-space x, y, z (metres) are
+kept as the clip's 3D keypoints. Persons are bodies by bodyID; joint trackingState 2 (tracked)
 scores 1.0, 1 (inferred) `occluded_score`, 0 (not tracked) is missing. The `*missing_skeletons*.txt` lists that
 ship with NTU name samples without a usable skeleton: each becomes a reject.
 """
@@ -25,6 +26,7 @@ import numpy as np
 from etl.common.errors import ActrecError
 from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import (
+    THREE_D_CLIP,
     ClipError,
     describe_error,
     expand_files,
@@ -153,6 +155,7 @@ def _clip(path: Path, text: str, match: re.Match, ctx: ReadContext) -> PoseClip:
     # person 0 = the body tracked in the most frames (ties: the first to appear)
     order = sorted(bodies, key=lambda body: -len(bodies[body]))
     ctx.options.check_clip_size(len(order), n_frames, N_JOINTS)  # before the (M, T, V) arrays
+    ctx.options.check_array_size((len(order), n_frames, N_JOINTS, 6), np.float32, THREE_D_CLIP)
     values = np.full((len(order), n_frames, N_JOINTS, _JOINT_VALUES), np.nan)  # (M, T, 25, 12)
     for m, body in enumerate(order):
         for t, joints in bodies[body].items():
@@ -167,6 +170,8 @@ def _clip(path: Path, text: str, match: re.Match, ctx: ReadContext) -> PoseClip:
     keypoints = keypoints.astype(np.float32)
     missing = ~(scores > 0) | ~np.isfinite(keypoints).all(axis=-1) | (keypoints == 0).all(axis=-1)
     mark_missing(keypoints, scores, missing)
+    keypoints3d = values[..., 0:3].astype(np.float32)  # (M, T, 25, 3) camera space, metres
+    keypoints3d[missing] = np.nan
     splits = official_splits(setup, camera, subject)
     protocol = ctx.option("split_protocol") or "xsub"
     return PoseClip(
@@ -187,6 +192,7 @@ def _clip(path: Path, text: str, match: re.Match, ctx: ReadContext) -> PoseClip:
             "replication": replication,
             **{f"split_{name}": value for name, value in splits.items()},
         },
+        keypoints3d=keypoints3d,
     )
 
 

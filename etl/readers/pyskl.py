@@ -1,5 +1,9 @@
 """MMAction2 / PYSKL annotation pickles: `{'split': {name: [frame_dir, ...]}, 'annotations': [dict, ...]}` or a
 bare list of annotation dicts. Loaded only through `etl.readers.safe_pickle` (numpy arrays and containers, nothing else).
+
+PYSKL's 3D pickles (NTU's `ntu60_3danno.pkl`: `keypoint` (M, T, V, 3) camera-space metres, no `keypoint_score`)
+are read too: the 3D joints are kept as the clip's 3D keypoints, and its 2D keypoints (what rendering uses) are
+their projection onto the Kinect v2 depth frame (424x512) as `--project` says, as for NTU .skeleton files.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import numpy as np
 from etl.common.errors import ActrecError
 from etl.pose.clip import PoseClip, Reject, safe_clip_id
 from etl.readers.common import (
+    THREE_D_CLIP,
     ClipError,
     as_int,
     as_text,
@@ -24,8 +29,9 @@ from etl.readers.common import (
     mark_missing,
     refuse_complex,
 )
-from etl.readers.format_options import SPLIT_PROTOCOL
+from etl.readers.format_options import PROJECT, SPLIT_PROTOCOL
 from etl.readers.generic import label_name_for
+from etl.readers.ntu_skeleton import project_3d
 from etl.readers.options import ReadContext
 from etl.readers.registry import FormatSpec
 from etl.readers.safe_pickle import load_pickle
@@ -132,14 +138,20 @@ def _clip(
         raise ClipError(f"annotation {index} lacks key(s) {', '.join(missing)}")
     frame_dir = as_text(annotation["frame_dir"])
     keypoints = np.asarray(annotation["keypoint"])
-    if keypoints.ndim != 4 or keypoints.shape[-1] != 2 or not np.issubdtype(keypoints.dtype, np.number):
+    if (
+        keypoints.ndim != 4
+        or keypoints.shape[-1] not in (2, 3)
+        or not np.issubdtype(keypoints.dtype, np.number)
+    ):
         raise ClipError(
-            f"'keypoint' must be numeric (M, T, V, 2) 2D coordinates, found shape {keypoints.shape} dtype "
-            f"{keypoints.dtype}"
-            + (" (3D skeletons are not supported)" if keypoints.shape[-1:] == (3,) else "")
+            f"'keypoint' must be numeric (M, T, V, 2) 2D or (M, T, V, 3) 3D coordinates, found shape "
+            f"{keypoints.shape} dtype {keypoints.dtype}"
         )
     refuse_complex(keypoints, "keypoint")
     ctx.options.check_clip_size(*keypoints.shape[:3])  # (M, T, V): before the float32 copies
+    if keypoints.shape[-1] == 3:
+        ctx.options.check_array_size((*keypoints.shape[:3], 6), np.float32, THREE_D_CLIP)
+        return _clip_3d(annotation, keypoints, frame_dir, source, membership, split_names, protocol, ctx)
     keypoints = keypoints.astype(np.float32)  # (M, T, V, 2), a copy
     if "keypoint_score" in annotation:
         scores = np.asarray(annotation["keypoint_score"])
@@ -182,6 +194,45 @@ def _clip(
     )
 
 
+def _clip_3d(
+    annotation,
+    joints: np.ndarray,
+    frame_dir: str,
+    source: str,
+    membership: dict[str, set[str]],
+    split_names: list[str],
+    protocol: str | None,
+    ctx: ReadContext,
+) -> PoseClip:
+    """A 3D annotation: joints (M, T, V, 3) camera space; PYSKL pads absent persons/joints with zeros."""
+    keypoints3d = joints.astype(np.float32)  # (M, T, V, 3), a copy
+    keypoints, (img_h, img_w) = project_3d(keypoints3d.astype(np.float64), ctx.option("project"))
+    keypoints = keypoints.astype(np.float32)  # (M, T, V, 2) pixels on the depth frame
+    scores = np.ones(keypoints.shape[:3], np.float32)  # (M, T, V): 3D pickles carry no confidences
+    missing = (
+        ~np.isfinite(keypoints3d).all(axis=-1)
+        | (keypoints3d == 0).all(axis=-1)
+        | ~np.isfinite(keypoints).all(axis=-1)
+    )
+    mark_missing(keypoints, scores, missing)
+    keypoints3d[missing] = np.nan
+    label = as_int(annotation["label"], "label")
+    return PoseClip(
+        clip_id=safe_clip_id(frame_dir),
+        keypoints=keypoints,
+        scores=scores,
+        label_name=label_name_for(label, ctx.classes),
+        split=_clip_split(frame_dir, membership, protocol),
+        img_h=img_h,
+        img_w=img_w,
+        source=source,
+        source_format=FORMAT,
+        label=label,
+        meta={f"split_{name}": frame_dir in membership[name] for name in split_names},
+        keypoints3d=keypoints3d,
+    )
+
+
 def sniff(path: Path) -> bool:
     return path.suffix.lower() in (
         ".pkl",
@@ -189,4 +240,4 @@ def sniff(path: Path) -> bool:
     )  # any pickle: DD-Net's are told first (etl.readers.formats)
 
 
-SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff, options=(SPLIT_PROTOCOL,))
+SPEC = FormatSpec(name=FORMAT, read=read, sniff=sniff, options=(SPLIT_PROTOCOL, PROJECT))

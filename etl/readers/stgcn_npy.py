@@ -8,7 +8,7 @@
 
 Channels: C = 2 (x, y), or C = 3 read as (x, y, score) when the third channel lies in [0, 1] (Kinetics), or as
 3D (x, y, z) with `coords="3d"` (NTU), projected like ntu-skeleton's `3d` (use `project="ortho"` for centred
-arrays such as CTR-GCN's). x, y within [-0.5, 0.5] are ST-GCN's centred normalised coordinates: pixel =
+arrays such as CTR-GCN's), and then kept as the clip's 3D keypoints too. x, y within [-0.5, 0.5] are ST-GCN's centred normalised coordinates: pixel =
 (x + 0.5) * img_w on an `image_size` frame (default 256x340, the Kinetics-skeleton release). Zero padding
 (frames after a clip's last non-zero frame, all-zero persons) is dropped; (0, 0) joints are missing.
 """
@@ -26,6 +26,7 @@ import numpy as np
 from etl.common.errors import ActrecError
 from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import (
+    THREE_D_CLIP,
     ClipError,
     describe_error,
     expand_files,
@@ -200,11 +201,14 @@ def _clip(
     ctx.options.check_clip_size(len(persons), int(frames[-1]) + 1, values.shape[2])  # before the copies
     values = values[persons, : frames[-1] + 1]  # trailing padding and absent persons dropped
     zero = ~(values != 0).any(axis=-1)  # (M, T', V)
+    keypoints3d = None
     if ctx.option("coords") == "3d":
         if n_channels != 3:
             raise ClipError("coords 3d needs 3 channels (x, y, z)")
+        ctx.options.check_array_size((*values.shape[:3], 6), np.float32, THREE_D_CLIP)
         keypoints, (img_h, img_w) = project_3d(values.astype(np.float64), ctx.option("project"))
         scores = np.ones(keypoints.shape[:3], np.float32)
+        keypoints3d = values.astype(np.float32)  # (M, T', V, 3) camera space, as the arrays give it
     else:
         if n_channels == 3 and not (values[..., 2].min() >= 0 and values[..., 2].max() <= 1):
             raise ClipError(
@@ -219,7 +223,10 @@ def _clip(
             keypoints = (keypoints + 0.5) * np.array([img_w, img_h])
     keypoints = keypoints.astype(np.float32)
     scores = np.ascontiguousarray(scores)
-    mark_missing(keypoints, scores, zero | ~(scores > 0) | ~np.isfinite(keypoints).all(axis=-1))
+    missing = zero | ~(scores > 0) | ~np.isfinite(keypoints).all(axis=-1)  # (M, T', V)
+    mark_missing(keypoints, scores, missing)
+    if keypoints3d is not None:
+        keypoints3d[missing] = np.nan
     label = int(label)
     meta: dict = {}
     label_name = label_name_for(label, ctx.classes)
@@ -242,6 +249,7 @@ def _clip(
         source_format=FORMAT,
         label=label,
         meta=meta,
+        keypoints3d=keypoints3d,
     )
 
 

@@ -1,5 +1,6 @@
 """UTD-MHAD Kinect v1 skeletons: Skeleton/aA_sS_tT_skeleton.mat with `d_skel` (20, 3, T) in metres, y up,
-projected to 2D pixels on a 480x640 canvas.
+projected to 2D pixels on a 480x640 canvas; the camera-space joints are kept as the clip's 3D keypoints (metres,
+NaN where the Kinect did not track the joint).
 
 pinhole: u = cx + fx * x / z, v = cy - fy * y / z with the Kinect v1 depth-camera intrinsics below.
 ortho:   u = cx + s * x,     v = cy - s * y     with s = fx / Z_REF pixels per metre (the pinhole scale at the
@@ -16,6 +17,7 @@ import numpy as np
 
 from etl.pose.clip import PoseClip, Reject
 from etl.readers.common import (
+    THREE_D_CLIP,
     ClipError,
     expand_files,
     fallback_clip_id,
@@ -115,7 +117,9 @@ def _clip(path: Path, mat: dict, action: int, subject: int, trial: int, ctx: Rea
         found = ", ".join(k for k in mat if not k.startswith("__")) or "nothing"
         raise ClipError(f"no 'd_skel' variable (found {found})")
     declared = np.shape(mat["d_skel"])  # (20, 3, T)
-    ctx.options.check_clip_size(1, declared[2] if len(declared) == 3 else 0, N_JOINTS)  # before the copies
+    n_frames = declared[2] if len(declared) == 3 else 0
+    ctx.options.check_clip_size(1, n_frames, N_JOINTS)  # before the copies
+    ctx.options.check_array_size((1, n_frames, N_JOINTS, 6), np.float32, THREE_D_CLIP)
     method = ctx.option("project")
     skel = np.asarray(mat["d_skel"], dtype=np.float64)  # (20, 3, T)
     if skel.ndim != 3 or skel.shape[:2] != (N_JOINTS, 3):
@@ -126,6 +130,8 @@ def _clip(path: Path, mat: dict, action: int, subject: int, trial: int, ctx: Rea
     keypoints = project(joints, method).astype(np.float32)[None]  # (1, T, 20, 2)
     scores = np.ones(keypoints.shape[:3], np.float32)  # (1, T, 20): Kinect gives no confidences
     mark_missing(keypoints, scores, ~np.isfinite(keypoints).all(axis=-1))
+    keypoints3d = joints.astype(np.float32)[None]  # (1, T, 20, 3) metres
+    keypoints3d[~(scores > 0)] = np.nan  # untracked (z <= 0) or not projectable: missing in 3D too
     return PoseClip(
         clip_id=fallback_clip_id(path.stem.removesuffix("_skeleton")),
         keypoints=keypoints,
@@ -138,6 +144,7 @@ def _clip(path: Path, mat: dict, action: int, subject: int, trial: int, ctx: Rea
         source_format=FORMAT,
         label=action - 1,
         meta={"subject": subject, "trial": trial},
+        keypoints3d=keypoints3d,
     )
 
 

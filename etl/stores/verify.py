@@ -6,7 +6,7 @@ against the sha256 seal written when the store was finished (etl.stores.storeio.
 zarr (not the training read path, so the check is independent of it): every heatmap chunk's crc32c is verified
 by the codec, a missing shard or chunk file is reported (never read as zeros), and each clip's decoded values
 are compared with the checksum stored when it was written (heatmaps: crc32c at render; keypoints: crc32c of
-coords and scores at ingest).
+coords and scores at ingest, and of coords3d and scores where the store has 3D joints).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def _verify_heatmaps(path: Path, report: VerifyReport, batch_frames: int, on_pro
 
 def _verify_keypoints(path: Path, report: VerifyReport, on_progress, batch_clips: int = 256) -> None:
     group = zarr.open_group(str(path), mode="r")
-    for name in ks.DATA_ARRAYS:
+    for name in ks.data_arrays(path):
         arr = group[name]
         n_chunks = -(-arr.shape[0] // arr.chunks[0])
         tail = "/0" * (arr.ndim - 1)
@@ -143,18 +143,23 @@ def _verify_keypoints(path: Path, report: VerifyReport, on_progress, batch_clips
     ids = store.table["clip_id"].tolist()
     for i in range(0, n, batch_clips):
         j = min(i + batch_clips, n)
-        try:
-            clips = store.read_range(i, j)
-        except Exception:
-            clips = None
-        for k in range(i, j):
-            if clips is None:
-                try:
-                    store.read_clip(k)
-                except Exception as exc:
-                    why = str(exc) if isinstance(exc, ActrecError) else f"cannot decode: {exc}"
-                    report.bad.append((ids[k], why))
+        arrays = ["coords"] + ([ks.COORDS3D] if store.checksums3d is not None else [])
+        ok = np.ones(j - i, bool)  # clips of this block without a problem so far
+        for name in arrays:
+            try:
+                store.read_rows(i, j, name)
+                continue
+            except Exception:
+                pass
+            for k in range(i, j):  # damage somewhere in the block: find the clip(s) it belongs to
+                if not ok[k - i]:
                     continue
-            report.n_frames += int(store.table["n_frames"].iat[k])
+                try:
+                    store.read_rows(k, k + 1, name)
+                except Exception as exc:
+                    why = str(exc) if isinstance(exc, ActrecError) else f"cannot decode {name}: {exc}"
+                    report.bad.append((ids[k], why))
+                    ok[k - i] = False
+        report.n_frames += int(store.table["n_frames"].iloc[i:j][ok].sum())
         if on_progress:
             on_progress(j, n)
