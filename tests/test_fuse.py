@@ -104,7 +104,7 @@ def test_fuse_refuses_mismatched_runs_in_one_line(two_runs, tmp_path):
     other_classes = _eval_json(
         tmp_path / "classes.json",
         {"a": [1, 0, 0], "b": [0, 1, 0], "c": [0, 0, 1]},
-        LABELS,
+        LABELS | {"b": "walk"},
         classes=["jump", "walk", "wave"],
     )
     assert "different class lists: class 1 is 'run' vs 'walk'" in _refused([one, other_classes])
@@ -120,6 +120,8 @@ def test_fuse_refuses_mismatched_runs_in_one_line(two_runs, tmp_path):
     older.write_text(json.dumps({"top1": 0.5, "top5": 1.0, "model": "c3d"}))
     assert f"{older} has no per-clip scores (written by an older evaluate): re-run" in _refused([one, older])
     assert "does not exist" in _refused([one, tmp_path / "missing.json"])
+    short = _eval_json(tmp_path / "short.json", {c: [1, 0] for c in LABELS}, LABELS)
+    assert f"{short}: clip 'a' has no label among its classes and 3 scores" in _refused([one, short])
     (tmp_path / "bad.json").write_text("{not json")
     assert "is not an evaluate output JSON" in _refused([one, tmp_path / "bad.json"])
 

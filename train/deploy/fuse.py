@@ -70,6 +70,22 @@ def load_run(path: Path) -> dict:
             f"{path} has no per-clip scores (written by an older evaluate): re-run `actrec-train evaluate ... "
             f"--out {path}` to fuse it"
         )
+    classes, k = set(map(str, run["classes"])), len(run["classes"])
+    for clip_id, entry in run[SCORES].items():
+        ok = (
+            isinstance(entry, dict)
+            and entry.get("label") in classes
+            and isinstance(entry.get("scores"), list)
+        )
+        if (
+            not ok
+            or len(entry["scores"]) != k
+            or not all(isinstance(p, int | float) for p in entry["scores"])
+        ):
+            raise ActrecError(
+                f"{path}: clip {clip_id!r} has no label among its classes and {k} scores: the file is damaged; "
+                "re-run `actrec-train evaluate` to write it again"
+            )
     return run
 
 
