@@ -30,6 +30,7 @@ STAGES = (
     "render",
     *(f"train@{m}" for m in MODELS),
     *(f"evaluate@{m}" for m in MODELS),
+    "fuse",
 )
 
 # seconds per stage: 2 subjects x 1 rep (16 clips), 16 px, 4 frames, tiny models, 1 epoch, no worker processes
@@ -130,7 +131,7 @@ def test_every_stage_reads_only_its_own_params_and_lists_existing_code():
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     stages = pipeline["stages"]
-    assert list(stages) == ["demo_data", "ingest", "render", "train", "evaluate"]
+    assert list(stages) == ["demo_data", "ingest", "render", "train", "evaluate", "fuse"]
     for name, stage in stages.items():
         body = stage.get("do", stage)
         listed = set(body.get("params", []))
@@ -169,7 +170,7 @@ def test_git_keeps_dvc_lock_and_dvc_keeps_the_run_outputs():
         f"runs/{m}/{f}"
         for m in MODELS
         for f in ("last.pt", "eval.json", "scores.json", "metrics.json", "metrics.csv", "plots/curves.png")
-    ]
+    ] + ["runs/fused/eval.json", "runs/fused/scores.json"]
     ignored = subprocess.run(["git", "check-ignore", *outputs], cwd=ROOT, capture_output=True, text=True)
     assert sorted(ignored.stdout.split()) == sorted(outputs)
     tracked = subprocess.run(["git", "ls-files", "runs"], cwd=ROOT, capture_output=True, text=True).stdout
@@ -229,6 +230,11 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
         assert ev["clips"] == 1
         assert ev["flip"] is False  # --no-flip reached the command
     assert (repo / "runs" / "cnn_lstm_attn" / "plots" / "attention.png").is_file()
+    fused = json.loads((repo / "runs" / "fused" / "eval.json").read_text())
+    assert [i["model"] for i in fused["inputs"]] == list(MODELS)
+    assert set(fused["clip_scores"]) == set(
+        json.loads((repo / "runs" / "c3d" / "eval.json").read_text())["clip_scores"]
+    )
     # DVC keeps its index inside the test's folder, not in /var/tmp/dvc
     assert (repo.parent / "dvc-site-cache").is_dir()
 
@@ -247,8 +253,8 @@ def test_nothing_changed_means_nothing_to_do(repo):
 def test_metrics_show_lists_only_what_a_user_compares(repo):
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=repo).stdout)
     files = next(iter(metrics.values()))["data"]
-    assert sorted(files) == sorted(f"runs/{m}/scores.json" for m in MODELS)
-    for m in MODELS:
+    assert sorted(files) == sorted(f"runs/{m}/scores.json" for m in (*MODELS, "fused"))
+    for m in (*MODELS, "fused"):
         scores = files[f"runs/{m}/scores.json"]["data"]
         assert set(scores) == {"top1", "top5", "mean_class_acc"}
         ev = json.loads((repo / "runs" / m / "eval.json").read_text())
@@ -286,14 +292,14 @@ def test_plots_show_writes_the_html_report(repo, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_train_param_reruns_only_train_and_evaluate(fresh):
+def test_a_train_param_reruns_only_train_evaluate_and_fuse(fresh):
     heatmaps_before = (fresh / "data" / "heatmaps.zarr" / "zarr.json").stat().st_mtime_ns
     set_params(fresh, {"train": {"lr": 0.00077}})  # differs from params.yaml and from the experiment below
     status = dvc("status", "--json", cwd=fresh)
     changed = set(json.loads(status.stdout))
     assert changed == {f"train@{m}" for m in MODELS}, status.stdout
     rerun = dvc("repro", cwd=fresh)
-    assert ran_stages(rerun.stdout) == {s for s in STAGES if s.startswith(("train@", "evaluate@"))}, (
+    assert ran_stages(rerun.stdout) == {s for s in STAGES if s.startswith(("train@", "evaluate@", "fuse"))}, (
         rerun.stdout
     )
     assert (fresh / "data" / "heatmaps.zarr" / "zarr.json").stat().st_mtime_ns == heatmaps_before
@@ -304,7 +310,7 @@ def test_a_train_param_reruns_only_train_and_evaluate(fresh):
 @pytest.mark.slow
 def test_exp_run_with_set_param(fresh):
     done = dvc("exp", "run", "-S", "train.lr=0.00033", cwd=fresh)
-    assert ran_stages(done.stdout) == {s for s in STAGES if s.startswith(("train@", "evaluate@"))}, (
+    assert ran_stages(done.stdout) == {s for s in STAGES if s.startswith(("train@", "evaluate@", "fuse"))}, (
         done.stdout
     )
     exps = json.loads(dvc("exp", "show", "--json", cwd=fresh).stdout)

@@ -67,6 +67,36 @@ def test_table_lists_every_pipeline_model(tmp_path):
     assert "actrec-etl report --html" in table
 
 
+def test_the_fused_run_is_the_last_row(tmp_path):
+    """runs/fused/eval.json (the fuse stage) is shown after the models, with what it fused."""
+    _one_run(tmp_path)
+    assert [r["model"] for r in pipeline_report.summary_rows(tmp_path)] == list(MODELS)  # none yet: no row
+    fused = tmp_path / "runs" / "fused"
+    fused.mkdir()
+    inputs = [
+        {"eval": f"runs/{m}/eval.json", "model": m, "weight": w}
+        for m, w in zip(MODELS, (2, 1, 1), strict=True)
+    ]
+    ev = {
+        "top1": 0.9375,
+        "top5": 1.0,
+        "mean_class_acc": 0.925,
+        "n_clips": 80,
+        "model": "fused",
+        "inputs": inputs,
+    }
+    (fused / "eval.json").write_text(json.dumps(ev))
+    rows = pipeline_report.summary_rows(tmp_path)
+    assert [r["model"] for r in rows] == [*MODELS, "fused"]
+    assert rows[-1]["fused_from"] == "c3d x2 + cnn_lstm x1 + cnn_lstm_attn x1"
+    table = pipeline_report.format_table(rows, tmp_path)
+    assert any(line.startswith("fused ") and "93.8" in line for line in table.splitlines()), table
+    assert "fused: per clip, the weighted sum of c3d x2 + cnn_lstm x1 + cnn_lstm_attn x1" in table
+    page = pipeline_report.html_report(rows)
+    assert "<td>fused</td><td>93.8</td>" in page
+    assert "<h2>fused</h2>" not in page  # no pictures section for the fusion
+
+
 def test_json_rows_from_the_cli(tmp_path):
     _one_run(tmp_path, top1=0.5)
     done = CliRunner().invoke(app, ["report", "--root", str(tmp_path), "--json"])

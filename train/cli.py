@@ -269,11 +269,43 @@ def evaluate(
         f"top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
         f"mean class acc {metrics['mean_class_acc']:.3f}"
     )
+    _write_results(metrics, out, scores)
+
+
+def _write_results(metrics: dict, out: Path | None, scores: Path | None) -> None:
+    """evaluate's and fuse's outputs: the whole metrics JSON (--out) and just SCORE_KEYS (--scores)."""
     for path, content in ((out, metrics), (scores, {k: metrics[k] for k in SCORE_KEYS})):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(content, indent=2) + "\n")
             say(f"wrote {path}")
+
+
+@app.command()
+@cli_errors
+def fuse(
+    evals: Annotated[list[Path], typer.Argument(help="two or more `evaluate --out` JSON files (same clips)")],
+    weights: Annotated[
+        str | None, typer.Option(help="one weight per file, comma-separated (e.g. 2,2,1,1); default: all 1")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", dir_okay=False, help="fused metrics JSON")
+    ] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="also write just top1, top5 and mean_class_acc here (DVC metrics)"),
+    ] = None,
+):
+    """Fuse runs' per-clip scores (weighted sum, as MMAction2's report_accuracy.py) and score the result."""
+    from train.deploy.fuse import fuse_runs
+
+    metrics = fuse_runs(evals, weights)
+    parts = ", ".join(f"{i['model']} x{i['weight']:g}" for i in metrics["inputs"])
+    say(
+        f"fused {parts} on {metrics['n_clips']} clips: top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
+        f"mean class acc {metrics['mean_class_acc']:.3f}"
+    )
+    _write_results(metrics, out, scores)
 
 
 @app.command()

@@ -64,6 +64,9 @@ def starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log, code: st
     else:
         reason = _resume_refusal(ckpt, cfg, data_id, path, log, code)
         if reason is None:
+            note = schedule_change_note(done, int(saved["epochs"]), cfg)
+            if note:
+                log(note)
             return ckpt
     if not cfg.overwrite:
         raise ActrecError(
@@ -72,6 +75,24 @@ def starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log, code: st
         )
     log(f"--resume: not continuing {path}: {reason}; --overwrite: training from scratch")
     return None
+
+
+def schedule_change_note(done: int, saved_epochs: int, cfg: FitConfig) -> str | None:
+    """One line when a resume changes the total of a cosine schedule (the only one that depends on it): the
+    remaining epochs follow a curve for the new total, so the result is not that of an uninterrupted run."""
+    if saved_epochs == cfg.epochs or cfg.schedule != "cosine":
+        return None
+    if done >= cfg.epochs:  # nothing left to train: its epochs followed the saved total's curve
+        return (
+            f"note: --epochs {cfg.epochs}, but this run was started with --epochs {saved_epochs}: its {done} "
+            f"epochs followed a cosine schedule for {saved_epochs}, so it differs from an uninterrupted "
+            f"{cfg.epochs}-epoch run"
+        )
+    return (
+        f"note: --epochs {cfg.epochs}, but this run was started with --epochs {saved_epochs}: the cosine "
+        f"schedule is recomputed for {cfg.epochs} epochs from epoch {done + 1} on, so the result differs "
+        f"from an uninterrupted {cfg.epochs}-epoch run (--overwrite trains one)"
+    )
 
 
 def _resume_refusal(ckpt: dict, cfg: FitConfig, data_id: dict, path: Path, log, code: str) -> str | None:

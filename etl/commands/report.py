@@ -1,11 +1,12 @@
 """The summary after `dvc repro`: one row per model with its test accuracies, and where the pictures are.
 
-    actrec-etl report            # table of runs/<model>/eval.json (+ best validation epoch)
+    actrec-etl report            # table of runs/<model>/eval.json (+ best validation epoch), and runs/fused/'s
     actrec-etl report --html     # also write runs/report.html: one self-contained page (table + PNGs inline)
     actrec-etl report --json     # the rows as JSON
 
 Reads the files the pipeline wrote (dvc.yaml decides which models); a model whose stage has not run yet is
-listed as missing. Nothing to report at all (no dvc.yaml, no run with results) is an error. `summary_rows`,
+listed as missing; the fusion of the models' scores (the `fuse` stage: runs/fused/eval.json) is a last row when
+it exists. Nothing to report at all (no dvc.yaml, no run with results) is an error. `summary_rows`,
 `format_table` and `html_report` are the library part (no printing).
 """
 
@@ -22,6 +23,7 @@ from etl.common.errors import ActrecError
 
 DEFAULT_MODELS = ("c3d", "cnn_lstm", "cnn_lstm_attn")
 PICTURES = ("plots/curves.png", "plots/confusion.png", "plots/attention.png")
+FUSED = Path("runs") / "fused" / "eval.json"  # `actrec-train fuse` (the pipeline's fuse stage)
 HTML = Path("dvc_plots") / "index.html"
 REPORT = Path("runs") / "report.html"
 
@@ -75,9 +77,37 @@ def summary_rows(root: Path = Path("."), models: list[str] | None = None) -> lis
                 "val_mean_class_acc": fit.get("val_mean_class_acc"),
                 "train_time_s": timing.get("train_time_s"),
                 "pictures": [str(run / p) for p in PICTURES if (run / p).is_file()],
+                "fused_from": None,
             }
         )
+    fused = _read_json(root / FUSED)
+    if isinstance(fused, dict):
+        rows.append(_fused_row(fused))
     return rows
+
+
+def _fused_row(ev: dict) -> dict:
+    """The row of runs/fused/eval.json: its test metrics and what it fused ("c3d x1 + cnn_lstm x1 ...")."""
+    inputs = ev.get("inputs") if isinstance(ev.get("inputs"), list) else []
+    parts = [
+        f"{i.get('model')} x{i['weight']:g}"
+        for i in inputs
+        if isinstance(i, dict) and isinstance(i.get("weight"), int | float)
+    ]
+    return {
+        "model": "fused",
+        "top1": ev.get("top1"),
+        "top5": ev.get("top5"),
+        "mean_class_acc": ev.get("mean_class_acc"),
+        "n_clips": ev.get("n_clips"),
+        "views": None,
+        "checkpoint_epoch": None,
+        "epochs": None,
+        "val_mean_class_acc": None,
+        "train_time_s": None,
+        "pictures": [],
+        "fused_from": " + ".join(parts),  # "" when the file does not say
+    }
 
 
 def _pct(x: float | None) -> str:
@@ -113,6 +143,9 @@ def format_table(rows: list[dict], root: Path = Path(".")) -> str:
     missing = [r["model"] for r in rows if r["top1"] is None]
     if missing:
         out.append(f"not evaluated yet: {', '.join(missing)} (run `dvc repro`)")
+    out += [
+        f"fused: per clip, the weighted sum of {r['fused_from']} ({FUSED})" for r in rows if r["fused_from"]
+    ]
     out.append("")
     out.append("Pictures (PNG, drawn by the trainer; they need no internet):")
     for r in rows:
@@ -181,6 +214,8 @@ def html_report(rows: list[dict]) -> str:
         + "</tbody></table>",
     ]
     for r in rows:
+        if r["fused_from"] is not None:  # the fusion draws no pictures
+            continue
         parts.append(f"<h2>{html.escape(r['model'])}</h2>")
         if not r["pictures"]:
             parts.append('<p class="missing">no pictures yet (run `dvc repro`)</p>')

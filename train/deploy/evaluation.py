@@ -152,6 +152,7 @@ def _evaluate_checkpoint(
         autocast=dev.type == "cuda",
         on_batch=on_batch,
     )
+    from train.deploy.fuse import clip_scores
     from train.metrics import classification_metrics
 
     metrics = classification_metrics(probs, labels, store.classes)
@@ -167,6 +168,10 @@ def _evaluate_checkpoint(
             "clips": clips,
             "flip": flip,
             "clip_len": loaded.clip_len,
+            # for `actrec-train fuse` (train/deploy/fuse.py): each clip's label and view-averaged probabilities
+            # (K,), by clip id in store order
+            "classes": list(store.classes),
+            "clip_scores": clip_scores(rows["clip_id"], labels, probs, store.classes),
         }
     )
     return metrics
