@@ -33,3 +33,12 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
     }
+
+
+def clip_scores(clip_ids, labels: np.ndarray, scores: np.ndarray, classes) -> dict:
+    """{clip id: {"label": class name, "scores": K floats}} for (N,) label indices and (N, K) scores: what
+    evaluate keeps and fuse reads and writes."""
+    return {
+        str(clip_id): {"label": classes[int(label)], "scores": [float(p) for p in row]}
+        for clip_id, label, row in zip(clip_ids, labels, scores, strict=True)
+    }

@@ -152,8 +152,7 @@ def _evaluate_checkpoint(
         autocast=dev.type == "cuda",
         on_batch=on_batch,
     )
-    from train.deploy.fuse import clip_scores
-    from train.metrics import classification_metrics
+    from train.metrics import classification_metrics, clip_scores
 
     metrics = classification_metrics(probs, labels, store.classes)
     metrics.update(

@@ -16,18 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from etl.common.errors import ActrecError
-from train.metrics import classification_metrics
+from train.metrics import classification_metrics, clip_scores
 
 SCORES = "clip_scores"  # evaluate's per-clip scores: {clip id: {"label": class name, "scores": [K floats]}}
-
-
-def clip_scores(clip_ids, labels: np.ndarray, scores: np.ndarray, classes) -> dict:
-    """{clip id: {"label": class name, "scores": K floats}} for (N,) label indices and (N, K) scores: what
-    evaluate keeps and fuse reads and writes."""
-    return {
-        str(clip_id): {"label": classes[int(label)], "scores": [float(p) for p in row]}
-        for clip_id, label, row in zip(clip_ids, labels, scores, strict=True)
-    }
 
 
 def parse_weights(text: str | None, n_runs: int) -> list[float]:
