@@ -198,3 +198,25 @@ def test_graph_resume_with_workers_continues_exactly(keypoint_store, tmp_path):
     fit(replace(cfg(run), resume=True), log=lines.append)
     assert any("resuming" in line for line in lines)
     assert _same(_weights(tmp_path / "straight" / "last.pt"), _weights(run / "last.pt"))
+
+
+# ------------------------------------------------------------------------------------ deploy
+
+
+def test_export_a_graph_model_and_predict_refuses_it(keypoint_store, demo_dir, tmp_path):
+    from train.deploy.export import export_model, read_torchscript_metadata
+
+    run = tmp_path / "run"
+    fit(gcn_tiny(keypoint_store, run, model="ctrgcn", epochs=1), log=_quiet)
+    report = export_model(run / "last.pt", tmp_path / "m.pt", "torchscript")
+    assert report.max_abs_diff < 1e-4
+    meta = read_torchscript_metadata(tmp_path / "m.pt")
+    assert meta["input"]["shape"] == ["batch", NUM_PERSON, "frames", 17, 3]
+    assert meta["coordinates"]["stream"] == "j"
+    onnx = export_model(run / "last.pt", tmp_path / "m.onnx", "onnx")
+    assert onnx.max_abs_diff < 1e-4
+    pose = next((demo_dir / "clips").iterdir())
+    res = runner.invoke(app, ["predict", str(run / "last.pt"), str(pose)])
+    assert res.exit_code == 1
+    assert "does not feed it yet" in res.output
+    assert "Traceback" not in res.output

@@ -162,6 +162,16 @@ class LoadedModel:
     checkpoint: dict
     path: str
 
+    def heatmap_render(self, command: str) -> dict:
+        """The render settings `command` draws new poses with; a graph model (no "render") is refused."""
+        if not self.render:
+            raise ActrecError(
+                f"{self.path}: {command} renders pose files as heatmaps, but {self.model_name} reads keypoint "
+                f"coordinates, which {command} does not feed it yet: score a keypoint store with "
+                "`actrec-train evaluate CKPT STORE --source coordinates`"
+            )
+        return self.render
+
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", *, resume: bool = False) -> LoadedModel:
     """Load, check and build: the one way every command turns a checkpoint file into a model."""
