@@ -220,3 +220,43 @@ def test_export_a_graph_model_and_predict_refuses_it(keypoint_store, demo_dir, t
     assert res.exit_code == 1
     assert "does not feed it yet" in res.output
     assert "Traceback" not in res.output
+
+
+def test_convert_an_stgcnpp_checkpoint_then_evaluate_it(keypoint_store, tmp_path):
+    """An ST-GCN++ state dict in MMAction2's names (what PYSKL/MMAction2 save) is recognised by its keys and
+    written as an actrec checkpoint that evaluate scores with the same logits as the source model."""
+    from etl.stores.keypoint_store import KeypointStore
+    from train.models import build_model
+
+    classes = KeypointStore.open(keypoint_store).classes
+    model, _ = build_model("stgcnpp", "tiny", 3, len(classes), layout="coco17")
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "zoo.pth"
+    )
+    (tmp_path / "classes.txt").write_text("\n".join(classes) + "\n")
+    ckpt = tmp_path / "converted.pt"
+    args = ["convert", str(tmp_path / "zoo.pth"), "--from", "pyskl", "--layout", "coco17", "--stream", "jm"]
+    res = runner.invoke(app, [*args, "--classes", str(tmp_path / "classes.txt"), "--out", str(ckpt)])
+    assert res.exit_code == 0, res.output
+    assert "stgcnpp" in res.output
+    loaded = load_model(ckpt)
+    assert loaded.checkpoint["coordinates"]["stream"] == "jm"
+    assert loaded.clip_len == 100
+    x = torch.randn(2, 2, 20, 17, 3)
+    model.eval()
+    torch.testing.assert_close(loaded.model(x), model(x))
+    out = tmp_path / "eval.json"
+    ev = [
+        "evaluate",
+        str(ckpt),
+        str(keypoint_store),
+        "--source",
+        "coordinates",
+        "--clips",
+        "2",
+        "--workers",
+        "0",
+    ]
+    res = runner.invoke(app, [*ev, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["model"] == "stgcnpp"

@@ -457,10 +457,15 @@ def convert(
         int | None, typer.Option(help="heatmap size [default: from the file's config, or 64]")
     ] = None,
     clip_len: Annotated[
-        int | None, typer.Option(help="frames per view [default: from the config, or 48]")
+        int | None, typer.Option(help="frames per view [default: from the config, or 48; ST-GCN++: 100]")
     ] = None,
+    stream: Annotated[
+        str, typer.Option(help="ST-GCN++: the stream it was trained on: j | b | jm | bm")
+    ] = "j",
+    coords: Annotated[str, typer.Option(help="ST-GCN++: 2d (x, y, score) | 3d (x, y, z)")] = "2d",
 ):
-    """Turn a PoseC3D checkpoint (MMAction2 1.x/0.x, PYSKL) into an actrec checkpoint for evaluate/predict/fit."""
+    """Turn a PoseC3D or ST-GCN++ checkpoint (MMAction2 1.x/0.x, PYSKL; recognised by its keys) into an actrec
+    checkpoint for evaluate/predict/fit."""
     from train.deploy.convert import convert as run_convert
 
     report = run_convert(
@@ -473,10 +478,12 @@ def convert(
         sigma=sigma,
         size=size,
         clip_len=clip_len,
+        stream=stream,
+        coords=coords,
     )
     settings = ", ".join(f"{k} {v}" for k, v in report.settings.items())
     say(
-        f"wrote {report.out}: c3d, {report.in_channels} channels, {report.num_classes} classes, "
+        f"wrote {report.out}: {report.model_name}, {report.in_channels} channels, {report.num_classes} classes, "
         f"{report.n_tensors} tensors; {settings}"
     )
     for note in report.notes:
