@@ -260,3 +260,30 @@ def test_convert_an_stgcnpp_checkpoint_then_evaluate_it(keypoint_store, tmp_path
     res = runner.invoke(app, [*ev, "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert json.loads(out.read_text())["model"] == "stgcnpp"
+
+
+def test_init_from_a_graph_checkpoint_or_an_stgcnpp_state(keypoint_store, tmp_path):
+    from train.models import build_model
+
+    fit(gcn_tiny(keypoint_store, tmp_path / "a", epochs=1), log=_quiet)
+    lines = []
+    fit(
+        gcn_tiny(keypoint_store, tmp_path / "b", epochs=1, init_from=str(tmp_path / "a" / "last.pt")),
+        log=lines.append,
+    )
+    record = load_checkpoint(tmp_path / "b" / "last.pt")["init_from"]
+    assert record["kind"] == "actrec"
+    assert record["loaded"] > 0
+    model, _ = build_model("stgcnpp", "tiny", 3, 60, layout="coco17")
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "zoo.pth")
+    fit(gcn_tiny(keypoint_store, tmp_path / "c", epochs=1, init_from=str(tmp_path / "zoo.pth")), log=_quiet)
+    record = load_checkpoint(tmp_path / "c" / "last.pt")["init_from"]
+    assert record["kind"] == "mmaction2/pyskl"
+    assert any("cls_head.fc.weight" in r for r in record["reinitialised"])  # 60 -> the store's classes
+    res = runner.invoke(
+        app,
+        ["fit", str(keypoint_store), "--source", "coordinates", "--model", "ctrgcn", "--preset", "tiny",
+         "--init-from", str(tmp_path / "zoo.pth"), "--workers", "0", "--out", str(tmp_path / "d")],
+    )  # fmt: skip
+    assert res.exit_code == 1
+    assert "no place in ctrgcn" in res.output
