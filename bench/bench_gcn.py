@@ -28,14 +28,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_kernels import anchor_python, cpu_name  # noqa: E402
 from common import command_line, emit, ratio  # noqa: E402
 
-from train.models.gcn import build_gcn  # noqa: E402
+from train.models import build_model  # noqa: E402
 
 PERSONS, JOINTS, CLASSES = 2, 17, 60
 
 
 def model_and_batch(batch: int, frames: int):
     torch.manual_seed(0)
-    model, _ = build_gcn("stgcnpp", "full", in_channels=3, num_classes=CLASSES, layout="coco17")
+    model, _ = build_model("stgcnpp", "full", in_channels=3, num_classes=CLASSES, layout="coco17")
     x = torch.randn(batch, PERSONS, frames, JOINTS, 3)
     y = torch.randint(0, CLASSES, (batch,))
     return model.train(), x, y

@@ -8,7 +8,8 @@ import torch
 
 from etl.common.errors import ActrecError
 from train.deploy.convert_gcn import config_from_state, read_state, stgcnpp_from_state
-from train.models.gcn import CTRGCN, GCN_PRESETS, STGCNPP, STGCNPPConfig, build_gcn
+from train.models import build_model
+from train.models.gcn import CTRGCN, GCN_PRESETS, STGCNPP, STGCNPPConfig
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +29,7 @@ def _clips(n=2, m=2, t=16, v=17, c=3, seed=0):
 @pytest.mark.parametrize(("layout", "joints"), [("coco17", 17), ("penn13", 13), ("ntu25", 25)])
 def test_tiny_models_map_clips_to_logits_and_learn(name, layout, joints):
     torch.manual_seed(0)
-    model, _ = build_gcn(name, "tiny", in_channels=3, num_classes=5, layout=layout)
+    model, _ = build_model(name, "tiny", in_channels=3, num_classes=5, layout=layout)
     assert model.consumes == "coordinates"
     x, y = _clips(v=joints), torch.tensor([1, 3])
     logits = model(x)
@@ -42,7 +43,7 @@ def test_tiny_models_map_clips_to_logits_and_learn(name, layout, joints):
 
 
 def test_stgcnpp_full_is_the_published_model():
-    model, _ = build_gcn("stgcnpp", "full", in_channels=3, num_classes=60, layout="coco17")
+    model, _ = build_model("stgcnpp", "full", in_channels=3, num_classes=60, layout="coco17")
     # MMAction2's model zoo: 1.39M parameters for ST-GCN++ 2D on NTU60 (17 joints, 60 classes)
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(1.39e6, rel=0.005)
     widths = [block.gcn.bn.num_features for block in model.backbone.gcn]
@@ -54,7 +55,7 @@ def test_stgcnpp_full_is_the_published_model():
 
 
 def test_ctrgcn_full_widths_and_strides():
-    model, _ = build_gcn("ctrgcn", "full", in_channels=3, num_classes=60, layout="coco17")
+    model, _ = build_model("ctrgcn", "full", in_channels=3, num_classes=60, layout="coco17")
     assert [block.gcn1.bn.num_features for block in model.backbone.net] == [64] * 4 + [128] * 3 + [256] * 3
     assert model.backbone.data_bn.num_features == 2 * 17 * 3  # per person, joint and channel (PYSKL 'MVC')
     model.eval()
@@ -64,8 +65,8 @@ def test_ctrgcn_full_widths_and_strides():
 
 def test_presets_and_config_refusals():
     assert set(GCN_PRESETS) == {"full", "small", "tiny"}
-    small, _ = build_gcn("stgcnpp", "small", 3, 10)
-    full, _ = build_gcn("stgcnpp", "full", 3, 10)
+    small, _ = build_model("stgcnpp", "small", 3, 10)
+    full, _ = build_model("stgcnpp", "full", 3, 10)
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in full.parameters()) / 3
     with pytest.raises(ActrecError, match="unknown layout 'nope'"):
         STGCNPPConfig(in_channels=3, num_classes=2, layout="nope")
@@ -91,7 +92,7 @@ def _saved(tmp_path, model, suffix):
 @pytest.mark.parametrize("suffix", [".npz", ".pth"])
 def test_convert_round_trip_keeps_logits(tmp_path, suffix):
     torch.manual_seed(1)
-    model, config = build_gcn("stgcnpp", "tiny", 3, 7, layout="penn13", data_bn_type="MVC")
+    model, config = build_model("stgcnpp", "tiny", 3, 7, layout="penn13", data_bn_type="MVC")
     with torch.no_grad():  # non-trivial BN statistics
         for name, t in model.state_dict().items():
             if name.endswith(("running_mean", "running_var")):
@@ -106,11 +107,11 @@ def test_convert_round_trip_keeps_logits(tmp_path, suffix):
 
 
 def test_convert_refusals(tmp_path):
-    model, _ = build_gcn("stgcnpp", "tiny", 3, 4, layout="coco17")
+    model, _ = build_model("stgcnpp", "tiny", 3, 4, layout="coco17")
     state = read_state(_saved(tmp_path, model, ".npz"))
     with pytest.raises(ActrecError, match="17 joints, layout 'penn13' has 13"):
         config_from_state(state, "penn13")
-    ctr, _ = build_gcn("ctrgcn", "tiny", 3, 4)
+    ctr, _ = build_model("ctrgcn", "tiny", 3, 4)
     with pytest.raises(ActrecError, match="not an MMAction2/PYSKL ST-GCN\\+\\+ checkpoint"):
         config_from_state(ctr.state_dict(), "coco17")
     bad = tmp_path / "pickled.pth"
@@ -122,5 +123,5 @@ def test_convert_refusals(tmp_path):
 
 
 def test_models_are_the_declared_classes():
-    assert isinstance(build_gcn("stgcnpp", "tiny", 3, 2)[0], STGCNPP)
-    assert isinstance(build_gcn("ctrgcn", "tiny", 3, 2)[0], CTRGCN)
+    assert isinstance(build_model("stgcnpp", "tiny", 3, 2)[0], STGCNPP)
+    assert isinstance(build_model("ctrgcn", "tiny", 3, 2)[0], CTRGCN)

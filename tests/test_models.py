@@ -1,4 +1,5 @@
-"""The three models at `tiny` size (seconds in total); full sizes only for parameter counting."""
+"""The heatmap models at `tiny` size (seconds in total); full sizes only for parameter counting. The graph models
+(tests/test_gcn.py) are here where every model is asked the same: what fit asks of them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from train.models import MODELS, PRESETS, build_model, count_parameters, model_f
 from train.models.resnet import ResNet
 from train.models.resnet3d import ResNet3dSlowOnly
 
-NAMES = list(MODELS)
+ALL_NAMES = list(MODELS)
+NAMES = [name for name, (cls, _) in MODELS.items() if cls.consumes == "heatmaps"]  # (B, C, T, H, W) input
+GRAPH_NAMES = [name for name, (cls, _) in MODELS.items() if cls.consumes == "coordinates"]  # (N, M, T, V, C)
 B, C, T, S, K = 2, 27, 8, 32, 5
 
 
@@ -218,6 +221,31 @@ def test_unknown_model_preset_or_field():
 def test_every_preset_names_every_model():
     for preset in PRESETS.values():
         assert set(preset) == set(MODELS)
+    assert NAMES
+    assert GRAPH_NAMES
+    assert set(NAMES) | set(GRAPH_NAMES) == set(ALL_NAMES)
+
+
+@pytest.mark.parametrize("name", GRAPH_NAMES)
+def test_graph_models_carry_what_fit_asks_of_them(name):
+    """The graph models answer fit's questions too: first conv (taking the C coordinates), classifier, backbone,
+    and the contiguous (N, M, T, V, C) input fit hands them (no channels-last conversion of 5-D coordinates)."""
+    c, v = 3, 17
+    model, _ = build_model(name, "tiny", c, K, layout="coco17")
+    state = model.state_dict()
+    assert model.consumes == "coordinates"
+    assert model.first_conv in state
+    assert state[model.first_conv].shape[1] == c
+    assert model.first_conv.startswith(f"{model.backbone_name}.")
+    assert isinstance(getattr(model, model.backbone_name), nn.Module)
+    assert model.classifier_keys() <= set(state)
+    assert all(state[k].shape[0] == K for k in model.classifier_keys())
+    assert model.conv_dims == 0
+    assert not model.has_attention
+    assert model.memory_format is model.input_memory_format is torch.contiguous_format
+    x = torch.randn(B, 2, T, v, c).contiguous(memory_format=model.input_memory_format)
+    model.to(memory_format=model.memory_format).eval()
+    assert model(x).shape == (B, K)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -233,7 +261,8 @@ def test_models_carry_what_fit_asks_of_them(name):
     assert isinstance(backbone, nn.Module)
     assert model.first_conv.startswith(f"{model.backbone_name}.")
     assert model.conv_dims == state[model.first_conv].ndim - 2
-    x = _clip().to(memory_format=torch.channels_last_3d)  # (B, C, T, S, S)
+    assert model.consumes == "heatmaps"
+    x = _clip().to(memory_format=model.input_memory_format)  # (B, C, T, S, S)
     model.to(memory_format=model.memory_format)
     model.eval()
     if model.has_attention:
@@ -252,6 +281,6 @@ def test_no_model_name_branches_outside_models():
     root = Path(__file__).resolve().parents[1] / "train"
     for module in ("fit.py", "deploy/pretrained.py", "optim.py", "deploy/evaluation.py", "deploy/predict.py"):
         text = (root / module).read_text()
-        for name in NAMES:
+        for name in ALL_NAMES:
             assert f'== "{name}"' not in text, f"{module} branches on {name}"
             assert f'!= "{name}"' not in text, f"{module} branches on {name}"

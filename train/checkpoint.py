@@ -31,7 +31,9 @@ from etl.stores.storeio import disk_full_error, is_disk_full
 _RENDER = RenderSpec()  # a converted checkpoint's render settings default to `actrec-etl render`'s
 
 # What every model checkpoint (trained or converted) holds; a training checkpoint also has RESUME_KEYS.
+# A graph model's checkpoint has "coordinates" (what its coordinate source needs) in place of "render".
 MODEL_KEYS = ("model_name", "model_config", "model", "classes", "render", "fit_config")
+COORDINATE_KEYS = ("layout", "stream", "coords", "clip_len", "channels")
 RESUME_KEYS = ("optimizer", "scheduler", "epoch", "best_metric", "rng", "history")
 RENDER_KEYS = RenderSpec.checkpoint_keys()  # the "render" dict: RenderSpec.to_checkpoint
 MAX_CLIP_LEN = 1024  # frames per view
@@ -154,11 +156,21 @@ class LoadedModel:
     model: nn.Module
     model_name: str
     classes: list[str]
-    render: dict
+    render: dict  # {} for a graph model
     clip_len: int
     epoch: int  # 1-based epochs trained; 0 for a converted checkpoint
     checkpoint: dict
     path: str
+
+    def heatmap_render(self, command: str) -> dict:
+        """The render settings `command` draws new poses with; a graph model (no "render") is refused."""
+        if not self.render:
+            raise ActrecError(
+                f"{self.path}: {command} renders pose files as heatmaps, but {self.model_name} reads keypoint "
+                f"coordinates, which {command} does not feed it yet: score a keypoint store with "
+                "`actrec-train evaluate CKPT STORE --source coordinates`"
+            )
+        return self.render
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", *, resume: bool = False) -> LoadedModel:
@@ -171,7 +183,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, resume: 
         model=model,
         model_name=ckpt["model_name"],
         classes=list(ckpt["classes"]),
-        render=dict(ckpt["render"]),
+        render=dict(ckpt.get("render", {})),
         clip_len=int(ckpt["fit_config"]["clip_len"]),
         epoch=ckpt["epoch"] + 1 if _is_int(ckpt.get("epoch")) else 0,
         checkpoint=ckpt,
@@ -186,7 +198,8 @@ def check_checkpoint(ckpt: Any, path: str | Path, *, resume: bool = False) -> No
     where = f"checkpoint {path}"
     if not isinstance(ckpt, dict):
         raise ActrecError(f"{where} holds a {type(ckpt).__name__}, not a dict of weights and settings")
-    required = MODEL_KEYS + (RESUME_KEYS if resume else ())
+    inputs = "coordinates" if "coordinates" in ckpt else "render"
+    required = tuple(k if k != "render" else inputs for k in MODEL_KEYS) + (RESUME_KEYS if resume else ())
     missing = [k for k in required if k not in ckpt]
     if missing:
         hint = (
@@ -207,7 +220,10 @@ def check_checkpoint(ckpt: Any, path: str | Path, *, resume: bool = False) -> No
         raise ActrecError(
             f"{where}: {len(classes)} class names for a model with num_classes={config['num_classes']}"
         )
-    _check_render(ckpt["render"], config["in_channels"], where)
+    if inputs == "render":
+        _check_render(ckpt["render"], config["in_channels"], where)
+    else:
+        _check_coordinates(ckpt["coordinates"], config, where)
     fit_cfg = ckpt["fit_config"]
     clip_len = fit_cfg.get("clip_len") if isinstance(fit_cfg, dict) else None
     if not _is_int(clip_len) or not 1 <= clip_len <= MAX_CLIP_LEN:
@@ -297,6 +313,10 @@ def _check_model_config(config_cls: type, config: dict, where: str) -> None:
             if not isinstance(value, list | tuple) or not 1 <= len(value) <= _MAX_STAGES:
                 raise ActrecError(bad + f"a list of 1..{_MAX_STAGES} integers")
             items = value
+        elif kind == "str":  # a name (a graph model's layout): its config checks the value
+            if not isinstance(value, str) or not 0 < len(value) <= 64:
+                raise ActrecError(bad + "a name of 1..64 characters")
+            continue
         elif kind == "bool":
             if not isinstance(value, bool):
                 raise ActrecError(bad + "true or false")
@@ -311,6 +331,26 @@ def _check_model_config(config_cls: type, config: dict, where: str) -> None:
         lowest = 0 if key in ("inflate", "frame_chunk") else 1
         if not all(_is_int(v) and lowest <= v <= bound for v in items):
             raise ActrecError(bad + f"{'made of ' if len(items) > 1 else ''}integers in {lowest}..{bound}")
+
+
+def _check_coordinates(record: Any, config: dict, where: str) -> None:
+    """What the coordinate source reads a store with: the model's layout, a known stream and coordinates."""
+    from train.config import COORDS, STREAMS
+
+    if not isinstance(record, dict) or any(k not in record for k in COORDINATE_KEYS):
+        raise ActrecError(f"{where}: coordinates settings must be a dict of {', '.join(COORDINATE_KEYS)}")
+    if record["layout"] != config.get("layout"):
+        raise ActrecError(f"{where}: coordinates layout {_short(record['layout'])} is not the model's")
+    if record["stream"] not in STREAMS or record["coords"] not in COORDS:
+        raise ActrecError(
+            f"{where}: coordinates stream/coords {_short(record['stream'])}/"
+            f"{_short(record['coords'])} are not one of {STREAMS} / {COORDS}"
+        )
+    if len(record["channels"]) != config["in_channels"]:
+        raise ActrecError(
+            f"{where}: {len(record['channels'])} coordinate channels for a model of "
+            f"in_channels={config['in_channels']}"
+        )
 
 
 def _check_render(render: Any, in_channels: int, where: str) -> None:

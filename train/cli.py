@@ -44,11 +44,17 @@ SCORE_KEYS = ("top1", "top5", "mean_class_acc")
 StorePath = Annotated[
     Path,
     typer.Argument(
-        exists=True, file_okay=False, help="heatmap store (keypoint store with --source keypoints)"
+        exists=True,
+        file_okay=False,
+        help="heatmap store (keypoint store with --source keypoints or --source coordinates)",
     ),
 ]
 Source = Annotated[
-    str, typer.Option(help="heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly)")
+    str,
+    typer.Option(
+        help="heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly) | coordinates "
+        "(a keypoint store's coordinates, for graph models)"
+    ),
 ]
 CheckpointPath = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .pt checkpoint")]
 
@@ -66,7 +72,12 @@ def _plain_log(console: Console):
 @cli_errors
 def fit(
     store: StorePath,
-    model: Annotated[str, typer.Option(help="c3d | cnn_lstm | cnn_lstm_attn")] = fit_default("model"),
+    model: Annotated[
+        str,
+        typer.Option(
+            help="c3d | cnn_lstm | cnn_lstm_attn (heatmaps) | stgcnpp | ctrgcn (--source coordinates)"
+        ),
+    ] = fit_default("model"),
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="run folder")] = fit_default(
         "out"
     ),
@@ -175,6 +186,15 @@ def fit(
     dtype: Annotated[
         str, typer.Option(help="keypoints: uint8 | float16 (values as a store holds them)")
     ] = fit_default("dtype"),
+    stream: Annotated[
+        str, typer.Option(help="coordinates: j (joints) | b (bones) | jm | bm (their motion)")
+    ] = fit_default("stream"),
+    coords: Annotated[
+        str, typer.Option(help="coordinates: 2d (x, y, score) | 3d (x, y, z; a store with 3D keypoints)")
+    ] = fit_default("coords"),
+    strong_augment: Annotated[
+        bool, typer.Option(help="coordinates: PYSKL's random rotation and scaling of the keypoints")
+    ] = fit_default("strong_augment"),
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -469,10 +489,15 @@ def convert(
         int | None, typer.Option(help="heatmap size [default: from the file's config, or 64]")
     ] = None,
     clip_len: Annotated[
-        int | None, typer.Option(help="frames per view [default: from the config, or 48]")
+        int | None, typer.Option(help="frames per view [default: from the config, or 48; ST-GCN++: 100]")
     ] = None,
+    stream: Annotated[
+        str, typer.Option(help="ST-GCN++: the stream it was trained on: j | b | jm | bm")
+    ] = "j",
+    coords: Annotated[str, typer.Option(help="ST-GCN++: 2d (x, y, score) | 3d (x, y, z)")] = "2d",
 ):
-    """Turn a PoseC3D checkpoint (MMAction2 1.x/0.x, PYSKL) into an actrec checkpoint for evaluate/predict/fit."""
+    """Turn a PoseC3D or ST-GCN++ checkpoint (MMAction2 1.x/0.x, PYSKL; recognised by its keys) into an actrec
+    checkpoint for evaluate/predict/fit."""
     from train.deploy.convert import convert as run_convert
 
     report = run_convert(
@@ -485,10 +510,12 @@ def convert(
         sigma=sigma,
         size=size,
         clip_len=clip_len,
+        stream=stream,
+        coords=coords,
     )
     settings = ", ".join(f"{k} {v}" for k, v in report.settings.items())
     say(
-        f"wrote {report.out}: c3d, {report.in_channels} channels, {report.num_classes} classes, "
+        f"wrote {report.out}: {report.model_name}, {report.in_channels} channels, {report.num_classes} classes, "
         f"{report.n_tensors} tensors; {settings}"
     )
     for note in report.notes:

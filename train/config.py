@@ -11,7 +11,13 @@ from etl.heatmaps.spec import RenderSpec
 
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
-SOURCES = ("heatmaps", "keypoints")
+SOURCES = ("heatmaps", "keypoints", "coordinates")
+# `--source coordinates` (graph models): the input stream (train/sources/streams.py) and which coordinates
+STREAMS = ("j", "b", "jm", "bm")
+COORDS = ("2d", "3d")
+# FitConfig fields only `--source coordinates` reads: a checkpoint of another source does not record them, so
+# heatmap runs keep their checkpoints byte for byte (train/fit.py saved_fit_config)
+COORDINATE_FIELDS = ("stream", "coords", "strong_augment")
 PRECISIONS = ("auto", "bf16", "fp32")  # autocast of forward passes; auto = bf16 on CUDA, fp32 on a CPU
 # `--source keypoints` takes the spec's drawn fields (RenderSpec.draw_fields) as options, with their defaults
 _RENDER = RenderSpec()
@@ -54,9 +60,7 @@ class FitConfig:
     precision: str = "auto"
     resume: bool = False
     overwrite: bool = False  # replace a run in `out` (else fit refuses to touch it)
-    source: str = (
-        "heatmaps"  # heatmaps (the cached store) | keypoints (a keypoint store, rendered on the fly)
-    )
+    source: str = "heatmaps"  # heatmaps (the cached store) | keypoints (rendered on the fly) | coordinates (graph models)
     renderer: str = "auto"  # keypoints: numba (loader workers) | torch (on the device) | auto (torch on CUDA)
     channels: str = _RENDER.channels  # render settings of --source keypoints (the store's are used otherwise)
     size: int = _RENDER.size
@@ -64,6 +68,9 @@ class FitConfig:
     padding: float = _RENDER.padding
     eps: float = _RENDER.eps
     dtype: str = _RENDER.dtype
+    stream: str = "j"  # coordinates: j (joints) | b (bones) | jm | bm (their motion)
+    coords: str = "2d"  # coordinates: 2d (x, y, score) | 3d (x, y, z; a store with 3D keypoints)
+    strong_augment: bool = False  # coordinates: PYSKL's random rotation and scaling of the keypoints
     # fine-tuning (train/deploy/pretrained.py): weights to start from, backbone lr factor, epochs with a frozen backbone
     init_from: str | None = None
     backbone_lr_scale: float = 1.0
@@ -72,6 +79,10 @@ class FitConfig:
     def render_spec(self) -> RenderSpec:
         """The spec `--source keypoints` renders with: the drawn fields from this config, the rest defaults."""
         return RenderSpec(**{name: getattr(self, name) for name in RenderSpec.draw_fields()})
+
+    def coordinate_settings(self) -> dict:
+        """What `--source coordinates` reads the store with (train/sources/coordinates.py)."""
+        return {name: getattr(self, name) for name in COORDINATE_FIELDS}
 
     def bf16(self, device_type: str) -> bool:
         """Whether forward passes run under bf16 autocast on this device."""
@@ -82,6 +93,10 @@ class FitConfig:
 
         if self.source not in SOURCES:
             raise ActrecError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+        if self.stream not in STREAMS:
+            raise ActrecError(f"--stream must be one of {', '.join(STREAMS)}, not {self.stream!r}")
+        if self.coords not in COORDS:
+            raise ActrecError(f"--coords must be one of {', '.join(COORDS)}, not {self.coords!r}")
         if self.precision not in PRECISIONS:
             raise ActrecError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if self.schedule is not None and self.schedule not in SCHEDULES:

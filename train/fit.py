@@ -21,13 +21,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from etl.stores.heatmap_store import reading_store, value_scale
+from etl.stores.heatmap_store import reading_store
 from train.checkpoint import model_from_checkpoint, rng_states, save_checkpoint
-from train.config import FitConfig
+from train.config import COORDINATE_FIELDS, FitConfig
 from train.deploy.evaluation import attention_of_views, validate
 from train.deploy.pretrained import freeze_backbone_statistics, init_from
 from train.device import init_distributed, mean_over_ranks, pick_device
-from train.models import build_model, count_parameters
+from train.models import MODELS, build_model, count_parameters
 from train.optim import build_optimizer
 from train.plots import plot_attention, plot_confusion, plot_curves
 from train.recipes import FIELDS, resolve
@@ -43,7 +43,7 @@ from train.run_dir import (
     write_timing,
 )
 from train.seeding import derived_seed, torch_generator
-from train.sources import open_source, resolve_renderer
+from train.sources import check_pairing, open_source, resolve_renderer
 from train.sources.loading import EpochSampler, TimedLoader, make_loader, select_clips
 
 
@@ -80,17 +80,18 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     main, cuda = rank == 0, device.type == "cuda"
 
     # ---- data: clips chosen by pandas queries on the clip table; the store gives channels, size, classes
-    store = open_source(cfg.source, cfg.store, cfg.render_spec())
+    check_pairing(cfg.model, MODELS[cfg.model][0].consumes, cfg.source)
+    store = open_source(cfg.source, cfg.store, cfg.render_spec(), cfg.coordinate_settings())
     renderer = resolve_renderer(cfg.renderer, device)
     classes = store.classes
-    scale = value_scale(store.spec.dtype)
+    scale = store.value_scale
     # ---- the recipe: the model's own, scaled by the preset, overridden by options (train/recipes.py)
     recipe = resolve(
         cfg.model,
         cfg.preset,
         {k: getattr(cfg, k) for k in FIELDS},
         batch_size=cfg.batch_size,
-        store_size=store.spec.size,
+        store_size=store.view_size,
         pretrained=cfg.init_from is not None,
     )
     cfg = replace(cfg, **recipe.values)  # every recipe field resolved from here on (and saved so)
@@ -114,8 +115,9 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
 
     # ---- model
     model, init_record = _model(
-        cfg, ckpt, out / "last.pt", len(store.channels), len(classes), log if main else None
-    )
+        cfg, ckpt, out / "last.pt", len(store.channels), len(classes), log if main else None,
+        store.model_options(),
+    )  # fmt: skip
     model_config = asdict(model.config)
     # channels-last on every device: oneDNN's CPU convolutions are 1.2x faster in it too (docs/benchmarks.md)
     model.to(device, memory_format=model.memory_format)
@@ -145,9 +147,9 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     run = {  # what every checkpoint of this run carries besides the epoch's own state
         "model_name": cfg.model,
         "model_config": model_config,
-        "fit_config": asdict(cfg),
+        "fit_config": saved_fit_config(cfg, store),
         "classes": classes,
-        "render": store.spec.to_checkpoint(store.layout, input_size),
+        **store.checkpoint_record(input_size, cfg.clip_len),  # "render" (heatmaps) | "coordinates"
         "source": store.name,
         "data": data_id,
         "init_from": init_record,
@@ -164,8 +166,9 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         row = {"epoch": epoch + 1} | train_one_epoch(step, epoch, advance)
         if main:  # validate on rank 0, log, checkpoint, plot
             val_row, m = validate(
-                model, val_loader, device, scale, input_size, classes, cfg.bf16(device.type)
-            )
+                model, val_loader, device, scale, input_size, classes, cfg.bf16(device.type),
+                to_input=store.eval_input(device, scale, input_size),
+            )  # fmt: skip
             row |= val_row
             timing = {"epoch": row["epoch"]} | {k: row.pop(k) for k in TIMING}
             history.append(row)
@@ -239,12 +242,25 @@ def load_data(store, cfg: FitConfig, device: torch.device, renderer: str, rank: 
     return train_set, val_set, val_rows, train_sampler, train_loader, val_loader
 
 
-def _model(cfg: FitConfig, ckpt: dict | None, path: Path, n_channels: int, n_classes: int, log):
-    """(model, init record): the checkpoint's model when resuming, else a new one, with --init-from's weights
-    where given (its record, with the source's sha256, travels with every checkpoint of the run)."""
+def saved_fit_config(cfg: FitConfig, store) -> dict:
+    """The settings a checkpoint records: every field, less the coordinate source's fields where the source
+    does not read them (so a heatmap run's checkpoint is what it was before graph models)."""
+    saved = asdict(cfg)
+    for name in COORDINATE_FIELDS:
+        if name not in store.fit_fields:
+            del saved[name]
+    return saved
+
+
+def _model(
+    cfg: FitConfig, ckpt: dict | None, path: Path, n_channels: int, n_classes: int, log, options: dict
+):
+    """(model, init record): the checkpoint's model when resuming, else a new one (`options`: the config fields
+    the store decides), with --init-from's weights where given (its record, with the source's sha256, travels
+    with every checkpoint of the run)."""
     if ckpt is not None:
         return model_from_checkpoint(ckpt, path), ckpt.get("init_from")
-    model, _ = build_model(cfg.model, cfg.preset, n_channels, n_classes, dropout=cfg.dropout)
+    model, _ = build_model(cfg.model, cfg.preset, n_channels, n_classes, dropout=cfg.dropout, **options)
     if not cfg.init_from:
         return model, None
     report = init_from(model, cfg.model, cfg.init_from)
@@ -271,7 +287,9 @@ def train_one_epoch(step: TrainStep, epoch: int, advance=None) -> dict:
     batches = TimedLoader(step.loader)  # measures the time the step waits for the loader
     for views, labels in batches:
         x = step.to_input(views, aug_gen)  # (B, C, T, S, S) float, augmented as --source says
-        x = x.contiguous(memory_format=torch.channels_last_3d)  # channels innermost, as the model's weights
+        x = x.contiguous(
+            memory_format=model.input_memory_format
+        )  # heatmaps: channels innermost, as the weights
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = step.train_model(x)

@@ -7,6 +7,9 @@ for each one, where it came from (recipe / preset / option): fit prints that lin
 - `c3d`: PoseC3D (PYSKL `slowonly_r50` keypoint configs): SGD, momentum 0.9, nesterov, lr 0.2 per 128 clips
   (scaled linearly with the batch size), weight decay 3e-4, cosine per iteration, gradient clip 40, dropout 0.5,
   48 frames, random crops resized to 56 px for training and 64 px for testing (train = 0.875 x test).
+- `stgcnpp`, `ctrgcn`: PYSKL's GCN recipe (ST-GCN++ / CTR-GCN NTU configs): SGD, momentum 0.9, nesterov, lr 0.1
+  per 128 clips (scaled linearly with the batch size), weight decay 5e-4, cosine per iteration, 80 epochs (16
+  over the training set repeated 5 times), 100 frames, no dropout, no gradient clip; no pixels (input size 0).
 - `cnn_lstm`, `cnn_lstm_attn` from a pretrained encoder (`--init-from`): the seed's recipe, AdamW lr 1e-5 for 80
   epochs, cross-entropy.
 - `cnn_lstm`, `cnn_lstm_attn` from scratch: the seed's 1e-5 does not move randomly initialised weights in any
@@ -58,6 +61,18 @@ POSEC3D = Recipe(
     input_size=64,
     train_scale=56 / 64,
 )
+PYSKL_GCN = Recipe(
+    name="PYSKL GCN",
+    optimizer="sgd",
+    lr=0.1,
+    lr_batch=128,
+    momentum=0.9,
+    nesterov=True,
+    weight_decay=5e-4,
+    epochs=80,
+    clip_len=100,
+    dropout=0.0,
+)
 SEED_FINETUNE = Recipe(
     name="seed (pretrained encoder)", optimizer="adamw", lr=1e-5, lr_batch=0, weight_decay=0.01, epochs=80,
     clip_len=32,
@@ -75,11 +90,19 @@ LSTM_SCRATCH = Recipe(
     grad_clip=5.0,
 )
 # model name (train.models.MODELS) -> its recipe from scratch, and with --init-from (pretrained weights)
-RECIPES: dict[str, Recipe] = {"c3d": POSEC3D, "cnn_lstm": LSTM_SCRATCH, "cnn_lstm_attn": LSTM_SCRATCH}
+RECIPES: dict[str, Recipe] = {
+    "c3d": POSEC3D,
+    "cnn_lstm": LSTM_SCRATCH,
+    "cnn_lstm_attn": LSTM_SCRATCH,
+    "stgcnpp": PYSKL_GCN,
+    "ctrgcn": PYSKL_GCN,
+}
 FINETUNE_RECIPES: dict[str, Recipe] = {
     "c3d": POSEC3D,
     "cnn_lstm": SEED_FINETUNE,
     "cnn_lstm_attn": SEED_FINETUNE,
+    "stgcnpp": PYSKL_GCN,
+    "ctrgcn": PYSKL_GCN,
 }
 
 

@@ -21,7 +21,7 @@ import etl
 from etl.common.errors import ActrecError
 from etl.common.locks import exclusive_lock
 from train.checkpoint import check_checkpoint, load_checkpoint, restore_rng_states
-from train.config import FitConfig
+from train.config import COORDINATE_FIELDS, FitConfig
 from train.recipes import SGD_ONLY
 
 # Fields that may differ between a run and its resumption (they do not change what is learned).
@@ -58,7 +58,8 @@ def starting_checkpoint(path: Path, cfg: FitConfig, data_id: dict, log, code: st
             f"{path.parent} already holds a run ({what}): pass --resume to continue it, --overwrite to replace "
             "it, or another --out"
         )
-    if "recipe" not in ckpt or any(f.name not in saved for f in fields(FitConfig)):
+    optional = set(COORDINATE_FIELDS)  # recorded only by the source that reads them (train/fit.py)
+    if "recipe" not in ckpt or any(f.name not in saved and f.name not in optional for f in fields(FitConfig)):
         # before per-model recipes (a per-epoch schedule) or before one of today's options: not translated
         reason = "it was saved by an older actrec and cannot be continued by this one"
     else:
@@ -101,7 +102,7 @@ def _resume_refusal(ckpt: dict, cfg: FitConfig, data_id: dict, path: Path, log, 
     # Resolved values against resolved values: `--lr 0.0125` resumes a run whose recipe gave 0.0125.
     saved = ckpt["fit_config"]
     free = RESUME_FREE | (set(SGD_ONLY) if cfg.optimizer == saved["optimizer"] == "adamw" else set())
-    changed = sorted(k for k, v in asdict(cfg).items() if k not in free and saved[k] != v)
+    changed = sorted(k for k, v in asdict(cfg).items() if k not in free and saved.get(k, v) != v)
     if ckpt.get("data") != data_id:
         changed.append("the heatmap store's contents or its clip table (labels, splits)")
     if ckpt["model_name"] != cfg.model and "model" not in changed:

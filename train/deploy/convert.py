@@ -191,6 +191,7 @@ class ConvertReport:
     n_tensors: int
     settings: dict  # sigma, size, clip_len and where each came from
     notes: list[str] = field(default_factory=list)
+    model_name: str = "c3d"
 
 
 def convert(
@@ -204,15 +205,21 @@ def convert(
     sigma: float | None = None,
     size: int | None = None,
     clip_len: int | None = None,
+    stream: str = "j",
+    coords: str = "2d",
 ) -> ConvertReport:
     src, out = Path(src), Path(out)
     where = f"{src}"
     if source not in SOURCES:
         raise ActrecError(f"--from must be one of {', '.join(SOURCES)}, not {source!r}")
+    from train.deploy.convert_gcn import is_stgcnpp
+
+    ckpt = load_checkpoint(src)
+    if is_stgcnpp(unwrap_state_dict(ckpt, where)):  # recognised by its keys (train/deploy/convert_gcn.py)
+        return _convert_stgcnpp(ckpt, src, source, layout, classes, out, clip_len, stream, coords)
     if channels not in CHANNELS:
         raise ActrecError(f"--channels must be one of {', '.join(CHANNELS)}, not {channels!r}")
     lay = get_layout(layout)
-    ckpt = load_checkpoint(src)
     state = unwrap_state_dict(ckpt, where)
     if not is_posec3d_state(state):
         raise ActrecError(f"{where}: no {MMACTION_MARKER}: not a PoseC3D (ResNet3dSlowOnly) checkpoint")
@@ -266,4 +273,62 @@ def convert(
         n_tensors=len(state),
         settings={k: f"{chosen[k]} ({origin[k]})" for k in chosen},
         notes=notes,
+    )
+
+
+GCN_CLIP_LEN = 100  # PYSKL's / MMAction2's ST-GCN++ configs: UniformSample(100)
+
+
+def _convert_stgcnpp(
+    ckpt: dict,
+    src: Path,
+    source: str,
+    layout: str,
+    classes: str,
+    out: Path,
+    clip_len,
+    stream: str,
+    coords: str,
+) -> ConvertReport:
+    """An ST-GCN++ recogniser (MMAction2 STGCN + GCNHead, PYSKL) -> an actrec stgcnpp checkpoint whose
+    "coordinates" record says how evaluate reads a keypoint store for it (--stream, --coords, --layout)."""
+    from train.config import COORDS, STREAMS
+    from train.deploy.convert_gcn import stgcnpp_from_state
+    from train.sources.coordinates import CHANNELS, NUM_PERSON
+
+    where = f"{src}"
+    if stream not in STREAMS or coords not in COORDS:
+        raise ActrecError(
+            f"--stream must be one of {', '.join(STREAMS)} and --coords one of {', '.join(COORDS)}"
+        )
+    get_layout(layout)
+    model, config = stgcnpp_from_state(unwrap_state_dict(ckpt, where), layout)
+    names = read_classes(classes, config.num_classes, where)
+    frames = int(clip_len or GCN_CLIP_LEN)
+    result = {
+        "model_name": "stgcnpp",
+        "model_config": asdict(config),
+        "model": model.state_dict(),
+        "classes": names,
+        "coordinates": {
+            "layout": layout,
+            "stream": stream,
+            "coords": coords,
+            "strong_augment": False,
+            "clip_len": frames,
+            "channels": CHANNELS[coords],
+            "num_person": NUM_PERSON,
+        },
+        "fit_config": {"clip_len": frames},
+        "converted_from": {"path": str(src), "sha256": sha256_file(src), "format": source},
+    }
+    from train.checkpoint import check_checkpoint
+
+    check_checkpoint(result, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, result)
+    origin = "option" if clip_len else "ST-GCN++ default"
+    settings = {"stream": stream, "coords": coords, "clip_len": f"{frames} ({origin})"}
+    return ConvertReport(
+        out, config.num_classes, config.in_channels, len(result["model"]), settings, [], "stgcnpp"
     )

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from train.checkpoint import LoadedModel
-from train.sources.views import hflip, resize, to_model_input
+from train.sources.views import HeatmapViews, hflip, resize, to_model_input
 
 
 @torch.no_grad()
@@ -21,16 +21,18 @@ def predict_loader(
     flip_permutation: list[int] | None = None,
     autocast: bool = False,
     on_batch=None,
+    to_input=None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Average softmax over each clip's views (and their mirror images when flip_permutation is given), as
     PoseC3D's multi-clip testing. Returns probabilities (N, K), labels (N,) and the mean cross-entropy of the
-    averaged probabilities."""
+    averaged probabilities. `to_input`: the source's eval_input (default: heatmap views at `input_size`)."""
+    to_input = to_input or HeatmapViews(device, scale, input_size)
     model.eval()
     all_probs, all_labels = [], []
     for views, labels in loader:
         b, v = views.shape[:2]
-        x = to_model_input(views.to(device, non_blocking=True).flatten(0, 1), scale)  # (B*V, C, T, S, S)
-        probs = score_views(model, resize(x, input_size), flip_permutation, autocast)
+        x = to_input(views)  # (B*V, C, T, S, S) heatmaps | (B*V, M, T, V, C) coordinates
+        probs = score_views(model, x, flip_permutation, autocast)
         all_probs.append(probs.reshape(b, v, -1).mean(dim=1).float().cpu())
         all_labels.append(labels)
         if on_batch is not None:
@@ -42,12 +44,12 @@ def predict_loader(
 
 
 def validate(
-    model, loader, device, scale: float, input_size: int, classes, autocast: bool
+    model, loader, device, scale: float, input_size: int, classes, autocast: bool, to_input=None
 ) -> tuple[dict, dict]:
     """The epoch's validation row (val_loss, val_top1, val_top5, val_mean_class_acc) and the classification
     metrics it comes from (train/metrics.py: confusion matrix included)."""
     probs, labels, val_loss = predict_loader(
-        model, loader, device, scale=scale, input_size=input_size, autocast=autocast
+        model, loader, device, scale=scale, input_size=input_size, autocast=autocast, to_input=to_input
     )
     from train.metrics import classification_metrics
 
@@ -71,20 +73,6 @@ def _softmax(model, x, autocast: bool) -> torch.Tensor:
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=autocast):
         logits = model(x)
     return torch.softmax(logits.float(), dim=1)
-
-
-def check_render_settings(store, render: dict, store_path: str, checkpoint: str) -> None:
-    """Refuse a store whose views differ from what the checkpoint was trained on (channels, size, sigma)."""
-    from etl.common.errors import ActrecError
-
-    got = (list(store.channels), store.spec.size, float(store.spec.sigma))
-    want = (list(render["channels"]), int(render["size"]), float(render["sigma"]))
-    if got != want:
-        raise ActrecError(
-            f"{store_path} ({len(got[0])} channels, {got[1]} px, sigma {got[2]}) does not match "
-            f"what {checkpoint} was trained on ({len(want[0])} channels, {want[1]} px, sigma {want[2]}): "
-            "render the store with the checkpoint's settings"
-        )
 
 
 def evaluate_checkpoint(checkpoint: str | LoadedModel, store_path: str, **kw) -> dict:
@@ -115,18 +103,21 @@ def _evaluate_checkpoint(
 ) -> dict:
     from etl.common.errors import ActrecError
     from etl.heatmaps.spec import RenderSpec
-    from etl.stores.heatmap_store import value_scale
     from train.checkpoint import load_model
     from train.device import pick_device
-    from train.sources import open_source
+    from train.sources import check_pairing, open_source
     from train.sources.loading import EpochSampler, make_loader, select_clips
 
     dev = pick_device(device)
     loaded = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, dev)
     model, render = loaded.model.to(dev), loaded.render
     checkpoint = loaded.path
-    store = open_source(source, store_path, RenderSpec.from_checkpoint(render))
-    check_render_settings(store, render, store_path, checkpoint)
+    check_pairing(loaded.model_name, model.consumes, source)
+    coordinates = loaded.checkpoint.get("coordinates")
+    store = open_source(
+        source, store_path, RenderSpec.from_checkpoint(render) if render else None, coordinates
+    )
+    store.check_record(loaded.checkpoint, checkpoint)
     if store.classes != loaded.classes:
         raise ActrecError(
             f"{store_path} has classes {store.classes[:5]}..., the checkpoint "
@@ -141,13 +132,14 @@ def _evaluate_checkpoint(
         workers=workers,
         device=dev,
     )
-    scale = value_scale(store.spec.dtype)
+    scale, input_size = store.value_scale, int(render.get("input_size", 0))
     probs, labels, loss = predict_loader(
         model,
         loader,
         dev,
         scale=scale,
-        input_size=int(render["input_size"]),
+        input_size=input_size,
+        to_input=store.eval_input(dev, scale, input_size),
         flip_permutation=store.flip_permutation if flip else None,
         autocast=dev.type == "cuda",
         on_batch=on_batch,

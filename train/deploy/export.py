@@ -1,7 +1,9 @@
 """`actrec-train export`: a checkpoint -> a model file that runs without actrec (TorchScript or ONNX).
 
 The exported model takes heatmap clips (B, C, T, H, W) float32 in [0, 1] (H = W = the checkpoint's input size,
-channels in the order of `render.channels`) and returns logits (B, K); B and T may vary. Class names, the input
+channels in the order of `render.channels`) and returns logits (B, K); B and T may vary. A graph model
+(stgcnpp, ctrgcn) takes keypoint coordinates (N, M, T, V, C) float32 instead, like PYSKL's and MMAction2's
+recognizers (M persons, V joints of the layout, C = x, y, score after the checkpoint's `coordinates` pipeline). Class names, the input
 description and the render settings (how to draw heatmaps from poses) travel with it: inside the file
 (TorchScript: extra file `actrec.json`; ONNX: metadata_props key `actrec`) and beside it as FILE.json.
 """
@@ -36,23 +38,47 @@ class LogitsOnly(nn.Module):
         return self.model(x)
 
 
-def metadata(loaded: LoadedModel, checkpoint: Path) -> dict:
+def input_description(loaded: LoadedModel) -> dict:
+    """The exported input: heatmaps (B, C, T, H, W) in [0, 1], or a graph model's coordinates (N, M, T, V, C)."""
+    coordinates = loaded.checkpoint.get("coordinates")
+    if coordinates is not None:
+        joints = len(_layout_joints(coordinates["layout"]))
+        shape = [
+            "batch",
+            int(coordinates.get("num_person", 2)),
+            "frames",
+            joints,
+            len(coordinates["channels"]),
+        ]
+        return {"name": "coordinates", "shape": shape, "layout": "N, M, T, V, C", "dtype": "float32"}
     render = loaded.render
     size = int(render["input_size"])
+    return {
+        "name": "heatmaps",
+        "shape": ["batch", len(render["channels"]), "frames", size, size],
+        "layout": "B, C, T, H, W",
+        "dtype": "float32",
+        "range": [0.0, 1.0],
+    }
+
+
+def _layout_joints(name: str) -> list[str]:
+    from etl.pose.skeleton import get_layout
+
+    return list(get_layout(name).joints)
+
+
+def metadata(loaded: LoadedModel, checkpoint: Path) -> dict:
+    settings = (
+        {"render": loaded.render} if loaded.render else {"coordinates": loaded.checkpoint["coordinates"]}
+    )
     return {
         "format_version": FORMAT_VERSION,
         "model_name": loaded.model_name,
         "classes": loaded.classes,
-        "input": {
-            "name": "heatmaps",
-            "shape": ["batch", len(render["channels"]), "frames", size, size],
-            "layout": "B, C, T, H, W",
-            "dtype": "float32",
-            "range": [0.0, 1.0],
-            "frames_trained": loaded.clip_len,
-        },
+        "input": input_description(loaded) | {"frames_trained": loaded.clip_len},
         "output": {"name": "logits", "shape": ["batch", len(loaded.classes)], "softmax": "not applied"},
-        "render": render,
+        **settings,
         "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "epoch": loaded.epoch},
     }
 
@@ -66,11 +92,11 @@ class ExportReport:
 
 
 def example_input(loaded: LoadedModel, batch: int = 2, frames: int | None = None) -> torch.Tensor:
-    size = int(loaded.render["input_size"])
+    """A random input of the exported shape (input_description), `frames` frames (default: as trained)."""
+    shape = [batch if d == "batch" else frames or loaded.clip_len if d == "frames" else d for d in
+             input_description(loaded)["shape"]]  # fmt: skip
     g = torch.Generator().manual_seed(0)
-    return torch.rand(
-        batch, len(loaded.render["channels"]), frames or loaded.clip_len, size, size, generator=g
-    )
+    return torch.rand(*shape, generator=g)
 
 
 def export_model(checkpoint: str | Path, out: str | Path, fmt: str) -> ExportReport:
@@ -82,6 +108,7 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str) -> ExportRep
     text = json.dumps(meta, indent=2)
     module = LogitsOnly(loaded.model).eval()
     x = example_input(loaded)
+    name = meta["input"]["name"]
     out.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         expected = module(x)
@@ -89,7 +116,7 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str) -> ExportRep
             _torchscript(module, x, out, text)
             got = run_torchscript(out, x)
         else:
-            _onnx(module, x, out, text)
+            _onnx(module, x, out, text, name)
             got = run_onnx(out, x)
     sidecar = out.with_name(out.name + ".json")
     sidecar.write_text(text + "\n")
@@ -132,7 +159,7 @@ def _need_onnx():
     return onnx, onnxruntime
 
 
-def _onnx(module: nn.Module, x: torch.Tensor, out: Path, text: str) -> None:
+def _onnx(module: nn.Module, x: torch.Tensor, out: Path, text: str, name: str = "heatmaps") -> None:
     onnx, _ = _need_onnx()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and LSTM batch-size notes
@@ -141,9 +168,9 @@ def _onnx(module: nn.Module, x: torch.Tensor, out: Path, text: str) -> None:
             (x,),
             str(out),
             dynamo=False,  # the TorchScript-based exporter: no onnxscript needed
-            input_names=["heatmaps"],
+            input_names=[name],
             output_names=["logits"],
-            dynamic_axes={"heatmaps": {0: "batch", 2: "frames"}, "logits": {0: "batch"}},
+            dynamic_axes={name: {0: "batch", 2: "frames"}, "logits": {0: "batch"}},
         )
     model = onnx.load(str(out))
     entry = model.metadata_props.add()
@@ -154,7 +181,7 @@ def _onnx(module: nn.Module, x: torch.Tensor, out: Path, text: str) -> None:
 def run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
     _, ort = _need_onnx()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run(None, {"heatmaps": x.numpy()})[0])
+    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
 
 
 def read_onnx_metadata(path: str | Path) -> dict:

@@ -138,7 +138,7 @@ def predict_file(
 ) -> list[Prediction]:
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
-    layout = stored_layout(loaded.render, str(checkpoint))
+    layout = stored_layout(loaded.heatmap_render("predict"), str(checkpoint))
     spec = RenderSpec.from_checkpoint(loaded.render)
     classes = loaded.classes
     results = []

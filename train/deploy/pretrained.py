@@ -21,6 +21,7 @@ from torch import nn
 from etl.common.errors import ActrecError
 from train.checkpoint import check_checkpoint, load_checkpoint
 from train.deploy.convert import is_posec3d_state, rename_posec3d, sha256_file, unwrap_state_dict
+from train.deploy.convert_gcn import is_stgcnpp
 
 _TORCHVISION_MARKERS = ("conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight")
 
@@ -86,6 +87,14 @@ def _source_state(
         if model.conv_dims != 3:
             raise ActrecError(f"{where} is a PoseC3D (c3d) checkpoint, not one for {model_name}")
         return "mmaction2/pyskl", rename_posec3d(state, where), []
+    if is_stgcnpp(state):  # MMAction2/PYSKL ST-GCN++: its names are ours (train/deploy/convert_gcn.py)
+        if model.consumes != "coordinates":
+            raise ActrecError(f"{where} is an ST-GCN++ (stgcnpp) checkpoint, not one for {model_name}")
+        return (
+            "mmaction2/pyskl",
+            {k: v for k, v in state.items() if k.startswith(("backbone.", "cls_head."))},
+            [],
+        )
     if all(k in state for k in _TORCHVISION_MARKERS):
         if model.conv_dims != 2:
             raise ActrecError(

@@ -1,6 +1,9 @@
-"""The three action-recognition models, nanoGPT style: one dataclass config per model, chosen by name from a dict.
+"""The action-recognition models, nanoGPT style: one dataclass config per model, chosen by name from a dict.
 
-Every model maps heatmap clips (B, C, T, H, W) -> logits (B, num_classes); softmax lives in the loss/eval code.
+The heatmap models map heatmap clips (B, C, T, H, W) -> logits (B, num_classes); the graph models (stgcnpp,
+ctrgcn: train/models/gcn.py) map keypoint coordinates (N, M, T, V, C) -> logits. Each declares what it
+`consumes` ("heatmaps" | "coordinates"), which fit compares with what the training source `gives`; softmax
+lives in the loss/eval code.
 
 - `c3d`:           PoseC3D (SlowOnly 3D ResNet over the whole volume + I3D head), see train/models/resnet3d.py.
 - `cnn_lstm`:      a 2D ResNet encodes every frame, an LSTM runs over the frames, its LAST hidden state -> MLP.
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 from etl.common.errors import ActrecError
+from train.models.gcn import CTRGCN, GCN_PRESETS, STGCNPP, CTRGCNConfig, STGCNPPConfig
 from train.models.resnet import ARCH as RESNET_ARCH
 from train.models.resnet import ResNet
 from train.models.resnet3d import I3DHead, ResNet3dSlowOnly
@@ -75,6 +79,8 @@ class C3DConfig(_Config):
 class C3D(nn.Module):
     # What fit and --init-from ask of every model (a fourth model declares the same and nothing else changes):
     memory_format = torch.channels_last_3d  # the layout its convolutions run fastest in on CUDA
+    input_memory_format = torch.channels_last_3d  # the layout fit hands it its (B, C, T, H, W) batches in
+    consumes = "heatmaps"  # what a training source must give (train/sources: `gives`)
     backbone_name = "backbone"  # the submodule --backbone-lr-scale / --freeze-backbone-epochs act on
     first_conv = "backbone.conv1.weight"  # adapted by --init-from when the input channel count differs
     conv_dims = 3  # a PoseC3D (3D) checkpoint initialises it, a torchvision (2D) ResNet does not
@@ -172,6 +178,8 @@ class CNNLSTM(nn.Module):
     """Per-frame 2D ResNet -> LSTM over frames -> last hidden state -> MLP -> logits."""
 
     memory_format = torch.channels_last  # the frame encoder is 2D
+    input_memory_format = torch.channels_last_3d  # (B, C, T, H, W) batches, channels innermost
+    consumes = "heatmaps"
     backbone_name = "encoder"
     first_conv = "encoder.conv1.weight"
     conv_dims = 2  # a torchvision ResNet initialises the frame encoder
@@ -293,6 +301,8 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "c3d": (C3D, C3DConfig),
     "cnn_lstm": (CNNLSTM, CNNLSTMConfig),
     "cnn_lstm_attn": (CNNLSTMAttn, CNNLSTMAttnConfig),
+    "stgcnpp": (STGCNPP, STGCNPPConfig),
+    "ctrgcn": (CTRGCN, CTRGCNConfig),
 }
 
 # preset -> model name -> overrides of the config defaults (the defaults are the `full` models).
@@ -308,7 +318,7 @@ _TINY_LSTM = {
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The original configurations: PoseC3D's SlowOnly-R50 (base 32, blocks (4, 6, 3)); ResNet-152 + LSTM 1024.
     # GPU territory: one train step of batch 2, T=32, 27x48x48 on 2 CPU threads is ~0.5 s (c3d), ~1-1.3 s (LSTMs).
-    "full": {"c3d": {}, "cnn_lstm": {}, "cnn_lstm_attn": {}},
+    "full": {"c3d": {}, "cnn_lstm": {}, "cnn_lstm_attn": {}, **GCN_PRESETS["full"]},
     # A few minutes per epoch on a 2-core CPU (~1250 clips of 27x32x48x48). Measured train step, batch 8,
     # T=32, 27x48x48, 2 threads: c3d ~0.35 s, cnn_lstm(_attn) ~0.40 s (width 32 without max pool: ~0.62 s;
     # width 32 with stride 2 + max pool: ~0.32 s but only 12 px at layer1).
@@ -317,12 +327,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "c3d": {"base_channels": 16, "stage_blocks": (2, 2, 2), "pool1_stride": 2},
         "cnn_lstm": _SMALL_LSTM,
         "cnn_lstm_attn": {**_SMALL_LSTM, "attn_dim": 128},
+        **GCN_PRESETS["small"],
     },
     # For tests: forward+backward of 2 x 27x8x32x32 in well under a second.
     "tiny": {
         "c3d": {"base_channels": 8, "stage_blocks": (1, 1, 1)},
         "cnn_lstm": _TINY_LSTM,
         "cnn_lstm_attn": {**_TINY_LSTM, "attn_dim": 16},
+        **GCN_PRESETS["tiny"],
     },
 }
 

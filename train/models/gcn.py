@@ -238,6 +238,7 @@ class GCNHead(nn.Module):
 class _GraphModel(nn.Module):
     # What fit and --init-from ask of every model (see train/models/__init__.py):
     memory_format = torch.contiguous_format
+    input_memory_format = torch.contiguous_format  # (N, M, T, V, C) batches as they come
     backbone_name = "backbone"
     conv_dims = 0  # no 2D/3D ImageNet or PoseC3D checkpoint initialises it
     has_attention = False
@@ -426,15 +427,3 @@ GCN_PRESETS: dict[str, dict[str, dict]] = {
         "ctrgcn": {"base_channels": 8, "num_stages": 4, "inflate_stages": (3,), "down_stages": (3,)},
     },
 }
-GCN_MODELS = {"stgcnpp": (STGCNPP, STGCNPPConfig), "ctrgcn": (CTRGCN, CTRGCNConfig)}
-
-
-def build_gcn(
-    name: str, preset: str, in_channels: int, num_classes: int, **overrides
-) -> tuple[nn.Module, object]:
-    """Graph model `name` at `preset`; until train/models/__init__.py registers them (what its build_model will do)."""
-    model_cls, config_cls = GCN_MODELS[name]
-    config = config_cls(
-        **{**GCN_PRESETS[preset][name], **overrides}, in_channels=in_channels, num_classes=num_classes
-    )
-    return model_cls(config), config

@@ -21,7 +21,7 @@ from train.seeding import numpy_rng
 from train.sources.heatmap_augment import random_resized_crop_flip
 from train.sources.loading import data_identity
 from train.sources.sampling import sample_test, sample_train
-from train.sources.views import resize, to_model_input
+from train.sources.views import GivesHeatmaps, resize, to_model_input
 
 
 class HeatmapClips(Dataset):
@@ -72,14 +72,14 @@ class HeatmapClips(Dataset):
         return torch.from_numpy(views), int(self.labels[i])
 
 
-class HeatmapSource(HeatmapStore):
+class HeatmapSource(GivesHeatmaps, HeatmapStore):
     """`--source heatmaps` (a TrainingSource): a heatmap store written by `actrec-etl render`, opened for
     training (everything a HeatmapStore has: attrs, table, classes, channels, flip permutation, ...)."""
 
     name = "heatmaps"
 
     @classmethod
-    def open(cls, path: str | Path, spec=None) -> HeatmapSource:
+    def open(cls, path: str | Path, spec=None, coordinates=None) -> HeatmapSource:
         """The store at `path`; its render spec is the store's own (`spec` is not needed)."""
         return super().open(path)
 

@@ -33,12 +33,12 @@ from train.sources.keypoint_augment import random_train_view
 from train.sources.loading import data_identity
 from train.sources.render_torch import quantize_like, render_torch
 from train.sources.sampling import sample_test, sample_train
-from train.sources.views import resize, to_model_input
+from train.sources.views import GivesHeatmaps, resize, to_model_input
 
 RENDERERS = ("numba", "torch")  # where train views are rendered: loader workers | the device
 
 
-class KeypointSource:
+class KeypointSource(GivesHeatmaps):
     """`--source keypoints` (a TrainingSource): a keypoint store seen as the heatmap store `actrec-etl render`
     would make of it with `spec`: the same clip table and the render attrs (etl.stores.heatmap_store.render_attrs: the
     spec, channels, ..., fingerprint).
@@ -72,7 +72,7 @@ class KeypointSource:
         self._verify()
 
     @classmethod
-    def open(cls, path: str | Path, spec: RenderSpec | None = None) -> KeypointSource:
+    def open(cls, path: str | Path, spec: RenderSpec | None = None, coordinates=None) -> KeypointSource:
         """The store at `path`, rendered with `spec` (default: `actrec-etl render`'s)."""
         return cls(path, spec or RenderSpec())
 

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from etl.common.errors import ActrecError
-
-STREAMS = ("j", "b", "jm", "bm")
+from train.config import STREAMS
 
 
 def _check(x: np.ndarray, has_score: bool) -> None:
