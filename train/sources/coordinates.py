@@ -22,9 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from etl.common.errors import ActrecError
-from etl.stores.heatmap_store import store_identity
 from etl.stores.keypoint_store import REMAKE, KeypointStore, clip_checksum
-from etl.stores.storeio import SEAL_KEY
+from etl.stores.storeio import SEAL_KEY, store_stamp
 from train.config import COORDINATE_FIELDS, COORDS, STREAMS
 from train.models.graph import bone_parents, center_index
 from train.seeding import numpy_rng
@@ -56,7 +55,7 @@ class CoordinateSource:
             raise ActrecError(f"--coords must be one of {', '.join(COORDS)}, not {coords!r}")
         self.path = Path(path)
         self.stream, self.coords, self.strong_augment = stream, coords, strong_augment
-        self._identity = store_identity(self.path)
+        self._stamp = store_stamp(self.path)
         self.kp = KeypointStore.open(path)
         self.table = self.kp.table
         self.layout = self.kp.layout
@@ -150,7 +149,7 @@ class CoordinateSource:
             )
 
     def check_unchanged(self) -> None:
-        if store_identity(self.path) != self._identity:
+        if store_stamp(self.path) != self._stamp:
             raise ActrecError(
                 f"{self.path} was replaced or changed while training read it (an ingest --overwrite, dvc "
                 "checkout, or a copy?): stop and start the command again"
