@@ -317,3 +317,29 @@ def test_init_from_a_graph_checkpoint_or_an_stgcnpp_state(keypoint_store, tmp_pa
     )  # fmt: skip
     assert res.exit_code == 1
     assert "no place in ctrgcn" in res.output
+
+
+def test_3d_path_reads_the_store_3d_call_and_centres_on_the_centre_joint(keypoint_store, monkeypatch):
+    """Against the call the 3D store will offer (KeypointStore.read_range(lo, hi, coords="3d"): (M, T, V, 3) +
+    scores), stood in for here by the 2D keypoints with z = 2: x, y, z channels, no score, PreNormalize3D's
+    centring on the layout's centre joint of the first person's first frame; scaling/rotation in 3D."""
+    from etl.stores.keypoint_store import KeypointStore
+
+    two_d = KeypointStore.read_range
+
+    def read_range(self, lo, hi, coords="2d"):
+        assert coords == "3d"
+        return [
+            (np.concatenate([kp, np.full_like(kp[..., :1], 2.0)], -1), sc) for kp, sc in two_d(self, lo, hi)
+        ]
+
+    monkeypatch.setattr(KeypointStore, "read_range", read_range)
+    src = CoordinateSource.open(keypoint_store, coordinates={"coords": "3d", "strong_augment": True})
+    assert src.channels == ["x", "y", "z"]
+    x = src.features(0, None)
+    assert x.shape[-1] == 3
+    np.testing.assert_allclose(x[0, 0, src.center], 0)
+    np.testing.assert_allclose(x[..., 2], 0)  # z - z_centre: the constant depth cancels
+    item, _ = src.dataset(src.table.iloc[:2], clip_len=10, train=True, seed=0)[(0, 1)]
+    assert item.shape == (NUM_PERSON, 10, len(src.layout.joints), 3)
+    assert item[..., 2].abs().max() > 0  # the random 3D rotation mixes depth into x, y, z
