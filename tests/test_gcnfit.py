@@ -203,7 +203,7 @@ def test_graph_resume_with_workers_continues_exactly(keypoint_store, tmp_path):
 # ------------------------------------------------------------------------------------ deploy
 
 
-def test_export_a_graph_model_and_predict_refuses_it(keypoint_store, demo_dir, tmp_path):
+def test_export_a_graph_model_and_predict_its_file(keypoint_store, demo_dir, tmp_path):
     from train.deploy.export import export_model, read_torchscript_metadata
 
     run = tmp_path / "run"
@@ -215,11 +215,41 @@ def test_export_a_graph_model_and_predict_refuses_it(keypoint_store, demo_dir, t
     assert meta["coordinates"]["stream"] == "j"
     onnx = export_model(run / "last.pt", tmp_path / "m.onnx", "onnx")
     assert onnx.max_abs_diff < 1e-4
-    pose = next((demo_dir / "clips").iterdir())
-    res = runner.invoke(app, ["predict", str(run / "last.pt"), str(pose)])
-    assert res.exit_code == 1
-    assert "does not feed it yet" in res.output
-    assert "Traceback" not in res.output
+    pose = sorted((demo_dir / "clips").iterdir())[0]
+    res = runner.invoke(app, ["predict", str(run / "last.pt"), str(pose), "--json"])
+    assert res.exit_code == 0, res.output
+    windows = runner.invoke(app, ["predict", str(run / "last.pt"), str(pose), "--window", "8"])
+    assert windows.exit_code == 1
+    assert "does not feed it yet" in windows.output
+    assert "Traceback" not in windows.output
+
+
+def test_predict_a_pose_file_with_a_graph_model_as_evaluate_reads_the_store(
+    keypoint_store, demo_dir, tmp_path
+):
+    from train.deploy.predict import predict_file
+
+    run = tmp_path / "run"
+    fit(gcn_tiny(keypoint_store, run, epochs=1, stream="bm"), log=_quiet)
+    labels = demo_dir / "clips.csv"
+    preds = predict_file(run / "last.pt", demo_dir / "clips", top_k=3, clips=2, device="cpu", labels=labels)
+    assert len(preds) == 32  # the demo: 8 actions x 2 subjects x 2 reps
+    assert all(len(p.top) == 3 for p in preds)
+    assert all(sum(prob for _, prob in p.top) <= 1 + 1e-6 for p in preds)
+    assert sum(p.true_label is not None for p in preds) == len(preds)
+    # the views of a pose file are those evaluate reads from the store for the same clip
+    from etl.pose.skeleton import get_layout
+    from train.deploy.predict import read_clips
+    from train.sources.coordinates import pose_views
+
+    src = CoordinateSource.open(keypoint_store, coordinates={"stream": "bm"})
+    record = load_checkpoint(run / "last.pt")["coordinates"]
+    first = sorted((demo_dir / "clips").iterdir())[0]
+    clip = next(read_clips(first, "auto", get_layout("coco17"), labels))  # the manifest gives the image size
+    row = src.table.index[src.table["clip_id"] == clip.clip_id]
+    stored, _ = src.dataset(src.table.loc[row], clip_len=12, train=False, num_clips=2)[0]
+    views = pose_views(clip.keypoints, clip.scores, (clip.img_h, clip.img_w), record, src.layout, 12, 2)
+    np.testing.assert_allclose(views, stored.numpy(), atol=1e-6)
 
 
 def test_convert_an_stgcnpp_checkpoint_then_evaluate_it(keypoint_store, tmp_path):
@@ -287,3 +317,29 @@ def test_init_from_a_graph_checkpoint_or_an_stgcnpp_state(keypoint_store, tmp_pa
     )  # fmt: skip
     assert res.exit_code == 1
     assert "no place in ctrgcn" in res.output
+
+
+def test_3d_path_reads_the_store_3d_call_and_centres_on_the_centre_joint(keypoint_store, monkeypatch):
+    """Against the call the 3D store will offer (KeypointStore.read_range(lo, hi, coords="3d"): (M, T, V, 3) +
+    scores), stood in for here by the 2D keypoints with z = 2: x, y, z channels, no score, PreNormalize3D's
+    centring on the layout's centre joint of the first person's first frame; scaling/rotation in 3D."""
+    from etl.stores.keypoint_store import KeypointStore
+
+    two_d = KeypointStore.read_range
+
+    def read_range(self, lo, hi, coords="2d"):
+        assert coords == "3d"
+        return [
+            (np.concatenate([kp, np.full_like(kp[..., :1], 2.0)], -1), sc) for kp, sc in two_d(self, lo, hi)
+        ]
+
+    monkeypatch.setattr(KeypointStore, "read_range", read_range)
+    src = CoordinateSource.open(keypoint_store, coordinates={"coords": "3d", "strong_augment": True})
+    assert src.channels == ["x", "y", "z"]
+    x = src.features(0, None)
+    assert x.shape[-1] == 3
+    np.testing.assert_allclose(x[0, 0, src.center], 0)
+    np.testing.assert_allclose(x[..., 2], 0)  # z - z_centre: the constant depth cancels
+    item, _ = src.dataset(src.table.iloc[:2], clip_len=10, train=True, seed=0)[(0, 1)]
+    assert item.shape == (NUM_PERSON, 10, len(src.layout.joints), 3)
+    assert item[..., 2].abs().max() > 0  # the random 3D rotation mixes depth into x, y, z

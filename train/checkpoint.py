@@ -167,8 +167,8 @@ class LoadedModel:
         if not self.render:
             raise ActrecError(
                 f"{self.path}: {command} renders pose files as heatmaps, but {self.model_name} reads keypoint "
-                f"coordinates, which {command} does not feed it yet: score a keypoint store with "
-                "`actrec-train evaluate CKPT STORE --source coordinates`"
+                f"coordinates, which {command} does not feed it yet: predict without --window, or score a "
+                "keypoint store with `actrec-train evaluate CKPT STORE --source coordinates`"
             )
         return self.render
 

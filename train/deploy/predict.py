@@ -138,6 +138,8 @@ def predict_file(
 ) -> list[Prediction]:
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
+    if not loaded.render:  # a graph model: its checkpoint's views are coordinates, not heatmaps
+        return _predict_coordinates(loaded, pose_file, fmt, top_k, clips, dev, labels)
     layout = stored_layout(loaded.heatmap_render("predict"), str(checkpoint))
     spec = RenderSpec.from_checkpoint(loaded.render)
     classes = loaded.classes
@@ -157,6 +159,31 @@ def predict_file(
                 attention=clip_attention(loaded, heatmaps[frames], frames, len(heatmaps), dev, flip=flip),
             )
         )
+    return results
+
+
+@torch.no_grad()
+def _predict_coordinates(
+    loaded: LoadedModel, pose_file: Path, fmt: str, top_k: int, clips: int, device, labels
+) -> list[Prediction]:
+    """predict_file for a graph model: each clip read as its checkpoint's `coordinates` record says
+    (train/sources/coordinates.py pose_views), `clips` fixed views averaged, no flip (as evaluate)."""
+    from etl.pose.skeleton import get_layout
+    from train.sources.coordinates import pose_views
+
+    record, classes = loaded.checkpoint["coordinates"], loaded.classes
+    layout = get_layout(record["layout"])
+    results = []
+    for clip in read_clips(pose_file, fmt, layout, labels):
+        views = pose_views(
+            clip.keypoints, clip.scores, (clip.img_h, clip.img_w), record, layout, loaded.clip_len, clips
+        )  # (V, M, T, J, C)
+        x = torch.from_numpy(views).to(device)
+        mean = score_views(loaded.model, x, None, autocast=device.type == "cuda").mean(dim=0).cpu().numpy()
+        order = np.argsort(-mean)[: min(top_k, len(classes))]
+        true = clip.label_name if clip.label_name is not None else _class_name(clip.label, classes)
+        top = [(classes[i], float(mean[i])) for i in order]
+        results.append(Prediction(clip.clip_id, top, source=clip.source, true_label=true))
     return results
 
 

@@ -71,7 +71,7 @@ def predict_windows(
 ) -> list[ClipWindows]:
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
-    layout = stored_layout(loaded.heatmap_render("predict"), str(checkpoint))
+    layout = stored_layout(loaded.heatmap_render("predict --window"), str(checkpoint))
     spec = RenderSpec.from_checkpoint(loaded.render)
     results = []
     for clip in read_clips(pose_file, fmt, layout):

@@ -189,28 +189,58 @@ class CoordinateSource:
     def features(self, row: int, rng: np.random.RandomState | None) -> np.ndarray:
         """Clip `row` as the stream's (M, T, V, 3) float32 features over all its frames (augmented by `rng`)."""
         kp, sc = self._clips[row]
-        kp = np.nan_to_num(np.asarray(kp, np.float32))
-        sc = np.nan_to_num(np.asarray(sc, np.float32))
-        if self.coords == "2d":
-            h, w = (float(x) for x in self.img_hw[row])
-            kp = (kp - np.array([w / 2, h / 2], np.float32)) / np.array([w / 2, h / 2], np.float32)
-        else:
-            kp = self._prenormalize_3d(kp)
-        if rng is not None:
-            kp = random_scale_rotate(kp, rng)
-        x = np.concatenate([kp, sc[..., None]], axis=-1) if self.coords == "2d" else kp
-        return stream(x, self.stream, self.parents, has_score=self.coords == "2d")
+        h, w = (int(x) for x in self.img_hw[row])
+        return clip_features(kp, sc, (h, w), self.coords, self.stream, self.parents, self.center, rng)
 
-    def _prenormalize_3d(self, kp: np.ndarray) -> np.ndarray:
-        """PYSKL PreNormalize3D's centring: frames where nobody is seen are dropped (all zero), the joints are
-        moved so the first person's centre joint of the first kept frame is the origin (zero joints stay zero)."""
-        seen = ~np.all(np.isclose(kp, 0), axis=(0, 2, 3))  # (T,)
-        if not seen.any():
-            return kp
-        kp = kp[:, seen]
-        origin = kp[0, 0, self.center].copy()
-        mask = (kp != 0).any(-1, keepdims=True)
-        return (kp - origin) * mask
+
+def clip_features(
+    kp: np.ndarray,
+    sc: np.ndarray,
+    img_hw: tuple[int, int],
+    coords: str,
+    stream_name: str,
+    parents,
+    center: int,
+    rng: np.random.RandomState | None = None,
+) -> np.ndarray:
+    """Keypoints (M, T, V, 2|3) + scores (M, T, V) -> the stream's (M, T', V, 3) float32 features: PYSKL's
+    pre-normalisation, optional random scaling + rotation (`rng`), GenSkeFeat (missing joints are 0)."""
+    kp = np.nan_to_num(np.asarray(kp, np.float32))
+    sc = np.nan_to_num(np.asarray(sc, np.float32))
+    if coords == "2d":
+        half = np.array([img_hw[1] / 2, img_hw[0] / 2], np.float32)  # (w/2, h/2)
+        kp = (kp - half) / half
+    else:
+        kp = prenormalize_3d(kp, center)
+    if rng is not None:
+        kp = random_scale_rotate(kp, rng)
+    x = np.concatenate([kp, sc[..., None]], axis=-1) if coords == "2d" else kp
+    return stream(x, stream_name, parents, has_score=coords == "2d")
+
+
+def prenormalize_3d(kp: np.ndarray, center: int) -> np.ndarray:
+    """PYSKL PreNormalize3D's centring: frames where nobody is seen are dropped (all zero), the joints are moved
+    so the first person's centre joint of the first kept frame is the origin (zero joints stay zero)."""
+    seen = ~np.all(np.isclose(kp, 0), axis=(0, 2, 3))  # (T,)
+    if not seen.any():
+        return kp
+    kp = kp[:, seen]
+    origin = kp[0, 0, center].copy()
+    mask = (kp != 0).any(-1, keepdims=True)
+    return (kp - origin) * mask
+
+
+def pose_views(kp, sc, img_hw, record: dict, layout, clip_len: int, num_clips: int) -> np.ndarray:
+    """A pose file's clip (2D keypoints (M, T, V, 2) + scores) as a checkpoint's `coordinates` record reads it:
+    (num_clips, NUM_PERSON, clip_len, V, C) float32 fixed views, as evaluation's."""
+    if record["coords"] != "2d":
+        raise ActrecError(
+            "predict reads 2D pose files: a --coords 3d checkpoint scores a keypoint store with 3D keypoints "
+            "(`actrec-train evaluate CKPT STORE --source coordinates`)"
+        )
+    x = clip_features(kp, sc, img_hw, "2d", record["stream"], bone_parents(layout), center_index(layout))
+    frames = sample_test(x.shape[1], clip_len, num_clips)  # (V, clip_len)
+    return np.stack([pad_persons(x[:, f]) for f in frames])
 
 
 def random_scale_rotate(kp: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
