@@ -80,6 +80,61 @@ def test_strong_augment_scales_and_rotates_and_persons_are_padded():
     assert pad_persons(np.ones((3, 4, 5, 3), np.float32))[1].sum() == 60
 
 
+def test_fit_and_evaluate_a_graph_model_on_real_3d_joints(tmp_path):
+    """An NTU .skeleton store (camera-space x, y, z kept by ingest) -> --coords 3d: the model sees the store's 3D
+    joints, centred on the layout's center joint (PreNormalize3D), not the 2D projection."""
+    from fixtures_formats import ntu_bodies, write_ntu_skeleton
+
+    from etl.commands.ingest import ingest
+    from etl.pose.skeleton import get_layout
+    from etl.readers import ReadOptions
+    from etl.stores.keypoint_store import KeypointStore
+
+    src_dir = tmp_path / "ntu"
+    src_dir.mkdir()
+    for i, (subject, action) in enumerate([(1, 1), (2, 2), (1, 2), (2, 1)]):
+        name = f"S001C001P00{subject}R001A00{action}.skeleton"
+        write_ntu_skeleton(src_dir / name, ntu_bodies(1, 12, seed=i), [str(i)])
+    store = tmp_path / "ntu.zarr"
+    ingest([src_dir], out=store, fmt="ntu-skeleton", options=ReadOptions(layout=get_layout("ntu25")))
+    source = CoordinateSource.open(store, coordinates={"coords": "3d"})
+    assert source.channels == ["x", "y", "z"]
+    kp3d, _ = KeypointStore.open(store).read_range(0, 1, coords="3d")[0]  # (M, T, V, 3)
+    x = source.features(0, None)  # (M, T, V, 3), centred on the first frame's center joint
+    centre = kp3d[0, 0, source.center]
+    np.testing.assert_allclose(x[0, :, :, :3], kp3d[0] - centre, atol=1e-5)
+    run = tmp_path / "run"
+    args = [
+        "fit",
+        str(store),
+        "--source",
+        "coordinates",
+        "--model",
+        "stgcnpp",
+        "--coords",
+        "3d",
+        "--preset",
+        "tiny",
+    ]
+    where = [
+        "--train-where",
+        "n_frames > 0",
+        "--val-where",
+        "n_frames > 0",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+    ]
+    res = runner.invoke(app, [*args, *where, "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    assert load_checkpoint(run / "last.pt")["coordinates"]["coords"] == "3d"
+    res = runner.invoke(app, ["evaluate", str(run / "last.pt"), str(store), "--workers", "0", "--clips", "2", "--where", "n_frames > 0",
+                              "--out", str(tmp_path / "eval.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(json.loads((tmp_path / "eval.json").read_text())["clip_scores"]) == 4
+
+
 def test_3d_on_a_store_without_3d_is_refused_in_one_line(keypoint_store, tmp_path):
     args = ["fit", str(keypoint_store), "--source", "coordinates", "--model", "stgcnpp", "--coords", "3d"]
     res = runner.invoke(app, [*args, "--preset", "tiny", "--workers", "0", "--out", str(tmp_path / "r")])

@@ -256,7 +256,13 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     workers: Annotated[int, typer.Option(min=0)] = 2,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    source: Source = "heatmaps",
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="heatmaps | keypoints | coordinates [default: what the model consumes: heatmaps, or a keypoint "
+            "store's coordinates for a graph model]"
+        ),
+    ] = None,
 ):
     """Multi-clip testing of a checkpoint (10 views + flip, averaged, as PoseC3D); writes metrics JSON."""
     from train.checkpoint import load_model

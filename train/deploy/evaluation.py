@@ -99,19 +99,20 @@ def _evaluate_checkpoint(
     workers: int = 2,
     device: str = "auto",
     on_batch=None,
-    source: str = "heatmaps",
+    source: str | None = None,
 ) -> dict:
     from etl.common.errors import ActrecError
     from etl.heatmaps.spec import RenderSpec
     from train.checkpoint import load_model
     from train.device import pick_device
-    from train.sources import check_pairing, open_source
+    from train.sources import check_pairing, default_source, open_source
     from train.sources.loading import EpochSampler, make_loader, select_clips
 
     dev = pick_device(device)
     loaded = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, dev)
     model, render = loaded.model.to(dev), loaded.render
     checkpoint = loaded.path
+    source = source or default_source(model.consumes)
     check_pairing(loaded.model_name, model.consumes, source)
     coordinates = loaded.checkpoint.get("coordinates")
     store = open_source(

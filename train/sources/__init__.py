@@ -153,6 +153,12 @@ def _source_class(source: str) -> type[TrainingSource]:
     return SOURCES[source]
 
 
+def default_source(consumes: str) -> str:
+    """The first source (in SOURCES' order) that gives what a model consumes: `evaluate` without --source reads
+    a heatmap model's heatmap store and a graph model's keypoint coordinates."""
+    return next(name for name, cls in SOURCES.items() if cls.gives == consumes)
+
+
 def check_pairing(model_name: str, consumes: str, source: str) -> None:
     """Refuse a model on a source that gives it the wrong kind of input, saying what to give it."""
     gives = _source_class(source).gives

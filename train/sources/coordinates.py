@@ -97,12 +97,7 @@ class CoordinateSource:
 
     def _read_3d(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per clip (keypoints (M, T, V, 3), scores (M, T, V)) from the store's 3D array."""
-        try:
-            return list(self.kp.read_range(0, len(self.table), coords="3d"))
-        except TypeError:  # a KeypointStore without 3D support at all
-            raise ActrecError(
-                f"{self.path} has no 3D keypoints: use --coords 2d, or ingest a source with 3D joints"
-            ) from None
+        return list(self.kp.read_range(0, len(self.table), coords="3d"))  # one line when a clip has none
 
     def identity(self) -> dict:
         """What the model learns from: the keypoints, the clip table, and how the source reads them."""
