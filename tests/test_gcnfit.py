@@ -181,7 +181,12 @@ def test_evaluate_a_graph_checkpoint_with_10_clips_and_refuse_other_streams(keyp
     result = json.loads(out.read_text())
     assert result["clips"] == 10
     assert 0 <= result["top1"] <= 1
-    heat = runner.invoke(app, ["evaluate", str(run / "last.pt"), str(keypoint_store), "--workers", "0"])
+    # without --source evaluate reads what the model consumes; a source that gives heatmaps is refused
+    default = runner.invoke(app, ["evaluate", str(run / "last.pt"), str(keypoint_store), "--workers", "0"])
+    assert default.exit_code == 0, default.output
+    heat = runner.invoke(
+        app, ["evaluate", str(run / "last.pt"), str(keypoint_store), "--workers", "0", "--source", "heatmaps"]
+    )
     assert heat.exit_code == 1
     assert "model stgcnpp trains on coordinates" in heat.output
     assert "--source coordinates" in heat.output
