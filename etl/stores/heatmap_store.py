@@ -48,7 +48,7 @@ from etl.stores.cliptable import (
 )
 from etl.stores.keypoint_store import KeypointStore
 from etl.stores.shard_reader import CheckedChunks, ShardedFrameReader
-from etl.stores.storeio import open_group, seal, store_stamp
+from etl.stores.storeio import check_unchanged, open_group, seal, store_stamp
 
 KIND = "actrec.heatmaps"
 # 2: sealed metadata, clip table tied to the arrays, no unfinished or missing data read;
@@ -276,11 +276,7 @@ class HeatmapStore:
 
     def check_unchanged(self) -> None:
         """Raise if the store at self.path is no longer the one opened (replaced or rewritten meanwhile)."""
-        if store_stamp(self.path) != self._stamp:
-            raise ActrecError(
-                f"{self.path} was replaced or changed while it was being read (a render --overwrite, dvc "
-                "checkout, or a copy?): stop and start the command again"
-            )
+        check_unchanged(self.path, self._stamp, "a render --overwrite")
 
     @property
     def attrs(self) -> dict:

@@ -74,6 +74,16 @@ def store_stamp(path: Path) -> tuple:
     return (d.st_dev, d.st_ino, z.st_ino, z.st_mtime_ns, z.st_size)
 
 
+def check_unchanged(path: Path, stamp: tuple, rewriter: str) -> None:
+    """Raise if the store at `path` is no longer the one whose `store_stamp` was `stamp` (replaced or rewritten
+    while it was being read, e.g. by `rewriter`): what was read must not be reported as the store's."""
+    if store_stamp(path) != stamp:
+        raise ActrecError(
+            f"{path} was replaced or changed while it was being read ({rewriter}, dvc checkout, or a copy?): "
+            "stop and start the command again"
+        )
+
+
 def replaced_error(path: Path, reader: str) -> ActrecError:
     """What a reader says when the store it opened is no longer the one at `path`: not damage, a new store."""
     return ActrecError(

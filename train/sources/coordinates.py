@@ -22,8 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from etl.common.errors import ActrecError
-from etl.stores.keypoint_store import REMAKE, KeypointStore, clip_checksum
-from etl.stores.storeio import SEAL_KEY, store_stamp
+from etl.stores.keypoint_store import KeypointStore
+from etl.stores.storeio import SEAL_KEY, check_unchanged, store_stamp
 from train.config import COORDINATE_FIELDS, COORDS, STREAMS
 from train.models.graph import bone_parents, center_index
 from train.seeding import numpy_rng
@@ -69,7 +69,9 @@ class CoordinateSource:
             SEAL_KEY: self.kp.attrs.get(SEAL_KEY),
         }
         self.img_hw = self.table[["img_h", "img_w"]].to_numpy(np.int64)
-        self._clips = self._read_3d() if coords == "3d" else self._read_2d()
+        # per clip (keypoints (M, T, V, 2|3), scores (M, T, V)), each checked against its checksum; a clip
+        # without 3D joints stops --coords 3d with one line
+        self._clips = self.kp.read_range(0, len(self.table), coords=coords)
 
     @classmethod
     def open(cls, path: str | Path, spec=None, coordinates: dict | None = None) -> CoordinateSource:
@@ -77,27 +79,6 @@ class CoordinateSource:
         checkpoint's record); `spec` (render settings) does not apply."""
         c = coordinates or {}
         return cls(path, c.get("stream", "j"), c.get("coords", "2d"), bool(c.get("strong_augment", False)))
-
-    def _read_2d(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per clip (keypoints (M, T, V, 2), scores (M, T, V)): views of the in-memory arrays, checked."""
-        coords = np.asarray(self.kp.group["coords"][:])  # (R, V, 2) float32
-        scores = np.asarray(self.kp.group["scores"][:])  # (R, V)
-        offsets, v = self.kp.row_offsets, coords.shape[1]
-        clips = []
-        for row in range(len(self.table)):
-            a, b = int(offsets[row]), int(offsets[row + 1])
-            if clip_checksum(coords[a:b], scores[a:b]) != int(self.kp.checksums[row]):
-                raise ActrecError(
-                    f"{self.path}: clip {self.table.clip_id.iat[row]} fails its checksum: the store is damaged "
-                    f"(run `actrec-etl verify`). {REMAKE}."
-                )
-            m, t = int(self.table["n_persons"].iat[row]), int(self.table["n_frames"].iat[row])
-            clips.append((coords[a:b].reshape(m, t, v, 2), scores[a:b].reshape(m, t, v)))
-        return clips
-
-    def _read_3d(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per clip (keypoints (M, T, V, 3), scores (M, T, V)) from the store's 3D array."""
-        return list(self.kp.read_range(0, len(self.table), coords="3d"))  # one line when a clip has none
 
     def identity(self) -> dict:
         """What the model learns from: the keypoints, the clip table, and how the source reads them."""
@@ -144,11 +125,8 @@ class CoordinateSource:
             )
 
     def check_unchanged(self) -> None:
-        if store_stamp(self.path) != self._stamp:
-            raise ActrecError(
-                f"{self.path} was replaced or changed while training read it (an ingest --overwrite, dvc "
-                "checkout, or a copy?): stop and start the command again"
-            )
+        """Raise if the keypoint store was replaced since it was read (as KeypointSource.check_unchanged)."""
+        check_unchanged(self.path, self._stamp, "an ingest --overwrite")
 
     def dataset(
         self,

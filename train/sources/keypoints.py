@@ -25,9 +25,9 @@ from etl.common.errors import ActrecError
 from etl.heatmaps.compact import compact_box, to_canvas
 from etl.heatmaps.spec import RenderSpec
 from etl.pose.skeleton import Layout
-from etl.stores.heatmap_store import render_attrs, store_stamp
+from etl.stores.heatmap_store import render_attrs
 from etl.stores.keypoint_store import REMAKE, KeypointStore, clip_checksum
-from etl.stores.storeio import SEAL_KEY
+from etl.stores.storeio import SEAL_KEY, check_unchanged, store_stamp
 from train.seeding import numpy_rng
 from train.sources.keypoint_augment import random_train_view
 from train.sources.loading import data_identity
@@ -117,11 +117,7 @@ class KeypointSource(GivesHeatmaps):
     def check_unchanged(self) -> None:
         """Raise if the store at self.path is no longer the one read (as HeatmapStore.check_unchanged): a
         checkpoint must not name data that is not what it was trained on."""
-        if store_stamp(self.path) != self._stamp:
-            raise ActrecError(
-                f"{self.path} was replaced or changed while training read it (an ingest --overwrite, dvc "
-                "checkout, or a copy?): stop and start the command again"
-            )
+        check_unchanged(self.path, self._stamp, "an ingest --overwrite")
 
     def _verify(self) -> None:
         """Every clip against its checksum, once (the in-memory copy is what training reads)."""
