@@ -243,6 +243,14 @@ class _GraphModel(nn.Module):
     conv_dims = 0  # no 2D/3D ImageNet or PoseC3D checkpoint initialises it
     has_attention = False
     consumes = "coordinates"  # (N, M, T, V, C) keypoints, not heatmaps
+    backbone_class: type[nn.Module]  # STGCNBackbone | CTRGCNBackbone: the one thing the two models differ in
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        # names as MMAction2's/PYSKL's recognisers (backbone, cls_head): their checkpoints load unrenamed
+        self.backbone = self.backbone_class(config)
+        self.cls_head = GCNHead(self.backbone.out_channels, config.num_classes, config.dropout)
 
     def classifier_keys(self) -> set[str]:
         return {"cls_head.fc.weight", "cls_head.fc.bias"}
@@ -278,12 +286,7 @@ class STGCNBackbone(nn.Module):
 
 class STGCNPP(_GraphModel):
     first_conv = "backbone.gcn.0.gcn.conv.weight"
-
-    def __init__(self, config: STGCNPPConfig):
-        super().__init__()
-        self.config = config
-        self.backbone = STGCNBackbone(config)
-        self.cls_head = GCNHead(self.backbone.out_channels, config.num_classes, config.dropout)
+    backbone_class = STGCNBackbone
 
 
 # ------------------------------------------------------------------------------------------------ CTR-GCN
@@ -406,12 +409,7 @@ class CTRGCNBackbone(nn.Module):
 
 class CTRGCN(_GraphModel):
     first_conv = "backbone.net.0.gcn1.convs.0.conv3.weight"
-
-    def __init__(self, config: CTRGCNConfig):
-        super().__init__()
-        self.config = config
-        self.backbone = CTRGCNBackbone(config)
-        self.cls_head = GCNHead(self.backbone.out_channels, config.num_classes, config.dropout)
+    backbone_class = CTRGCNBackbone
 
 
 # ---------------------------------------------------------------------------------------------- presets
