@@ -151,8 +151,31 @@ def _clip(
     ctx.options.check_clip_size(*keypoints.shape[:3])  # (M, T, V): before the float32 copies
     if keypoints.shape[-1] == 3:
         ctx.options.check_array_size((*keypoints.shape[:3], 6), np.float32, THREE_D_CLIP)
-        return _clip_3d(annotation, keypoints, frame_dir, source, membership, split_names, protocol, ctx)
-    keypoints = keypoints.astype(np.float32)  # (M, T, V, 2), a copy
+        keypoints, scores, keypoints3d, img_hw = _from_3d(keypoints, ctx)
+    else:
+        (keypoints, scores), keypoints3d, img_hw = _from_2d(annotation, keypoints), None, None
+    label = as_int(annotation["label"], "label")
+    img_h, img_w = img_hw or _image_size(annotation, keypoints)  # 3D: the projection's frame
+    meta = {f"split_{name}": frame_dir in membership[name] for name in split_names}
+    return PoseClip(
+        clip_id=safe_clip_id(frame_dir),
+        keypoints=keypoints,
+        scores=scores,
+        label_name=label_name_for(label, ctx.classes),
+        split=_clip_split(frame_dir, membership, protocol),
+        img_h=img_h,
+        img_w=img_w,
+        source=source,
+        source_format=FORMAT,
+        label=label,
+        meta=meta,
+        keypoints3d=keypoints3d,
+    )
+
+
+def _from_2d(annotation, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 2D annotation's joints (M, T, V, 2) -> (keypoints float32, scores (M, T, V)), missing joints marked."""
+    keypoints = joints.astype(np.float32)  # a copy
     if "keypoint_score" in annotation:
         scores = np.asarray(annotation["keypoint_score"])
         refuse_complex(scores, "keypoint_score")
@@ -168,47 +191,27 @@ def _clip(
         scores = np.ones(keypoints.shape[:3], np.float32)
         missing_joint = ~np.isfinite(keypoints).all(axis=-1) | (keypoints == 0).all(axis=-1)
     mark_missing(keypoints, scores, missing_joint)
+    return keypoints, scores
 
-    label = as_int(annotation["label"], "label")
+
+def _image_size(annotation, keypoints: np.ndarray) -> tuple[int, int]:
+    """(img_h, img_w) from img_shape/original_shape, else the extent of the keypoints."""
     shape = annotation.get("img_shape", annotation.get("original_shape"))
-    if shape is not None:
-        shape = tuple(np.asarray(shape).reshape(-1).tolist())
-        if len(shape) < 2:
-            raise ClipError(f"'img_shape' must be (height, width), found {shape}")
-        img_h, img_w = as_int(shape[0], "img_shape height"), as_int(shape[1], "img_shape width")
-    else:
-        img_h, img_w = extent_size(keypoints)
-    meta = {f"split_{name}": frame_dir in membership[name] for name in split_names}
-    return PoseClip(
-        clip_id=safe_clip_id(frame_dir),
-        keypoints=keypoints,
-        scores=scores,
-        label_name=label_name_for(label, ctx.classes),
-        split=_clip_split(frame_dir, membership, protocol),
-        img_h=img_h,
-        img_w=img_w,
-        source=source,
-        source_format=FORMAT,
-        label=label,
-        meta=meta,
-    )
+    if shape is None:
+        return extent_size(keypoints)
+    shape = tuple(np.asarray(shape).reshape(-1).tolist())
+    if len(shape) < 2:
+        raise ClipError(f"'img_shape' must be (height, width), found {shape}")
+    return as_int(shape[0], "img_shape height"), as_int(shape[1], "img_shape width")
 
 
-def _clip_3d(
-    annotation,
-    joints: np.ndarray,
-    frame_dir: str,
-    source: str,
-    membership: dict[str, set[str]],
-    split_names: list[str],
-    protocol: str | None,
-    ctx: ReadContext,
-) -> PoseClip:
-    """A 3D annotation: joints (M, T, V, 3) camera space; PYSKL pads absent persons/joints with zeros."""
+def _from_3d(joints: np.ndarray, ctx: ReadContext):
+    """A 3D annotation's joints (M, T, V, 3), camera space, PYSKL padding absent persons/joints with zeros ->
+    (keypoints (M, T, V, 2) pixels on the depth frame, scores (M, T, V), keypoints3d, (img_h, img_w))."""
     keypoints3d = joints.astype(np.float32)  # (M, T, V, 3), a copy
-    keypoints, (img_h, img_w) = project_3d(keypoints3d.astype(np.float64), ctx.option("project"))
-    keypoints = keypoints.astype(np.float32)  # (M, T, V, 2) pixels on the depth frame
-    scores = np.ones(keypoints.shape[:3], np.float32)  # (M, T, V): 3D pickles carry no confidences
+    keypoints, img_hw = project_3d(keypoints3d.astype(np.float64), ctx.option("project"))
+    keypoints = keypoints.astype(np.float32)
+    scores = np.ones(keypoints.shape[:3], np.float32)  # 3D pickles carry no confidences
     missing = (
         ~np.isfinite(keypoints3d).all(axis=-1)
         | (keypoints3d == 0).all(axis=-1)
@@ -216,21 +219,7 @@ def _clip_3d(
     )
     mark_missing(keypoints, scores, missing)
     keypoints3d[missing] = np.nan
-    label = as_int(annotation["label"], "label")
-    return PoseClip(
-        clip_id=safe_clip_id(frame_dir),
-        keypoints=keypoints,
-        scores=scores,
-        label_name=label_name_for(label, ctx.classes),
-        split=_clip_split(frame_dir, membership, protocol),
-        img_h=img_h,
-        img_w=img_w,
-        source=source,
-        source_format=FORMAT,
-        label=label,
-        meta={f"split_{name}": frame_dir in membership[name] for name in split_names},
-        keypoints3d=keypoints3d,
-    )
+    return keypoints, scores, keypoints3d, img_hw
 
 
 def sniff(path: Path) -> bool:
