@@ -396,3 +396,33 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
     return path
+
+
+def write_keypoint_store(path: Path, clips: list[PoseClip], layout: str = "coco17") -> Path:
+    """A sealed keypoint store of `clips` (one class, "a"), written by the store's own writer and finalise_store,
+    as ingest writes one but without a reader: for tests that need clips of exact lengths or sizes."""
+    import pandas as pd
+
+    from etl.pose.skeleton import get_layout
+    from etl.stores.keypoint_store import KeypointWriter, finalise_store
+
+    path.mkdir(parents=True)
+    writer = KeypointWriter(path, get_layout(layout))
+    rows = []
+    for clip in clips:
+        writer.add(clip)
+        m, t = clip.keypoints.shape[:2]
+        rows.append({"clip_id": clip.clip_id, "label": 0, "label_name": "a", "split": clip.split, "n_frames": t,
+                     "n_persons": m, "img_h": clip.img_h, "img_w": clip.img_w, "layout": layout,
+                     "source": clip.source, "source_format": clip.source_format})  # fmt: skip
+    finalise_store(
+        path,
+        get_layout(layout),
+        pd.DataFrame(rows),
+        pd.DataFrame(columns=["clip_id", "source", "reason"]),
+        classes=["a"],
+        label_mode="names",
+        content_hash=writer.close(),
+        ingest={},
+    )
+    return path

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
+from fixtures_pose import write_keypoint_store
 from fixtures_train import tiny
 from typer.testing import CliRunner
 
@@ -28,10 +29,9 @@ from etl.common.errors import ActrecError, Interrupted
 from etl.common.locks import exclusive_lock, shared_lock
 from etl.pose.clip import PoseClip
 from etl.pose.skeleton import get_layout
-from etl.stores.cliptable import CLIPS_FILE, REJECTS_FILE, table_attrs, write_table
+from etl.stores.cliptable import CLIPS_FILE
 from etl.stores.heatmap_store import HeatmapStore, plan_layout, reading_store
-from etl.stores.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
-from etl.stores.storeio import seal
+from etl.stores.keypoint_store import KIND, KeypointStore
 from etl.stores.verify import verify_store
 
 runner = CliRunner()
@@ -369,24 +369,14 @@ def test_partitions_are_bounded_in_frames_for_uniform_clips(length):
 
 
 def _uniform_keypoint_store(path: Path, n: int, t: int) -> Path:
-    layout = get_layout("coco17")
     rng = np.random.default_rng(0)
-    path.mkdir(parents=True)
-    writer = KeypointWriter(path, layout)
-    rows = []
+    clips = []
     for i in range(n):
         kps = (rng.random((1, t, 17, 2)) * 200 + 50).astype(np.float32)
-        clip = PoseClip(f"c{i:05d}", kps, np.ones((1, t, 17), np.float32), "a", "train", 480, 640, "x", "y")
-        writer.add(clip)
-        rows.append({"clip_id": clip.clip_id, "label": 0, "label_name": "a", "split": "train", "n_frames": t,
-                     "n_persons": 1, "img_h": 480, "img_w": 640, "layout": "coco17", "source": "x",
-                     "source_format": "y"})  # fmt: skip
-    table = pd.DataFrame(rows)
-    write_table(table, path / CLIPS_FILE)
-    write_table(pd.DataFrame(columns=["clip_id", "source", "reason"]), path / REJECTS_FILE)
-    extra = {"kind": KIND, "format_version": FORMAT_VERSION, "layout": "coco17", "classes": ["a"]}
-    seal(path, DATA_ARRAYS, {**extra, **table_attrs(table), "content_hash": writer.close()})
-    return path
+        clips.append(
+            PoseClip(f"c{i:05d}", kps, np.ones((1, t, 17), np.float32), "a", "train", 480, 640, "x", "y")
+        )
+    return write_keypoint_store(path, clips)
 
 
 def test_render_peak_memory_is_flat_in_the_dataset_size(tmp_path):

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from fixtures_pose import write_keypoint_store
 
 import etl.commands.render
 from etl.commands.render import render
@@ -21,21 +21,16 @@ from etl.heatmaps.clip import render_clip
 from etl.heatmaps.spec import RenderSpec
 from etl.pose.clip import PoseClip
 from etl.pose.skeleton import get_layout
-from etl.stores.cliptable import CLIPS_FILE, REJECTS_FILE, table_attrs, write_table
 from etl.stores.heatmap_store import HeatmapStore, clip_checksum, plan_layout
-from etl.stores.keypoint_store import DATA_ARRAYS, FORMAT_VERSION, KIND, KeypointStore, KeypointWriter
-from etl.stores.storeio import seal
+from etl.stores.keypoint_store import KeypointStore
 from etl.stores.verify import verify_store
 
 
 def _keypoint_store(path: Path, lengths: list[int], *, persons: int = 2) -> Path:
     """A sealed coco17 keypoint store with one clip per entry of `lengths` (frames), random poses that move
     (so every frame differs), some joints missing (NaN, score 0) and scores below 1."""
-    layout = get_layout("coco17")
     rng = np.random.default_rng(7)
-    path.mkdir(parents=True)
-    writer = KeypointWriter(path, layout)
-    rows = []
+    clips = []
     for i, t in enumerate(lengths):
         drift = np.linspace(0, 150, t, dtype=np.float32)[None, :, None, None]  # (1, T, 1, 1)
         kps = (rng.random((persons, t, 17, 2)) * 200 + 50 + drift).astype(np.float32)  # (M, T, V, 2)
@@ -43,17 +38,8 @@ def _keypoint_store(path: Path, lengths: list[int], *, persons: int = 2) -> Path
         missing = rng.random((persons, t, 17)) < 0.1
         kps[missing] = np.nan
         scores[missing] = 0
-        clip = PoseClip(f"c{i:03d}", kps, scores, "a", "train", 480, 640, "x", "y")
-        writer.add(clip)
-        rows.append({"clip_id": clip.clip_id, "label": 0, "label_name": "a", "split": "train", "n_frames": t,
-                     "n_persons": persons, "img_h": 480, "img_w": 640, "layout": "coco17", "source": "x",
-                     "source_format": "y"})  # fmt: skip
-    table = pd.DataFrame(rows)
-    write_table(table, path / CLIPS_FILE)
-    write_table(pd.DataFrame(columns=["clip_id", "source", "reason"]), path / REJECTS_FILE)
-    extra = {"kind": KIND, "format_version": FORMAT_VERSION, "layout": "coco17", "classes": ["a"]}
-    seal(path, DATA_ARRAYS, {**extra, **table_attrs(table), "content_hash": writer.close()})
-    return path
+        clips.append(PoseClip(f"c{i:03d}", kps, scores, "a", "train", 480, 640, "x", "y"))
+    return write_keypoint_store(path, clips)
 
 
 def _files(store: Path) -> dict[str, bytes]:
