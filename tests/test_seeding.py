@@ -37,3 +37,17 @@ def test_keys_order_matters_and_an_unknown_stream_is_refused():
         0 <= derived_seed(2**40, "init") < 2**32
     )  # any int seed maps into the 32-bit range torch/numpy take
     assert isinstance(numpy_rng(0, "clip", 0, 0), np.random.RandomState)
+
+
+def test_numpy_rng_draws_what_a_fresh_random_state_draws_after_any_earlier_use():
+    """numpy_rng re-seeds one RandomState per thread (a fresh one costs ~100x more): whatever the thread drew
+    before, including Gaussians (RandomState caches the second value of each pair), the draws are a fresh
+    RandomState's."""
+    fresh = np.random.RandomState(derived_seed(5, "clip", 2, 9))
+    expected = (fresh.randint(1 << 30, size=3), fresh.uniform(size=2), fresh.normal(size=3))
+    used = numpy_rng(1, "clip", 0, 0)
+    used.normal(size=1)  # leaves a cached Gaussian behind
+    rng = numpy_rng(5, "clip", 2, 9)
+    got = (rng.randint(1 << 30, size=3), rng.uniform(size=2), rng.normal(size=3))
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
