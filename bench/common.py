@@ -7,11 +7,12 @@ from pathlib import Path
 
 
 def command_line(script: str, argv: list[str] | None) -> str:
-    """The command that reproduces a table, without the --write-doc output path."""
+    """The command that reproduces a table, without the output paths (--write-doc, --json-out)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--write-doc" in args:
-        i = args.index("--write-doc")
-        del args[i : i + 2]
+    for flag in ("--write-doc", "--json-out"):
+        if flag in args:
+            i = args.index(flag)
+            del args[i : i + 2]
     return " ".join([".venv/bin/python", f"bench/{script}", *args])
 
 
