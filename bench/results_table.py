@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Markdown table of trained runs: test metrics (eval.json), training facts (metrics.json, checkpoint config).
 
-    .venv/bin/python bench/results_table.py runs/penn      # after bench/train_penn.sh runs/penn
+    .venv/bin/python bench/results_table.py runs/penn/heatmaps      # after bench/train_penn.sh runs/penn
+    .venv/bin/python bench/results_table.py runs/penn/coordinates   # the graph networks' streams and fusions
 
-Also copies each run's curves and confusion matrix to docs/img/<prefix>_<model>_*.png for docs/results.md.
+Every sub-folder holding an eval.json is a row: the heatmap models first, then by name. A fusion's row (an
+eval.json of `actrec-train fuse`) names its inputs and weights; its wall time is the sum of its inputs' fits.
+Also copies each run's curves and confusion matrix to docs/img/<prefix>_<run>_*.png for docs/results.md.
 """
 
 from __future__ import annotations
@@ -23,6 +26,27 @@ from train.models import count_parameters, model_from_config  # noqa: E402
 MODELS = ("c3d", "cnn_lstm", "cnn_lstm_attn")
 
 
+def wall_s(run: Path) -> int | None:
+    wall = run / "fit_wall_s.txt"  # written by bench/train_penn.sh around fit
+    return int(wall.read_text()) if wall.exists() else None
+
+
+def _minutes(seconds: int | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+def fused_row(runs: Path, name: str, ev: dict) -> str:
+    """A fusion: its inputs (the folders of their eval.json) with weights; wall time summed over their fits."""
+    inputs = [(Path(i["eval"]).parent, i["weight"]) for i in ev["inputs"]]
+    what = " + ".join(f"{w:g} x {run.name}" for run, w in inputs)
+    walls = [wall_s(run if run.is_absolute() else ROOT / run) for run, _ in inputs]
+    total = None if None in walls else sum(walls)
+    return (
+        f"| {name} ({what}) | - | **{ev['top1']:.1%}** | {ev['top5']:.1%} | {ev['mean_class_acc']:.1%} | - | - | "
+        f"{_minutes(total)} |"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path)
@@ -32,28 +56,31 @@ def main(argv: list[str] | None = None) -> int:
         "| model | params | test top-1 | test top-5 | test mean class acc | epochs | train clips/s | fit wall time |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for model in MODELS:
-        run = a.runs / model
-        if not (run / "eval.json").exists():
-            lines.append(f"| {model} | - | not run | | | | | |")
-            continue
+    found = {p.parent.name for p in a.runs.glob("*/eval.json")}
+    names = [m for m in MODELS if m in found] + sorted(found - set(MODELS))
+    if not names:
+        print(f"no run with an eval.json under {a.runs}", file=sys.stderr)
+        return 1
+    for name in names:
+        run = a.runs / name
         ev = json.loads((run / "eval.json").read_text())
+        if ev.get("model") == "fused":
+            lines.append(fused_row(a.runs, name, ev))
+            continue
         fit = json.loads((run / "metrics.json").read_text())
         timing = run / "timing.json"  # older runs kept clips/s in metrics.json
         fit |= json.loads(timing.read_text()) if timing.exists() else {}
         ckpt = load_checkpoint(run / "last.pt")
-        params = count_parameters(model_from_config(model, ckpt["model_config"]))
-        wall = run / "fit_wall_s.txt"
-        wall_s = f"{int(wall.read_text()) / 60:.0f} min" if wall.exists() else "-"
+        params = count_parameters(model_from_config(ev["model"], ckpt["model_config"]))
         lines.append(
-            f"| {model} | {params / 1e6:.2f}M | **{ev['top1']:.1%}** | {ev['top5']:.1%} | {ev['mean_class_acc']:.1%} "
-            f"| {fit['epochs']} | {fit['train_clips_per_s']:.1f} | {wall_s} |"
+            f"| {name} | {params / 1e6:.2f}M | **{ev['top1']:.1%}** | {ev['top5']:.1%} | {ev['mean_class_acc']:.1%} "
+            f"| {fit['epochs']} | {fit['train_clips_per_s']:.1f} | {_minutes(wall_s(run))} |"
         )
-        for name in ("curves", "confusion", "attention"):
-            src = run / "plots" / f"{name}.png"
-            src = src if src.exists() else run / f"{name}.png"  # runs made before plots/ existed
+        for plot in ("curves", "confusion", "attention"):
+            src = run / "plots" / f"{plot}.png"
+            src = src if src.exists() else run / f"{plot}.png"  # runs made before plots/ existed
             if src.exists():
-                shutil.copy(src, ROOT / "docs" / "img" / f"{a.img_prefix}_{model}_{name}.png")
+                shutil.copy(src, ROOT / "docs" / "img" / f"{a.img_prefix}_{name}_{plot}.png")
     print("\n".join(lines))
     return 0
 

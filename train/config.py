@@ -32,7 +32,7 @@ class FitConfig:
     # None = the model's recipe (train/recipes.py), scaled by the preset; a value overrides it
     epochs: int | None = None
     clip_len: int | None = None  # frames sampled per clip
-    batch_size: int = 8  # an SGD recipe's lr scales with it
+    batch_size: int = 16  # an SGD recipe's lr scales with it (PYSKL: 16 clips per GPU)
     optimizer: str | None = None  # adamw | sgd
     lr: float | None = None
     momentum: float | None = None  # sgd

@@ -140,7 +140,8 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         log(
             f"{cfg.model} ({cfg.preset}, {count_parameters(model) / 1e6:.2f}M params) on {device}"
             f"{f' x{world}' if world > 1 else ''}: {len(train_set)} train / {len(val_set)} val clips, "
-            f"{len(store.channels)} channels, {cfg.clip_len} frames, {input_size} px, from {cfg.source}"
+            f"{len(store.channels)} channels, {cfg.clip_len} frames, {f'{input_size} px, ' if recipe.pixels else ''}"
+            f"from {cfg.source}"
             f"{', bf16 autocast' if cfg.bf16(device.type) else ''}{store.describe(renderer)}"
         )
 
