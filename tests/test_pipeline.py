@@ -338,6 +338,15 @@ def test_a_train_param_reruns_only_train_evaluate_and_fuse(fresh):
 
 
 @pytest.mark.slow
+def test_a_train_gcn_param_reruns_only_the_graph_network_and_fuse(fresh):
+    set_params(fresh, {"train_gcn": {"lr": 0.0031}})
+    changed = set(json.loads(dvc("status", "--json", cwd=fresh).stdout))
+    assert changed == {"train_gcn"}
+    rerun = dvc("repro", cwd=fresh)
+    assert ran_stages(rerun.stdout) == {"train_gcn", f"evaluate@{GCN}", "fuse"}, rerun.stdout
+
+
+@pytest.mark.slow
 def test_exp_run_with_set_param(fresh):
     done = dvc("exp", "run", "-S", "train.lr=0.00033", cwd=fresh)
     assert ran_stages(done.stdout) == AFTER_TRAIN, done.stdout
