@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
-# The whole pipeline on the synthetic demo data (dvc.yaml): demo data -> ingest -> render -> 3 models -> evaluate.
+# The whole pipeline on the synthetic demo data (dvc.yaml): demo data -> ingest -> render -> 3 heatmap models and
+# a graph network -> evaluate -> fuse.
 # Re-running with nothing changed does nothing. The stages call actrec-etl/actrec-train: the venv goes on PATH.
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro

@@ -186,14 +186,32 @@ def extract(
     min_person_score: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="backend onnx: drop persons scored below this")
     ] = 0.3,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            help="no video in SRC: create an empty --out folder, not an error (needs no video extra)"
+        ),
+    ] = False,
 ):
     """Estimate poses in videos (needs actrec[video]): one pose file per video that `ingest --format npz` reads.
 
     Resumable: a video whose pose file exists is skipped; a bad video is reported and the others are done."""
-    # the defaults above are ExtractOptions' (tests/test_video_extract.py checks): etl/video/ is not imported
+    # the defaults above are ExtractOptions' (tests/test_video_cli.py checks): etl/video/ is not imported
     # before the command runs, so the other commands' import closure (dvc.yaml deps) stays as it is
     from etl.video.options import ExtractOptions, require_video_extra
+    from etl.video.sources import find_videos, no_video_message
 
+    # looked for before the extra is required: the DVC pipeline's extract stage runs in every `dvc repro`, and
+    # its default source (data/videos) holds no video, so the demo needs neither PyAV nor mediapipe
+    if not find_videos(src):
+        if not allow_empty:
+            raise ActrecError(no_video_message(src))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ActrecError(f"{out}: cannot create the folder ({exc.strerror or exc})") from None
+        say(f"{no_video_message(src)}: nothing extracted into {out} (--allow-empty)")
+        return
     require_video_extra()
     from etl.video.cli_extract import run_extract
 
@@ -204,6 +222,7 @@ def extract(
         max_pixels=max_pixels,
         max_persons=max_persons,
         min_person_score=min_person_score,
+        allow_empty=allow_empty,
     )
     run_extract(src, out, options)
 

@@ -180,6 +180,8 @@ def test_evaluate_a_graph_checkpoint_with_10_clips_and_refuse_other_streams(keyp
     assert res.exit_code == 0, res.output
     result = json.loads(out.read_text())
     assert result["clips"] == 10
+    # flip was asked (evaluate's default) but not done: graph models are tested unflipped
+    assert result["flip"] is False
     assert 0 <= result["top1"] <= 1
     # without --source evaluate reads what the model consumes; a source that gives heatmaps is refused
     default = runner.invoke(app, ["evaluate", str(run / "last.pt"), str(keypoint_store), "--workers", "0"])

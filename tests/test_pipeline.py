@@ -23,15 +23,20 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DVC = BIN / "dvc"
-MODELS = ("c3d", "cnn_lstm", "cnn_lstm_attn")
+MODELS = ("c3d", "cnn_lstm", "cnn_lstm_attn")  # the heatmap models: the train@<model> stages
+GCN = "stgcnpp"  # the graph network: train_gcn
 STAGES = (
     "demo_data",
+    "extract",
     "ingest",
     "render",
     *(f"train@{m}" for m in MODELS),
-    *(f"evaluate@{m}" for m in MODELS),
+    "train_gcn",
+    *(f"evaluate@{m}" for m in (*MODELS, GCN)),
     "fuse",
 )
+# what a changed `train` param reruns: the heatmap models, their tests and the fusion (not train_gcn)
+AFTER_TRAIN = {*(f"train@{m}" for m in MODELS), *(f"evaluate@{m}" for m in MODELS), "fuse"}
 
 # seconds per stage: 2 subjects x 1 rep (16 clips), 16 px, 4 frames, tiny models, 1 epoch, no worker processes
 TINY = {
@@ -43,6 +48,14 @@ TINY = {
         "clip_len": 4,
         "batch_size": 4,
         "input_size": 16,
+        "workers": 0,
+        "device": "cpu",
+    },
+    "train_gcn": {
+        "preset": "tiny",
+        "epochs": 1,
+        "clip_len": 4,
+        "batch_size": 4,
         "workers": 0,
         "device": "cpu",
     },
@@ -131,7 +144,16 @@ def test_every_stage_reads_only_its_own_params_and_lists_existing_code():
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     stages = pipeline["stages"]
-    assert list(stages) == ["demo_data", "ingest", "render", "train", "evaluate", "fuse"]
+    assert list(stages) == [
+        "demo_data",
+        "extract",
+        "ingest",
+        "render",
+        "train",
+        "train_gcn",
+        "evaluate",
+        "fuse",
+    ]
     for name, stage in stages.items():
         body = stage.get("do", stage)
         listed = set(body.get("params", []))
@@ -139,7 +161,9 @@ def test_every_stage_reads_only_its_own_params_and_lists_existing_code():
             section, _, rest = key.partition(".")
             assert section == name, f"{name} reads {key}: another stage's params"
             assert rest in params[section], f"{key} is not in params.yaml"
-        used = {k for k in _interpolations(body["cmd"]) if k != "item"}
+        used = {
+            k for k in _interpolations(body["cmd"]) if k not in ("item", "key") and not k.startswith("item.")
+        }
         for key in used:
             assert key == name or key.startswith(f"{name}."), f"{name} cmd uses {key}"
             if key == name:  # a whole section unpacked as --key value: every key must be listed
@@ -151,7 +175,11 @@ def test_every_stage_reads_only_its_own_params_and_lists_existing_code():
                 assert (ROOT / dep).exists(), f"{name}: dependency {dep} does not exist"
     for m in MODELS:
         assert m in stages["train"]["foreach"]
-        assert m in stages["evaluate"]["foreach"]
+    assert list(stages["evaluate"]["foreach"]) == [*MODELS, GCN]
+    assert "--model stgcnpp" in stages["train_gcn"]["cmd"]
+    assert f"runs/{GCN}/eval.json" in stages["fuse"]["deps"]
+    weights = str(params["fuse"]["weights"]).split(",")
+    assert len(weights) == len(MODELS) + 1, "fuse.weights: one per fused model"
 
 
 def test_parsing_config_gives_no_flip():
@@ -214,7 +242,9 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
     assert ran_stages(log) == set(STAGES), log
     for path in ("data/demo/clips.csv", "data/keypoints.zarr", "data/heatmaps.zarr", "dvc.lock"):
         assert (repo / path).exists(), path
-    for m in MODELS:
+    assert (repo / "data" / "poses").is_dir()  # the extract stage on data/videos (its README only): empty
+    assert list((repo / "data" / "poses").iterdir()) == []
+    for m in (*MODELS, GCN):
         for f in (
             "last.pt",
             "best.pt",
@@ -229,9 +259,11 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
         assert ev["model"] == m
         assert ev["clips"] == 1
         assert ev["flip"] is False  # --no-flip reached the command
+    gcn = json.loads((repo / "runs" / GCN / "eval.json").read_text())
+    assert (gcn["model"], gcn["source"], gcn["store"]) == (GCN, "coordinates", "data/keypoints.zarr")
     assert (repo / "runs" / "cnn_lstm_attn" / "plots" / "attention.png").is_file()
     fused = json.loads((repo / "runs" / "fused" / "eval.json").read_text())
-    assert [i["model"] for i in fused["inputs"]] == list(MODELS)
+    assert [i["model"] for i in fused["inputs"]] == [*MODELS, GCN]
     assert set(fused["clip_scores"]) == set(
         json.loads((repo / "runs" / "c3d" / "eval.json").read_text())["clip_scores"]
     )
@@ -253,8 +285,8 @@ def test_nothing_changed_means_nothing_to_do(repo):
 def test_metrics_show_lists_only_what_a_user_compares(repo):
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=repo).stdout)
     files = next(iter(metrics.values()))["data"]
-    assert sorted(files) == sorted(f"runs/{m}/scores.json" for m in (*MODELS, "fused"))
-    for m in (*MODELS, "fused"):
+    assert sorted(files) == sorted(f"runs/{m}/scores.json" for m in (*MODELS, GCN, "fused"))
+    for m in (*MODELS, GCN, "fused"):
         scores = files[f"runs/{m}/scores.json"]["data"]
         assert set(scores) == {"top1", "top5", "mean_class_acc"}
         ev = json.loads((repo / "runs" / m / "eval.json").read_text())
@@ -287,7 +319,7 @@ def test_plots_show_writes_the_html_report(repo, tmp_path):
     dvc("plots", "show", "--out", out, cwd=repo)
     html = (out / "index.html").read_text()
     assert '<img src="static/' in html  # the trainer's PNGs: shown even offline
-    assert len(list((out / "static").glob("*.png"))) >= 7  # curves + confusion x 3, attention
+    assert len(list((out / "static").glob("*.png"))) >= 9  # curves + confusion x 4, attention
     assert "vega" in html  # the metrics.csv curves (drawn by vega from a CDN)
 
 
@@ -299,20 +331,25 @@ def test_a_train_param_reruns_only_train_evaluate_and_fuse(fresh):
     changed = set(json.loads(status.stdout))
     assert changed == {f"train@{m}" for m in MODELS}, status.stdout
     rerun = dvc("repro", cwd=fresh)
-    assert ran_stages(rerun.stdout) == {s for s in STAGES if s.startswith(("train@", "evaluate@", "fuse"))}, (
-        rerun.stdout
-    )
+    assert ran_stages(rerun.stdout) == AFTER_TRAIN, rerun.stdout
     assert (fresh / "data" / "heatmaps.zarr" / "zarr.json").stat().st_mtime_ns == heatmaps_before
     lock = yaml.safe_load((fresh / "dvc.lock").read_text())
     assert lock["stages"]["train@c3d"]["params"]["params.yaml"]["train.lr"] == 0.00077
 
 
 @pytest.mark.slow
+def test_a_train_gcn_param_reruns_only_the_graph_network_and_fuse(fresh):
+    set_params(fresh, {"train_gcn": {"lr": 0.0031}})
+    changed = set(json.loads(dvc("status", "--json", cwd=fresh).stdout))
+    assert changed == {"train_gcn"}
+    rerun = dvc("repro", cwd=fresh)
+    assert ran_stages(rerun.stdout) == {"train_gcn", f"evaluate@{GCN}", "fuse"}, rerun.stdout
+
+
+@pytest.mark.slow
 def test_exp_run_with_set_param(fresh):
     done = dvc("exp", "run", "-S", "train.lr=0.00033", cwd=fresh)
-    assert ran_stages(done.stdout) == {s for s in STAGES if s.startswith(("train@", "evaluate@", "fuse"))}, (
-        done.stdout
-    )
+    assert ran_stages(done.stdout) == AFTER_TRAIN, done.stdout
     exps = json.loads(dvc("exp", "show", "--json", cwd=fresh).stdout)
     assert "0.00033" in json.dumps(exps)
     assert "Data and pipelines are up to date" in dvc("status", cwd=fresh).stdout

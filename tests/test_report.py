@@ -19,7 +19,7 @@ from etl.commands import report as pipeline_report
 from etl.common.errors import ActrecError
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("c3d", "cnn_lstm", "cnn_lstm_attn")
+MODELS = ("c3d", "cnn_lstm", "cnn_lstm_attn", "stgcnpp")  # the evaluate foreach of dvc.yaml
 
 
 def _in_ci() -> bool:
@@ -62,7 +62,7 @@ def test_table_lists_every_pipeline_model(tmp_path):
     assert "81.2" in table
     assert "100.0" in table
     assert "10 + flip" in table
-    assert "not evaluated yet: cnn_lstm, cnn_lstm_attn" in table
+    assert "not evaluated yet: cnn_lstm, cnn_lstm_attn, stgcnpp" in table
     assert "curves.png" in table
     assert "actrec-etl report --html" in table
 
@@ -75,7 +75,7 @@ def test_the_fused_run_is_the_last_row(tmp_path):
     fused.mkdir()
     inputs = [
         {"eval": f"runs/{m}/eval.json", "model": m, "weight": w}
-        for m, w in zip(MODELS, (2, 1, 1), strict=True)
+        for m, w in zip(MODELS, (2, 1, 1, 1), strict=True)
     ]
     ev = {
         "top1": 0.9375,
@@ -88,10 +88,12 @@ def test_the_fused_run_is_the_last_row(tmp_path):
     (fused / "eval.json").write_text(json.dumps(ev))
     rows = pipeline_report.summary_rows(tmp_path)
     assert [r["model"] for r in rows] == [*MODELS, "fused"]
-    assert rows[-1]["fused_from"] == "c3d x2 + cnn_lstm x1 + cnn_lstm_attn x1"
+    assert rows[-1]["fused_from"] == "c3d x2 + cnn_lstm x1 + cnn_lstm_attn x1 + stgcnpp x1"
     table = pipeline_report.format_table(rows, tmp_path)
     assert any(line.startswith("fused ") and "93.8" in line for line in table.splitlines()), table
-    assert "fused: per clip, the weighted sum of c3d x2 + cnn_lstm x1 + cnn_lstm_attn x1" in table
+    assert (
+        "fused: per clip, the weighted sum of c3d x2 + cnn_lstm x1 + cnn_lstm_attn x1 + stgcnpp x1" in table
+    )
     page = pipeline_report.html_report(rows)
     assert "<td>fused</td><td>93.8</td>" in page
     assert "<h2>fused</h2>" not in page  # no pictures section for the fusion

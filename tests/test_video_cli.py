@@ -45,3 +45,22 @@ def test_overlay_needs_a_video(tmp_path):
     done = runner.invoke(train_app, ["predict", str(ckpt), str(pose), "--overlay", str(tmp_path / "o.mp4")])
     assert done.exit_code == 1
     assert "--overlay draws on a video" in done.output
+
+
+def test_a_folder_without_videos_is_refused_unless_allow_empty(tmp_path):
+    """The DVC pipeline's extract stage passes --allow-empty: its default folder (data/videos) holds only a README."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "README.md").write_text("put videos here\n")
+    out = tmp_path / "poses"
+    done = runner.invoke(app, ["extract", str(videos), "--out", str(out)])
+    assert done.exit_code == 1
+    message = done.output.strip()
+    assert message.startswith("error: no video file (.mp4, ")
+    assert message.endswith(f") in {videos}")
+    assert "\n" not in message  # one line, no traceback
+    assert not out.exists()
+    done = runner.invoke(app, ["extract", str(videos), "--out", str(out), "--allow-empty"])
+    assert done.exit_code == 0, done.output
+    assert out.is_dir()
+    assert list(out.iterdir()) == []

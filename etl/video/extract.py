@@ -20,10 +20,10 @@ from etl.common.errors import ActrecError, Interrupted
 from etl.pose.clip import safe_clip_id
 from etl.pose.layout_map import layout_mapping
 from etl.pose.skeleton import get_layout
-from etl.readers.common import natural_key
 from etl.video.backends import PoseBackend, make_backend
 from etl.video.decode import frames, probe
-from etl.video.options import VIDEO_SUFFIXES, ExtractOptions
+from etl.video.options import ExtractOptions
+from etl.video.sources import find_videos, no_video_message
 from etl.video.tracker import Tracker
 
 PARTIAL_SUFFIX = ".partial"
@@ -40,20 +40,6 @@ class VideoResult:
     n_persons: int = 0  # tracks written
     seconds: float = 0.0
     error: str | None = None
-
-
-def find_videos(paths: Iterable[Path]) -> list[Path]:
-    """Files as given (whatever their suffix); folders searched recursively for video suffixes, natural order."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            inside = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
-            found.extend(sorted(inside, key=natural_key))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise ActrecError(f"{path}: no such file or folder")
-    return list(dict.fromkeys(found))
 
 
 def output_path(video: Path, out_dir: Path) -> Path:
@@ -75,9 +61,10 @@ def extract_all(
 ) -> list[VideoResult]:
     """Extract every video of `paths` into `out_dir`; one VideoResult per video, in order. `on_video(path,
     declared frame count)` is called before each video is decoded, `on_frame(frames done)` after each frame."""
+    paths = list(paths)
     videos = find_videos(paths)
-    if not videos:
-        raise ActrecError(f"no video file ({', '.join(VIDEO_SUFFIXES)}) in {', '.join(map(str, paths))}")
+    if not videos and not options.allow_empty:
+        raise ActrecError(no_video_message(paths))
     out_dir.mkdir(parents=True, exist_ok=True)
     results, owners = [], {}
     for video in videos:

@@ -36,6 +36,9 @@ class ExtractOptions:
     max_pixels: int = 7680 * 4320
     max_persons: int = 20  # tracks kept per video (the ones seen in most frames)
     min_person_score: float = 0.3  # backend onnx: detections below this person score are dropped
+    # no video in the sources: an empty output folder instead of an error (the DVC pipeline's extract stage,
+    # whose default source data/videos holds none)
+    allow_empty: bool = False
 
 
 def require_video_extra() -> None:

@@ -158,7 +158,8 @@ def _evaluate_checkpoint(
             "source": source,
             "where": where,
             "clips": clips,
-            "flip": flip,
+            # what was done: a graph model's coordinates are never flipped (flip_permutation None)
+            "flip": flip and store.flip_permutation is not None,
             "clip_len": loaded.clip_len,
             # for `actrec-train fuse` (train/deploy/fuse.py): each clip's label and view-averaged probabilities
             # (K,), by clip id in store order
