@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# GPU check, one script for one CUDA GPU (sized for an H200: under 8 minutes): a CUDA fit of each model at
-# --preset full (bf16 autocast) for a few hundred steps from both sources, reporting train samples/s, the share
-# of step time spent waiting for data, and peak GPU memory (all three logged by `actrec-train fit`, per epoch in
-# metrics.csv and as medians/maxima in metrics.json).
+# GPU check, one script for one CUDA GPU (sized for an H200: 9 fits of at most FIT_TIMEOUT s each): a CUDA fit of
+# each model at --preset full (bf16 autocast) for a few hundred steps from each source it reads, reporting train
+# samples/s, the share of step time spent waiting for data, and peak GPU memory (all three logged by
+# `actrec-train fit`, per epoch in metrics.csv and as medians/maxima in metrics.json).
 #
 #   PYTHON=.venv/bin/python bench/gpu_check.sh [WORK_DIR]      # needs a CUDA torch and actrec's dependencies
 #
@@ -11,6 +11,8 @@
 #   heatmaps            the cached store, crop/flip by grid_sample on the GPU
 #   keypoints (torch)   the loader ships keypoints only; render_torch draws the maps on the GPU
 #   keypoints (numba)   c3d only (the most data-hungry model): PoseC3D's pipeline rendered in the workers
+#   coordinates         the graph models (stgcnpp, ctrgcn): the keypoint store read as PYSKL's joint stream
+#                       (--source coordinates, no heatmaps; "64 px" does not apply to them)
 # Each fit is capped by FIT_TIMEOUT seconds (default 80) so the whole script stays within budget; a capped run
 # is reported as such. The table goes to stdout and WORK_DIR/gpu_check.md (paste it into docs/benchmarks.md).
 # The CPU equivalent of every path here is covered by tests/test_onfly.py with tiny configs.
@@ -65,6 +67,9 @@ for model in c3d cnn_lstm cnn_lstm_attn; do
     run "$model-keypoints-torch" "$WORK/kp.zarr" --model "$model" --source keypoints --renderer torch
 done
 run "c3d-keypoints-numba" "$WORK/kp.zarr" --model c3d --source keypoints --renderer numba
+for model in stgcnpp ctrgcn; do
+    run "$model-coordinates" "$WORK/kp.zarr" --model "$model" --source coordinates
+done
 
 "$PY" - "$WORK" "$BATCH" "$EPOCHS" "$WORKERS" "$PRESET" <<'EOF' | tee "$WORK/gpu_check.md"
 import math
@@ -79,7 +84,8 @@ device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
 n_train = int((pd.read_parquet(work / "kp.zarr" / "clips.parquet").split == "train").sum())
 print(
     f"GPU check on {device}: `bench/gpu_check.sh`, --preset {preset}, bf16 autocast on CUDA, clip_len 32, "
-    f"64 px, {n_train} train clips, batch {batch} ({math.ceil(n_train / batch)} steps/epoch), {workers} workers. "
+    f"64 px (heatmap models), {n_train} train clips, batch {batch} ({math.ceil(n_train / batch)} steps/epoch), "
+    f"{workers} workers. "
     "Figures of the last epoch (epoch 1 includes cudnn autotuning and worker start-up).\n"
 )
 print("| run | epochs | train samples/s | data-wait share | peak GPU memory GiB | val top1 |")

@@ -280,10 +280,41 @@ def test_export_a_graph_model_and_predict_its_file(keypoint_store, demo_dir, tmp
     pose = sorted((demo_dir / "clips").iterdir())[0]
     res = runner.invoke(app, ["predict", str(run / "last.pt"), str(pose), "--json"])
     assert res.exit_code == 0, res.output
-    windows = runner.invoke(app, ["predict", str(run / "last.pt"), str(pose), "--window", "8"])
-    assert windows.exit_code == 1
-    assert "does not feed it yet" in windows.output
-    assert "Traceback" not in windows.output
+
+
+def test_predict_windows_with_a_graph_model_score_each_window_as_a_clip_of_its_own(keypoint_store, tmp_path):
+    """predict --window for a graph checkpoint: the windows cover the clip as for a heatmap model, and each
+    window's probabilities are those predict gives the window's frames written as a clip of their own."""
+    from fixtures_pose import confidences, moving_poses, write_npz_clip
+
+    run = tmp_path / "run"
+    fit(gcn_tiny(keypoint_store, run, epochs=1, stream="b"), log=_quiet)
+    kp = moving_poses(2, 30, 17, seed=3)  # (M, T, V, 2): a 30-frame coco17 sequence of two persons
+    sc = confidences((2, 30, 17), seed=4)
+    size = {"img_h": 480, "img_w": 640}
+    long_clip = write_npz_clip(tmp_path / "long.npz", kp, sc, **size)
+    out = tmp_path / "windows.json"
+    args = ["predict", str(run / "last.pt"), str(long_clip), "--window", "12", "--stride", "7"]
+    res = runner.invoke(app, [*args, "--clips", "2", "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    (clip,) = json.loads(out.read_text())["clips"]
+    assert clip["n_frames"] == 30
+    rows = clip["windows"]
+    # starts every 7 frames, the last moved back to end at frame 30
+    assert [(w["start_frame"], w["end_frame"]) for w in rows] == [(0, 12), (7, 19), (14, 26), (18, 30)]
+    probs = np.array([w["probabilities"] for w in rows])  # (4, K)
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert not np.allclose(probs[0], probs[1])  # the windows differ: each is scored on its own frames
+    for w, row in zip(rows, probs, strict=True):
+        s, e = w["start_frame"], w["end_frame"]
+        part = write_npz_clip(tmp_path / f"w{s}.npz", kp[:, s:e], sc[:, s:e], **size)
+        k = str(len(clip["classes"]))
+        one = runner.invoke(app, ["predict", str(run / "last.pt"), str(part), "--clips", "2", "--device", "cpu",
+                                  "--top-k", k, "--json"])  # fmt: skip
+        assert one.exit_code == 0, one.output
+        (pred,) = json.loads(one.stdout)["clips"]
+        got = {t["label"]: t["probability"] for t in pred["top"]}
+        np.testing.assert_allclose([got[name] for name in clip["classes"]], row, atol=1e-6)
 
 
 def test_predict_a_pose_file_with_a_graph_model_as_evaluate_reads_the_store(

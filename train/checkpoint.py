@@ -162,16 +162,6 @@ class LoadedModel:
     checkpoint: dict
     path: str
 
-    def heatmap_render(self, command: str) -> dict:
-        """The render settings `command` draws new poses with; a graph model (no "render") is refused."""
-        if not self.render:
-            raise ActrecError(
-                f"{self.path}: {command} renders pose files as heatmaps, but {self.model_name} reads keypoint "
-                f"coordinates, which {command} does not feed it yet: predict without --window, or score a "
-                "keypoint store with `actrec-train evaluate CKPT STORE --source coordinates`"
-            )
-        return self.render
-
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", *, resume: bool = False) -> LoadedModel:
     """Load, check and build: the one way every command turns a checkpoint file into a model."""
@@ -317,6 +307,10 @@ def _check_model_config(config_cls: type, config: dict, where: str) -> None:
             if not isinstance(value, str) or not 0 < len(value) <= 64:
                 raise ActrecError(bad + "a name of 1..64 characters")
             continue
+        elif kind.startswith("dict"):  # a custom layout's definition: its config checks the contents
+            if value is not None and not isinstance(value, dict):
+                raise ActrecError(bad + "a layout definition (a dict)")
+            continue
         elif kind == "bool":
             if not isinstance(value, bool):
                 raise ActrecError(bad + "true or false")
@@ -339,7 +333,7 @@ def _check_coordinates(record: Any, config: dict, where: str) -> None:
 
     if not isinstance(record, dict) or any(k not in record for k in COORDINATE_KEYS):
         raise ActrecError(f"{where}: coordinates settings must be a dict of {', '.join(COORDINATE_KEYS)}")
-    if record["layout"] != config.get("layout"):
+    if record["layout"] != config.get("layout") or record.get("layout_def") != config.get("layout_def"):
         raise ActrecError(f"{where}: coordinates layout {_short(record['layout'])} is not the model's")
     if record["stream"] not in STREAMS or record["coords"] not in COORDS:
         raise ActrecError(

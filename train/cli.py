@@ -380,8 +380,9 @@ def predict(
         ),
     ] = None,
 ):
-    """Render a pose file in memory with the checkpoint's settings and print the top-k labels (per clip, or per
-    window over time with --window); a folder gets one table, with the accuracy when the clips have labels."""
+    """Read a pose file with the checkpoint's settings (heatmaps rendered in memory, or a graph model's coordinates)
+    and print the top-k labels (per clip, or per window over time with --window); a folder gets one table, with the
+    accuracy when the clips have labels."""
     from train.deploy.predict import resolve_format
     from train.deploy.predict_video import is_video, video_pose_file, write_overlay
 

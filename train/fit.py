@@ -27,7 +27,7 @@ from train.config import COORDINATE_FIELDS, FitConfig
 from train.deploy.evaluation import attention_of_views, validate
 from train.deploy.pretrained import freeze_backbone_statistics, init_from
 from train.device import init_distributed, mean_over_ranks, pick_device
-from train.models import MODELS, build_model, count_parameters
+from train.models import MODELS, build_model, config_dict, count_parameters
 from train.optim import build_optimizer
 from train.plots import plot_attention, plot_confusion, plot_curves
 from train.recipes import FIELDS, resolve
@@ -118,7 +118,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         cfg, ckpt, out / "last.pt", len(store.channels), len(classes), log if main else None,
         store.model_options(),
     )  # fmt: skip
-    model_config = asdict(model.config)
+    model_config = config_dict(model.config)  # a built-in layout's graph model saves no layout_def
     # channels-last on every device: oneDNN's CPU convolutions are 1.2x faster in it too (docs/benchmarks.md)
     model.to(device, memory_format=model.memory_format)
     train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model

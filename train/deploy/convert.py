@@ -294,6 +294,7 @@ def _convert_stgcnpp(
     "coordinates" record says how evaluate reads a keypoint store for it (--stream, --coords, --layout)."""
     from train.config import COORDS, STREAMS
     from train.deploy.convert_gcn import stgcnpp_from_state
+    from train.models import config_dict
     from train.sources.coordinates import CHANNELS, NUM_PERSON
 
     where = f"{src}"
@@ -307,7 +308,7 @@ def _convert_stgcnpp(
     frames = int(clip_len or GCN_CLIP_LEN)
     result = {
         "model_name": "stgcnpp",
-        "model_config": asdict(config),
+        "model_config": config_dict(config),
         "model": model.state_dict(),
         "classes": names,
         "coordinates": {

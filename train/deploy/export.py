@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from etl.common.errors import ActrecError
+from etl.pose.layout_def import stored_layout
 from train.checkpoint import LoadedModel, load_model
 from train.deploy.convert import sha256_file
 
@@ -42,7 +43,7 @@ def input_description(loaded: LoadedModel) -> dict:
     """The exported input: heatmaps (B, C, T, H, W) in [0, 1], or a graph model's coordinates (N, M, T, V, C)."""
     coordinates = loaded.checkpoint.get("coordinates")
     if coordinates is not None:
-        joints = len(_layout_joints(coordinates["layout"]))
+        joints = stored_layout(coordinates, loaded.path).n_joints  # built in, or its stored definition
         shape = [
             "batch",
             int(coordinates.get("num_person", 2)),
@@ -60,12 +61,6 @@ def input_description(loaded: LoadedModel) -> dict:
         "dtype": "float32",
         "range": [0.0, 1.0],
     }
-
-
-def _layout_joints(name: str) -> list[str]:
-    from etl.pose.skeleton import get_layout
-
-    return list(get_layout(name).joints)
 
 
 def metadata(loaded: LoadedModel, checkpoint: Path) -> dict:

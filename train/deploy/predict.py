@@ -1,4 +1,5 @@
-"""`actrec-train predict`: pose file -> in-memory heatmaps (the checkpoint's render settings) -> top-k labels.
+"""`actrec-train predict`: pose file -> in-memory heatmaps (the checkpoint's render settings), or a graph model's
+coordinate views (its checkpoint's `coordinates` record) -> top-k labels.
 
 One label per clip by default; `--window W --stride S` labels windows over time instead (train/deploy/windows.py).
 A clip's true label, when its file or a `--labels` manifest has one, rides along for the summary's accuracy;
@@ -28,6 +29,7 @@ from etl.stores.heatmap_store import value_scale
 from train.checkpoint import LoadedModel, load_model
 from train.deploy.evaluation import score_views
 from train.device import pick_device
+from train.sources.coordinates import pose_views
 from train.sources.sampling import sample_test
 from train.sources.views import hflip, resize, to_model_input
 
@@ -125,6 +127,50 @@ def view_probabilities(
     return torch.cat(out)
 
 
+class ClipScorer:
+    """How a checkpoint scores a pose clip: the one path of predict (whole clips) and predict --window (each
+    window a clip of its own). A heatmap model's `clips` test views are drawn with its render settings
+    (render_clip: the clip's own PoseCompact box, then PoseC3D's test sampling) and scored with their mirror
+    images when `flip`; a graph model's are the coordinate views its checkpoint's `coordinates` record says
+    (train/sources/coordinates.py pose_views, as evaluate reads a keypoint store), unflipped as evaluate tests
+    them. The layout (built-in or a stored definition) is the checkpoint's: the pose files are read in it."""
+
+    def __init__(self, loaded: LoadedModel, device: torch.device):
+        self.loaded, self.device = loaded, device
+        if loaded.render:
+            self.layout = stored_layout(loaded.render, loaded.path)
+            self.spec = RenderSpec.from_checkpoint(loaded.render)
+        else:  # a graph model: its checkpoint's views are coordinates, not heatmaps
+            self.layout = stored_layout(loaded.checkpoint["coordinates"], loaded.path)
+
+    @torch.no_grad()
+    def score(
+        self,
+        keypoints: np.ndarray,
+        scores: np.ndarray,
+        img_hw: tuple[int, int],
+        clips: int,
+        *,
+        flip: bool,
+        attention: bool = False,
+    ) -> tuple[np.ndarray, list[float] | None]:
+        """keypoints (M, T, V, 2) in source pixels + scores (M, T, V) -> (softmax (K,) averaged over the views,
+        cnn_lstm_attn's attention over the T frames when `attention` (Prediction.attention), else None)."""
+        loaded, device = self.loaded, self.device
+        if not loaded.render:
+            record = loaded.checkpoint["coordinates"]
+            views = pose_views(keypoints, scores, img_hw, record, self.layout, loaded.clip_len, clips)
+            x = torch.from_numpy(views).to(device)  # (V, M, clip_len, J, C)
+            probs = score_views(loaded.model, x, None, autocast=device.type == "cuda")  # (V, K)
+            return probs.mean(dim=0).cpu().numpy(), None
+        heatmaps, _ = render_clip(keypoints, scores, img_hw, self.spec, self.layout)  # (T, C, S, S)
+        frames = sample_test(len(heatmaps), loaded.clip_len, clips)  # (V, clip_len)
+        mean = view_probabilities(loaded, heatmaps[frames], device, flip=flip).mean(dim=0).numpy()
+        if not attention:
+            return mean, None
+        return mean, clip_attention(loaded, heatmaps[frames], frames, len(heatmaps), device, flip=flip)
+
+
 def predict_file(
     checkpoint: str | Path,
     pose_file: Path,
@@ -138,52 +184,19 @@ def predict_file(
 ) -> list[Prediction]:
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
-    if not loaded.render:  # a graph model: its checkpoint's views are coordinates, not heatmaps
-        return _predict_coordinates(loaded, pose_file, fmt, top_k, clips, dev, labels)
-    layout = stored_layout(loaded.heatmap_render("predict"), str(checkpoint))
-    spec = RenderSpec.from_checkpoint(loaded.render)
+    scorer = ClipScorer(loaded, dev)
     classes = loaded.classes
     results = []
-    for clip in read_clips(pose_file, fmt, layout, labels):
-        heatmaps, _ = render_clip(clip.keypoints, clip.scores, (clip.img_h, clip.img_w), spec, layout)
-        frames = sample_test(len(heatmaps), loaded.clip_len, clips)  # (V, T)
-        mean = view_probabilities(loaded, heatmaps[frames], dev, flip=flip).mean(dim=0).numpy()
-        order = np.argsort(-mean)[: min(top_k, len(classes))]
-        true = clip.label_name if clip.label_name is not None else _class_name(clip.label, classes)
-        results.append(
-            Prediction(
-                clip.clip_id,
-                [(classes[i], float(mean[i])) for i in order],
-                source=clip.source,
-                true_label=true,
-                attention=clip_attention(loaded, heatmaps[frames], frames, len(heatmaps), dev, flip=flip),
-            )
+    for clip in read_clips(pose_file, fmt, scorer.layout, labels):
+        mean, attention = scorer.score(
+            clip.keypoints, clip.scores, (clip.img_h, clip.img_w), clips, flip=flip, attention=True
         )
-    return results
-
-
-@torch.no_grad()
-def _predict_coordinates(
-    loaded: LoadedModel, pose_file: Path, fmt: str, top_k: int, clips: int, device, labels
-) -> list[Prediction]:
-    """predict_file for a graph model: each clip read as its checkpoint's `coordinates` record says
-    (train/sources/coordinates.py pose_views), `clips` fixed views averaged, no flip (as evaluate)."""
-    from etl.pose.skeleton import get_layout
-    from train.sources.coordinates import pose_views
-
-    record, classes = loaded.checkpoint["coordinates"], loaded.classes
-    layout = get_layout(record["layout"])
-    results = []
-    for clip in read_clips(pose_file, fmt, layout, labels):
-        views = pose_views(
-            clip.keypoints, clip.scores, (clip.img_h, clip.img_w), record, layout, loaded.clip_len, clips
-        )  # (V, M, T, J, C)
-        x = torch.from_numpy(views).to(device)
-        mean = score_views(loaded.model, x, None, autocast=device.type == "cuda").mean(dim=0).cpu().numpy()
         order = np.argsort(-mean)[: min(top_k, len(classes))]
         true = clip.label_name if clip.label_name is not None else _class_name(clip.label, classes)
         top = [(classes[i], float(mean[i])) for i in order]
-        results.append(Prediction(clip.clip_id, top, source=clip.source, true_label=true))
+        results.append(
+            Prediction(clip.clip_id, top, source=clip.source, true_label=true, attention=attention)
+        )
     return results
 
 

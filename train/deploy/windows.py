@@ -1,10 +1,12 @@
 """`actrec-train predict --window W --stride S`: labels over time for a long pose sequence.
 
 Windows of W frames start every S frames (the last one is moved back to end at the last frame, so every frame
-is covered). Each window is rendered on its own, as a training clip is (its own PoseCompact box), sampled to
-the checkpoint's clip length with PoseC3D's test views, scored (+ mirror) and averaged: one probability vector
-per window. Output: CSV or JSON rows (clip, start/end frame, top-k labels with probabilities, every class's
-probability) and a timeline PNG.
+is covered). Each window is a clip of its own, scored as predict scores a whole clip (train/deploy/predict.py
+ClipScorer): a heatmap model's window is rendered on its own, as a training clip is (its own PoseCompact box),
+sampled to the checkpoint's clip length with PoseC3D's test views and scored (+ mirror); a graph model's is
+pre-normalised, turned into its stream and sampled as evaluate reads a clip (no mirror). The views' softmax is
+averaged: one probability vector per window. Output: CSV or JSON rows (clip, start/end frame, top-k labels with
+probabilities, every class's probability) and a timeline PNG.
 """
 
 from __future__ import annotations
@@ -17,13 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from etl.common.errors import ActrecError
-from etl.heatmaps.clip import render_clip
-from etl.heatmaps.spec import RenderSpec
-from etl.pose.layout_def import stored_layout
 from train.checkpoint import load_model
-from train.deploy.predict import read_clips, view_probabilities
+from train.deploy.predict import ClipScorer, read_clips
 from train.device import pick_device
-from train.sources.sampling import sample_test
 
 MAX_WINDOWS = 100_000  # one clip; bounds the work a tiny stride on a huge file can ask for
 
@@ -71,10 +69,9 @@ def predict_windows(
 ) -> list[ClipWindows]:
     dev = pick_device(device)
     loaded = load_model(checkpoint, dev)
-    layout = stored_layout(loaded.heatmap_render("predict --window"), str(checkpoint))
-    spec = RenderSpec.from_checkpoint(loaded.render)
+    scorer = ClipScorer(loaded, dev)  # heatmaps or a graph model's coordinates, as predict reads a whole clip
     results = []
-    for clip in read_clips(pose_file, fmt, layout):
+    for clip in read_clips(pose_file, fmt, scorer.layout):
         n = clip.n_frames
         starts = window_starts(n, window, stride)
         if len(starts) > MAX_WINDOWS:
@@ -82,13 +79,11 @@ def predict_windows(
                 f"{clip.clip_id}: {len(starts)} windows (more than {MAX_WINDOWS}); use a larger --stride"
             )
         ends = [min(s + window, n) for s in starts]
-        rows = []
-        for s, e in zip(starts, ends, strict=True):
-            heatmaps, _ = render_clip(
-                clip.keypoints[:, s:e], clip.scores[:, s:e], (clip.img_h, clip.img_w), spec, layout
-            )  # (e - s, C, S, S)
-            frames = sample_test(len(heatmaps), loaded.clip_len, clips)  # (V, T)
-            rows.append(view_probabilities(loaded, heatmaps[frames], dev, flip=flip).mean(dim=0).numpy())
+        img_hw = (clip.img_h, clip.img_w)
+        rows = [
+            scorer.score(clip.keypoints[:, s:e], clip.scores[:, s:e], img_hw, clips, flip=flip)[0]  # (K,)
+            for s, e in zip(starts, ends, strict=True)
+        ]
         results.append(
             ClipWindows(clip.clip_id, n, np.asarray(starts), np.asarray(ends), np.stack(rows), loaded.classes)
         )

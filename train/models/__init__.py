@@ -11,7 +11,7 @@ lives in the loss/eval code.
   state: the head reads [attention context; last state], so attention adds frames to the motion summary.
 
 `build_model(name, preset, in_channels, num_classes, **overrides)` makes a model and its config;
-`model_from_config(name, asdict(config))` rebuilds it from the config a checkpoint saved.
+`model_from_config(name, config_dict(config))` rebuilds it from the config a checkpoint saved.
 """
 
 from __future__ import annotations
@@ -339,6 +339,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# Config fields a saved config leaves out when they are None (their default): a graph model on a built-in layout
+# saves no `layout_def`, so its checkpoints are byte for byte what they were before custom layouts, and those
+# load.
+OPTIONAL_FIELDS = ("layout_def",)
+
+
 def _lookup(name: str) -> tuple[type[nn.Module], type]:
     if name not in MODELS:
         raise ActrecError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
@@ -361,7 +367,7 @@ def _make_config(config_cls: type, values: dict[str, Any]):
 def build_model(name: str, preset: str, in_channels: int, num_classes: int, **overrides: Any):
     """Model `name` at size `preset` ("full", "small", "tiny"), with config fields overridden by `overrides`.
 
-    Returns (model, config); save `dataclasses.asdict(config)` with a checkpoint to rebuild it.
+    Returns (model, config); save `config_dict(config)` with a checkpoint to rebuild it.
     """
     model_cls, config_cls = _lookup(name)
     if preset not in PRESETS:
@@ -371,11 +377,19 @@ def build_model(name: str, preset: str, in_channels: int, num_classes: int, **ov
     return model_cls(config), config
 
 
+def config_dict(config) -> dict[str, Any]:
+    """The config as a checkpoint saves it: `asdict`, less the OPTIONAL_FIELDS that are None."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if not (k in OPTIONAL_FIELDS and v is None)}
+
+
 def model_from_config(name: str, config_dict: dict[str, Any]) -> nn.Module:
-    """Rebuild model `name` from a checkpoint's saved `asdict(config)` (lists are accepted for tuples). A config
-    without every field was saved by an older actrec, whose models this one does not translate: refused."""
+    """Rebuild model `name` from a checkpoint's saved `config_dict(config)` (lists are accepted for tuples). A
+    config without every field (but OPTIONAL_FIELDS) was saved by an older actrec, whose models this one does not
+    translate: refused."""
     model_cls, config_cls = _lookup(name)
-    missing = [f.name for f in fields(config_cls) if f.name not in config_dict]
+    missing = [
+        f.name for f in fields(config_cls) if f.name not in config_dict and f.name not in OPTIONAL_FIELDS
+    ]
     if missing:
         raise ActrecError(
             f"model_config lacks {', '.join(missing)}: saved by an older actrec; re-train the model with this "

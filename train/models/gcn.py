@@ -2,8 +2,10 @@
 
 Both map (N, M, T, V, C) coordinates (N clips, M persons, T frames, V joints, C channels: x, y, score for 2D) to
 logits (N, num_classes), like PYSKL's and MMAction2's RecognizerGCN. The graph comes from the config's layout
-(train/models/graph.py). Submodule names follow MMAction2/PYSKL (`backbone.gcn.<i>.gcn.A`, `backbone.gcn.<i>.tcn.branches`,
-`cls_head.fc`, ...) so their checkpoints load after a key check (train/deploy/convert_gcn.py).
+(train/models/graph.py): a built-in one by its name, any other (a layout YAML, `--layout from-file`) from the
+definition its keypoint store records, which the config carries as `layout_def`. Submodule names follow
+MMAction2/PYSKL (`backbone.gcn.<i>.gcn.A`, `backbone.gcn.<i>.tcn.branches`, `cls_head.fc`, ...) so their
+checkpoints load after a key check (train/deploy/convert_gcn.py).
 
 ST-GCN++ (MMAction2 `STGCN(gcn_adaptive='init', gcn_with_res=True, tcn_type='mstcn')` + `GCNHead`): data BN, then
 `num_stages` blocks of [graph conv over 3 adjacency subsets (the adjacency itself learnt from its initial value) +
@@ -22,8 +24,12 @@ import torch
 from torch import nn
 
 from etl.common.errors import ActrecError
-from etl.pose.skeleton import get_layout
-from train.models.graph import spatial_adjacency
+from etl.pose.layout_def import LAYOUT_DEF, stored_layout
+from etl.pose.skeleton import Layout
+from train.models.graph import center_index, spatial_adjacency
+
+# a graph's (3, V, V) adjacency is built before any weight is read: V is bounded (coco_wholebody133: 133)
+MAX_JOINTS = 1024
 
 # --------------------------------------------------------------------------------------------- config
 
@@ -32,7 +38,12 @@ from train.models.graph import spatial_adjacency
 class _GCNConfig:
     in_channels: int  # C per joint: 3 for 2D + score (PYSKL's input), 3 for 3D
     num_classes: int
-    layout: str = "coco17"  # etl/pose/skeleton.py layout name: the graph
+    # the graph's layout: a built-in one's name (etl/pose/skeleton.py), or the name of the one layout_def defines
+    layout: str = "coco17"
+    # the definition of a layout that is not built in, as its keypoint store records it (etl/pose/layout_def.py:
+    # name, joints, limbs, left/right pairs, center); None for a built-in layout, and then left out of saved
+    # configs (train/models/__init__.py OPTIONAL_FIELDS), so their checkpoints stay as they were
+    layout_def: dict | None = None
     base_channels: int = 64
     num_stages: int = 10
     inflate_stages: tuple[int, ...] = (5, 8)  # 1-based stage numbers that double the channels
@@ -59,7 +70,19 @@ class _GCNConfig:
                 f"{type(self).__name__}: inflate/down stages must lie in 2..num_stages={self.num_stages}, got "
                 f"{self.inflate_stages} / {self.down_stages}"
             )
-        get_layout(self.layout)  # one line naming the known layouts when it is not one
+        # one line naming the known layouts (or the definition's fault) when it is not one; a graph needs a centre
+        layout = self.graph_layout()
+        if layout.n_joints > MAX_JOINTS:
+            raise ActrecError(
+                f"{type(self).__name__}: layout {layout.name!r} has {layout.n_joints} joints, more than a graph "
+                f"network takes ({MAX_JOINTS})"
+            )
+        center_index(layout)
+
+    def graph_layout(self) -> Layout:
+        """The layout the graph is built on: the built-in `layout`, or the one `layout_def` defines."""
+        attrs = {"layout": self.layout, **({} if self.layout_def is None else {LAYOUT_DEF: self.layout_def})}
+        return stored_layout(attrs, f"{type(self).__name__} layout_def")
 
 
 @dataclass
@@ -264,7 +287,7 @@ class _GraphModel(nn.Module):
 class STGCNBackbone(nn.Module):
     def __init__(self, config: STGCNPPConfig):
         super().__init__()
-        adjacency = torch.from_numpy(spatial_adjacency(get_layout(config.layout)))
+        adjacency = torch.from_numpy(spatial_adjacency(config.graph_layout()))
         v, c = adjacency.shape[-1], config.in_channels
         self.per_person = config.data_bn_type == "MVC"
         self.data_bn = nn.BatchNorm1d((config.num_person if self.per_person else 1) * v * c)
@@ -389,7 +412,7 @@ class CTRGCNBlock(nn.Module):
 class CTRGCNBackbone(nn.Module):
     def __init__(self, config: CTRGCNConfig):
         super().__init__()
-        adjacency = torch.from_numpy(spatial_adjacency(get_layout(config.layout)))
+        adjacency = torch.from_numpy(spatial_adjacency(config.graph_layout()))
         self.data_bn = nn.BatchNorm1d(config.num_person * adjacency.shape[-1] * config.in_channels)
         plan = _stage_plan(config, 2)
         self.net = nn.ModuleList(

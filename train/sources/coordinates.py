@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from etl.common.errors import ActrecError
+from etl.pose.layout_def import LAYOUT_DEF
 from etl.stores.keypoint_store import KeypointStore
 from etl.stores.storeio import SEAL_KEY, check_unchanged, store_stamp
 from train.config import COORDINATE_FIELDS, COORDS, STREAMS
@@ -95,15 +96,21 @@ class CoordinateSource:
     def describe(self, renderer: str) -> str:
         return f" (stream {self.stream}, {self.coords})"
 
+    def layout_record(self) -> dict:
+        """The store's layout as configs and checkpoints name it: {"layout": name} for a built-in one, plus its
+        definition ("layout_def") for one that is not (etl/pose/layout_def.py reads it back: `stored_layout`)."""
+        definition = self.layout.definition
+        return {"layout": self.layout.name, **({} if definition is None else {LAYOUT_DEF: definition})}
+
     def model_options(self) -> dict:
         """Model config fields the store decides: the skeleton graph."""
-        return {"layout": self.layout.name}
+        return self.layout_record()
 
     def checkpoint_record(self, input_size: int, clip_len: int) -> dict:
         """What evaluate and predict need to read a store as training did (in place of a heatmap "render")."""
         return {
             "coordinates": {
-                "layout": self.layout.name,
+                **self.layout_record(),
                 "stream": self.stream,
                 "coords": self.coords,
                 "strong_augment": self.strong_augment,
@@ -118,7 +125,7 @@ class CoordinateSource:
         want = record.get("coordinates")
         got = self.checkpoint_record(0, 0)["coordinates"]
         keys = ("layout", "stream", "coords")
-        if want is None or any(want.get(k) != got[k] for k in keys):
+        if want is None or any(want.get(k) != got.get(k) for k in (*keys, LAYOUT_DEF)):
             raise ActrecError(
                 f"{checkpoint} was not trained on {' '.join(f'{k} {got[k]}' for k in keys)} coordinates "
                 f"({self.path}): pass the checkpoint's --stream/--coords and a store of its layout"
