@@ -110,10 +110,10 @@ def test_the_penn_tables_tuned_options_are_the_small_defaults():
     """docs/results.md's Penn Action table was trained with these options (bench/train_penn.sh before the defaults
     changed); with `--preset small` and nothing else, fit resolves every one of them to the same value, so the
     table is what the defaults train."""
-    tuned = dict(
-        epochs=15, clip_len=24, optimizer="adamw", lr=1e-3, weight_decay=0.01, schedule="cosine",
-        warmup_epochs=1, label_smoothing=0.1,
-    )  # fmt: skip
+    tuned = {
+        "epochs": 15, "clip_len": 24, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01,
+        "schedule": "cosine", "warmup_epochs": 1, "label_smoothing": 0.1,
+    }  # fmt: skip
     assert FitConfig(store="x").batch_size == 16  # and --batch-size 16
     for model in ("c3d", "cnn_lstm", "cnn_lstm_attn"):
         defaults = _resolve(model, preset="small", store_size=48, batch_size=16)

@@ -49,5 +49,5 @@ def test_numpy_rng_draws_what_a_fresh_random_state_draws_after_any_earlier_use()
     used.normal(size=1)  # leaves a cached Gaussian behind
     rng = numpy_rng(5, "clip", 2, 9)
     got = (rng.randint(1 << 30, size=3), rng.uniform(size=2), rng.normal(size=3))
-    for a, b in zip(expected, got):
+    for a, b in zip(expected, got, strict=True):
         np.testing.assert_array_equal(a, b)
