@@ -26,6 +26,15 @@ from train.models import count_parameters, model_from_config  # noqa: E402
 MODELS = ("c3d", "cnn_lstm", "cnn_lstm_attn")
 
 
+STREAMS = ("j", "b", "jm", "bm")
+
+
+def _stream_order(name: str) -> tuple:
+    """stgcnpp_j, stgcnpp_b, stgcnpp_jm, stgcnpp_bm, then the model's fusions; model by model."""
+    model, _, suffix = name.rpartition("_")
+    return (model, STREAMS.index(suffix) if suffix in STREAMS else len(STREAMS), name)
+
+
 def wall_s(run: Path) -> int | None:
     wall = run / "fit_wall_s.txt"  # written by bench/train_penn.sh around fit
     return int(wall.read_text()) if wall.exists() else None
@@ -57,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|",
     ]
     found = {p.parent.name for p in a.runs.glob("*/eval.json")}
-    names = [m for m in MODELS if m in found] + sorted(found - set(MODELS))
+    names = [m for m in MODELS if m in found] + sorted(found - set(MODELS), key=_stream_order)
     if not names:
         print(f"no run with an eval.json under {a.runs}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ $PY bench/bench_loader.py --codec zstd --write-doc "$tmp/loader_zstd.md"
 $PY bench/bench_render.py --write-doc "$tmp/render.md"
 $PY bench/bench_gcn.py --write-doc "$tmp/gcn.md"  # ST-GCN++ training step vs MMAction2's (anchor venv)
 $PY bench/bench_gcn_pipeline.py --write-doc "$tmp/gcn_pipeline.md"  # a GCN training sample vs MMAction2's pipeline
+$PY bench/bench_models.py --write-doc "$tmp/models.md"  # every model's train/inference clips/s at small, vs c3d
 # the CPU epoch profile needs a rendered store (e.g. bench/train_penn.sh's runs/penn/heatmaps.zarr)
 PROFILE_STORE=${PROFILE_STORE:-runs/penn/heatmaps.zarr}
 touch "$tmp/epoch.md"
@@ -39,6 +40,8 @@ if $PY -c "import av, mediapipe" 2>/dev/null; then $PY bench/bench_extract.py --
     cat "$tmp/gcn.md"
     echo
     cat "$tmp/gcn_pipeline.md"
+    echo
+    cat "$tmp/models.md"
 } > docs/benchmarks.md
 rm -r "$tmp"
 echo "wrote docs/benchmarks.md"
