@@ -101,4 +101,5 @@ def test_a_video_through_extract_and_ingest(tmp_path):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert str(video) in [d["path"] for d in lock["extract"]["deps"]]
     assert "data/poses" in [d["path"] for d in lock["ingest"]["deps"]]
-    assert "Data and pipelines are up to date" in dvc("status", cwd=repo).stdout
+    # the two stages it ran (the rest of the demo pipeline was never reproduced in this copy)
+    assert "Data and pipelines are up to date" in dvc("status", "extract", "ingest", cwd=repo).stdout
