@@ -42,6 +42,18 @@ def anchor_dump():
     return np.load(path)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Graph-network tests: their tiny convolutions stall on a busy shared CPU with more than one thread (seconds
+    instead of ms)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     """A small synthetic demo dataset (COCO keypoint-result JSON + manifest): 8 actions x 2 subjects x 2 reps."""

@@ -11,14 +11,7 @@ from train.deploy.convert_gcn import config_from_state, read_state, stgcnpp_from
 from train.models import build_model
 from train.models.gcn import CTRGCN, GCN_PRESETS, STGCNPP, STGCNPPConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # these small convolutions stall on a busy shared CPU with more than one thread (seconds instead of ms)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _clips(n=2, m=2, t=16, v=17, c=3, seed=0):

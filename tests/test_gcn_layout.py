@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from fixtures_pose import confidences, moving_poses, write_npz_clip
 from typer.testing import CliRunner
 
@@ -32,13 +31,7 @@ center: head
 N_FRAMES = 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny convolutions stall on a busy shared CPU with more than one thread
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _clips(folder: Path, n_joints: int = 5) -> Path:
