@@ -16,7 +16,13 @@ from typer.testing import CliRunner
 from train.checkpoint import load_checkpoint, load_model
 from train.cli import app
 from train.fit import fit
-from train.sources.coordinates import NUM_PERSON, CoordinateSource, pad_persons, random_scale_rotate
+from train.sources.coordinates import (
+    NUM_PERSON,
+    CoordinateSource,
+    clip_features,
+    pad_persons,
+    random_scale_rotate,
+)
 
 runner = CliRunner()
 
@@ -69,6 +75,28 @@ def test_streams_differ_and_bones_follow_the_parents(keypoint_store):
     np.testing.assert_allclose(b[..., :2], j[..., :2] - j[:, :, parents, :2], atol=1e-6)
     np.testing.assert_allclose(items["jm"][:, 0, :, :2], j[:, 1, :, :2] - j[:, 0, :, :2], atol=1e-6)
     assert not np.allclose(items["bm"], items["b"])
+
+
+@pytest.mark.parametrize("stream", ["j", "bm"])
+def test_features_computed_once_equal_the_clip_computed_now_and_samples_leave_them_alone(keypoint_store, stream):
+    """Without --strong-augment the source computes each clip's features when it opens (not per sample): they
+    must be what the pipeline gives the clip read from the store now, and no sample may write into them."""
+    from etl.stores.keypoint_store import KeypointStore
+
+    src = CoordinateSource.open(keypoint_store, coordinates={"stream": stream})
+    clips = KeypointStore.open(keypoint_store).read_range(0, len(src.table))
+    for row, (kp, sc) in enumerate(clips):
+        h, w = (int(v) for v in src.table[["img_h", "img_w"]].iloc[row])
+        want = clip_features(kp, sc, (h, w), "2d", stream, src.parents, src.center)
+        np.testing.assert_array_equal(src.features(row, None), want)
+    before = [src.features(r, None).copy() for r in range(len(src.table))]
+    train = src.dataset(src.table, clip_len=10, train=True, seed=1)
+    for i in range(len(train)):
+        train[(i, 0)][0].mul_(0).add_(7)  # a batch edited in place (as augmentations on the tensor may)
+    views, _ = src.dataset(src.table.iloc[:1], clip_len=10, train=False, num_clips=2)[0]
+    views.fill_(7)
+    for r, b in enumerate(before):
+        np.testing.assert_array_equal(src.features(r, None), b)
 
 
 def test_strong_augment_scales_and_rotates_and_persons_are_padded():

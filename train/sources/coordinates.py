@@ -73,6 +73,13 @@ class CoordinateSource:
         # per clip (keypoints (M, T, V, 2|3), scores (M, T, V)), each checked against its checksum; a clip
         # without 3D joints stops --coords 3d with one line
         self._clips = self.kp.read_range(0, len(self.table), coords=coords)
+        # Without random augmentation a clip's features are the same in every epoch and view: computed once
+        # here ((M, T', V, 3) float32 per clip, the size of the clip itself, which is then dropped) instead of
+        # once per sample (half of a sample's time: docs/benchmarks.md)
+        self._features: list[np.ndarray] | None = None
+        if not strong_augment:
+            self._features = [self._compute(row, None) for row in range(len(self._clips))]
+            self._clips = None
 
     @classmethod
     def open(cls, path: str | Path, spec=None, coordinates: dict | None = None) -> CoordinateSource:
@@ -167,7 +174,13 @@ class CoordinateSource:
         return CoordinateViews(device)
 
     def features(self, row: int, rng: np.random.RandomState | None) -> np.ndarray:
-        """Clip `row` as the stream's (M, T, V, 3) float32 features over all its frames (augmented by `rng`)."""
+        """Clip `row` as the stream's (M, T, V, 3) float32 features over all its frames (augmented by `rng`).
+        Without `rng`, the array may be the source's own copy: index it, do not write to it."""
+        if rng is None and self._features is not None:
+            return self._features[row]
+        return self._compute(row, rng)
+
+    def _compute(self, row: int, rng: np.random.RandomState | None) -> np.ndarray:
         kp, sc = self._clips[row]
         h, w = (int(x) for x in self.img_hw[row])
         return clip_features(kp, sc, (h, w), self.coords, self.stream, self.parents, self.center, rng)

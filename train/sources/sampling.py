@@ -24,7 +24,7 @@ def _one_view(
         offset = np.zeros(clip_len + 1, dtype=np.int64)
         offset[rng.choice(clip_len + 1, n_frames - clip_len, replace=False)] = 1
         return np.arange(clip_len) + np.cumsum(offset)[:-1]
-    bounds = np.array([i * n_frames // clip_len for i in range(clip_len + 1)])
+    bounds = np.arange(clip_len + 1) * n_frames // clip_len
     return bounds[:clip_len] + rng.randint(np.diff(bounds))
 
 
