@@ -78,7 +78,9 @@ def test_streams_differ_and_bones_follow_the_parents(keypoint_store):
 
 
 @pytest.mark.parametrize("stream", ["j", "bm"])
-def test_features_computed_once_equal_the_clip_computed_now_and_samples_leave_them_alone(keypoint_store, stream):
+def test_features_are_computed_once_as_the_clip_computes_now_and_samples_leave_them_alone(
+    keypoint_store, stream
+):
     """Without --strong-augment the source computes each clip's features when it opens (not per sample): they
     must be what the pipeline gives the clip read from the store now, and no sample may write into them."""
     from etl.stores.keypoint_store import KeypointStore
