@@ -212,6 +212,7 @@ def test_evaluate_a_graph_checkpoint_with_10_clips_and_refuse_other_streams(keyp
     assert result["clips"] == 10
     # flip was asked (evaluate's default) but not done: graph models are tested unflipped
     assert result["flip"] is False
+    assert "(10 views): top1" in res.output  # and the summary line does not claim a flip
     assert 0 <= result["top1"] <= 1
     # without --source evaluate reads what the model consumes; a source that gives heatmaps is refused
     default = runner.invoke(app, ["evaluate", str(run / "last.pt"), str(keypoint_store), "--workers", "0"])

@@ -28,7 +28,9 @@ def _quiet(*_):
     pass
 
 
-def _resolve(model="c3d", preset="full", store_size=64, batch_size=8, pretrained=False, **options):
+def _resolve(
+    model="c3d", preset="full", store_size=64, batch_size=8, pretrained=False, train_clips=0, **options
+):
     return resolve(
         model,
         preset,
@@ -36,6 +38,7 @@ def _resolve(model="c3d", preset="full", store_size=64, batch_size=8, pretrained
         batch_size=batch_size,
         store_size=store_size,
         pretrained=pretrained,
+        train_clips=train_clips,
     )
 
 
@@ -100,6 +103,25 @@ def test_small_and_tiny_train_every_model_from_scratch_with_the_cpu_recipe(model
     assert r.values["lr"] == _resolve(model, preset=preset, batch_size=64).values["lr"]  # not scaled by batch
     # fine-tuning keeps its own recipe at every preset
     assert _resolve(model, preset=preset, pretrained=True).values["lr"] == full_pretrained_lr(model)
+
+
+@pytest.mark.parametrize("model", ["c3d", "cnn_lstm_attn", "stgcnpp"])
+def test_small_trains_a_small_data_set_for_more_epochs_to_reach_its_sample_floor(model):
+    """UTD-MHAD's 431 training clips x 15 epochs = 405 steps left every model under-fitting: `small` raises the
+    epochs to 16,000 samples; Penn Action's 1258 clips keep 15 (the table's runs), options and tiny win."""
+    utd = _resolve(model, preset="small", train_clips=431)
+    assert utd.values["epochs"] == 38  # ceil(16000 / 431)
+    assert utd.sources["epochs"] == "preset small"
+    assert "38 epochs (15 raised: 431 clips x 38 >= 16,000 samples)" in utd.line()
+    assert _resolve(model, preset="small", train_clips=1258).values["epochs"] == 15
+    assert "raised" not in _resolve(model, preset="small", train_clips=1258).line()
+    assert _resolve(model, preset="small", train_clips=431, epochs=5).values["epochs"] == 5  # an option wins
+    assert _resolve(model, preset="tiny", train_clips=20).values["epochs"] == 2  # tiny's cap wins
+    assert _resolve(model, preset="full", train_clips=20).values["epochs"] == _resolve(model).values["epochs"]
+    assert (
+        _resolve(model, preset="small", train_clips=20, pretrained=True).values["epochs"]
+        == (_resolve(model, preset="full", pretrained=True).values["epochs"])
+    )  # fine-tuning keeps its recipe's budget
 
 
 def full_pretrained_lr(model: str) -> float:

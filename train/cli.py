@@ -291,7 +291,7 @@ def evaluate(
             source=source,
         )
     say(
-        f"{metrics['model']} on {metrics['n_clips']} clips ({clips} views{' + flip' if flip else ''}): "
+        f"{metrics['model']} on {metrics['n_clips']} clips ({clips} views{' + flip' if metrics['flip'] else ''}): "
         f"top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
         f"mean class acc {metrics['mean_class_acc']:.3f}"
     )

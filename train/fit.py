@@ -93,6 +93,7 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
         batch_size=cfg.batch_size,
         store_size=store.view_size,
         pretrained=cfg.init_from is not None,
+        train_clips=len(select_clips(store, cfg.train_where)),
     )
     cfg = replace(cfg, **recipe.values)  # every recipe field resolved from here on (and saved so)
     cfg.check()
