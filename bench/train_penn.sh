@@ -38,10 +38,12 @@ mkdir -p "$OUT"
 fit_and_test() {
     local run=$1 eval_store=$2
     shift 2
-    local start
+    local start before=0
+    # a resumed run's wall time is the sum of its invocations (a finished one adds seconds); a new run starts at 0
+    if [ -f "$run/last.pt" ] && [ -f "$run/fit_wall_s.txt" ]; then before=$(cat "$run/fit_wall_s.txt"); fi
     start=$(date +%s)
     $FIT "$@" --preset "$PRESET" --out "$run" "${BUDGET[@]}" --workers 1 --device "$DEVICE" --resume
-    echo "$(( $(date +%s) - start ))" > "$run/fit_wall_s.txt"
+    echo "$(( before + $(date +%s) - start ))" > "$run/fit_wall_s.txt"
     # shellcheck disable=SC2086  # eval_store is a store and its options
     $BIN/actrec-train evaluate "$run/last.pt" $eval_store --where "split == 'test'" \
         --clips 10 --workers 1 --device "$DEVICE" --out "$run/eval.json"

@@ -87,6 +87,19 @@ def test_fuse_cli_writes_the_json_and_the_scores(two_runs, tmp_path):
     )
 
 
+def test_fuse_names_each_run_where_models_repeat(tmp_path):
+    """Four streams of one graph network are four runs of one model: the summary names their folders."""
+    evals = []
+    for run in ("stgcnpp_j", "stgcnpp_b"):
+        (tmp_path / run).mkdir()
+        path = _eval_json(tmp_path / run / "eval.json", {"a": [0.6, 0.3, 0.1]}, {"a": "jump"})
+        path.write_text(path.read_text().replace('"model": "eval"', '"model": "stgcnpp"'))
+        evals.append(str(path))
+    result = runner.invoke(app, ["fuse", *evals, "--weights", "2,1"])
+    assert result.exit_code == 0, result.output
+    assert "fused stgcnpp (stgcnpp_j) x2, stgcnpp (stgcnpp_b) x1 on 1 clips" in result.output
+
+
 def _refused(args: list[str]) -> str:
     result = runner.invoke(app, ["fuse", *map(str, args)])
     assert result.exit_code == 1, result.output

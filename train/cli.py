@@ -326,12 +326,26 @@ def fuse(
     from train.deploy.fuse import fuse_runs
 
     metrics = fuse_runs(evals, weights)
-    parts = ", ".join(f"{i['model']} x{i['weight']:g}" for i in metrics["inputs"])
+    inputs = metrics["inputs"]
+    parts = ", ".join(f"{n} x{i['weight']:g}" for n, i in zip(_run_names(inputs), inputs, strict=True))
     say(
         f"fused {parts} on {metrics['n_clips']} clips: top1 {metrics['top1']:.3f}, top5 {metrics['top5']:.3f}, "
         f"mean class acc {metrics['mean_class_acc']:.3f}"
     )
     _write_results(metrics, out, scores)
+
+
+def _run_names(inputs: list[dict]) -> list[str]:
+    """What fuse's summary calls each input: its model, and where models repeat (the four streams of one graph
+    network), also its run: the folder of an `eval.json`, else the file's name."""
+    models = [str(i["model"]) for i in inputs]
+    if len(set(models)) == len(models):
+        return models
+    runs = [
+        Path(i["eval"]).parent.name if Path(i["eval"]).stem == "eval" else Path(i["eval"]).stem
+        for i in inputs
+    ]
+    return [f"{m} ({r})" for m, r in zip(models, runs, strict=True)]
 
 
 @app.command()
