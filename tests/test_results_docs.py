@@ -77,3 +77,12 @@ def test_bench_scripts_use_options_never_monkeypatching():
         assert _monkeypatches(ast.parse(path.read_text())) == [], path.name
     caught = "import train.sources\nfrom train.models import PRESETS\ntrain.sources.f = g\nPRESETS['x']['c3d'] = {}\n"
     assert _monkeypatches(ast.parse(caught)) == ["train.sources.f", "PRESETS['x']['c3d']"]
+
+
+def test_no_placeholder_is_left_in_the_docs():
+    """A line that is one upper-case word (e.g. DEFAULTS_TABLES: a table to be pasted in) or a TODO/TBD marker is
+    text nobody finished; the docs are claims, so none may ship."""
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            assert not re.fullmatch(r"[A-Z][A-Z0-9_]{3,}", line.strip()), f"{path.name}:{n}: placeholder {line!r}"
+            assert not re.search(r"\b(TODO|TBD|FIXME|XXX)\b", line), f"{path.name}:{n}: {line.strip()!r}"
