@@ -12,7 +12,8 @@ store into memory once, as fit does); the anchor gets them as PYSKL annotation d
 
 Per sample, ours is CoordinateClips.__getitem__ as fit's train loader calls it (UniformSampleFrames(100) over
 the features -- PreNormalize2D and the stream -- that CoordinateSource computed once per clip when it opened the
-store, persons padded/cut to 2, torch tensor; fit's default adds no augmentation, as the config); the anchor's is PoseDataset.__getitem__ with the stream's stgcnpp config train_pipeline. The process
+store, persons padded/cut to 2, torch tensor; fit's default adds no augmentation, as the config); the
+anchor's is PoseDataset.__getitem__ with the stream's stgcnpp config train_pipeline. The process
 pins itself to one core (the anchor subprocess inherits it), torch and BLAS threads 1. The two sides alternate
 (anchor, ours, anchor, ...) so that a busy host slows both alike: each round is the median of `--passes` passes
 over the clips (after 20 warm-up samples), the table gives each side's best round and their ratio, and

@@ -39,7 +39,8 @@ fit_and_test() {
     local run=$1 eval_store=$2
     shift 2
     local start before=0
-    # a resumed run's wall time is the sum of its invocations (a finished one adds seconds); a new run starts at 0
+    # a resumed run's wall time is the sum of its invocations that returned (a killed one's time is lost; a
+    # finished run's no-op resume adds seconds); a run without last.pt starts at 0
     if [ -f "$run/last.pt" ] && [ -f "$run/fit_wall_s.txt" ]; then before=$(cat "$run/fit_wall_s.txt"); fi
     start=$(date +%s)
     $FIT "$@" --preset "$PRESET" --out "$run" "${BUDGET[@]}" --workers 1 --device "$DEVICE" --resume

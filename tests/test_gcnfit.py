@@ -91,6 +91,7 @@ def test_features_are_computed_once_as_the_clip_computes_now_and_samples_leave_t
         h, w = (int(v) for v in src.table[["img_h", "img_w"]].iloc[row])
         want = clip_features(kp, sc, (h, w), "2d", stream, src.parents, src.center)
         np.testing.assert_array_equal(src.features(row, None), want)
+        assert not src.features(row, None).flags.writeable  # one copy for every sample: read-only
     before = [src.features(r, None).copy() for r in range(len(src.table))]
     train = src.dataset(src.table, clip_len=10, train=True, seed=1)
     for i in range(len(train)):

@@ -107,8 +107,8 @@ def test_small_and_tiny_train_every_model_from_scratch_with_the_cpu_recipe(model
 
 @pytest.mark.parametrize("model", ["c3d", "cnn_lstm_attn", "stgcnpp"])
 def test_small_trains_a_small_data_set_for_more_epochs_to_reach_its_sample_floor(model):
-    """UTD-MHAD's 431 training clips x 15 epochs = 405 steps left every model under-fitting: `small` raises the
-    epochs to 16,000 samples; Penn Action's 1258 clips keep 15 (the table's runs), options and tiny win."""
+    """UTD-MHAD's 431 training clips x 15 epochs = 405 steps left c3d and ST-GCN++ under-fitting: `small` raises
+    the epochs to 16,000 samples; Penn Action's 1258 clips keep 15 (the table's runs), options and tiny win."""
     utd = _resolve(model, preset="small", train_clips=431)
     assert utd.values["epochs"] == 38  # ceil(16000 / 431)
     assert utd.sources["epochs"] == "preset small"
@@ -122,6 +122,27 @@ def test_small_trains_a_small_data_set_for_more_epochs_to_reach_its_sample_floor
         _resolve(model, preset="small", train_clips=20, pretrained=True).values["epochs"]
         == (_resolve(model, preset="full", pretrained=True).values["epochs"])
     )  # fine-tuning keeps its recipe's budget
+
+
+def test_fit_resolves_the_small_preset_with_its_training_clips(heatmap_store, tmp_path, monkeypatch):
+    """fit hands resolve() the number of clips --train-where selects (what the sample floor divides)."""
+    import train.fit as fit_module
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(fit_module, "resolve", spy)
+    cfg = tiny(heatmap_store, tmp_path / "r", preset="small", epochs=None, train_where="split == 'train'")
+    with pytest.raises(Stop):
+        fit(cfg, log=_quiet)
+    want = int((pd.read_parquet(heatmap_store / "clips.parquet")["split"] == "train").sum())
+    assert seen["train_clips"] == want > 0
 
 
 def full_pretrained_lr(model: str) -> float:

@@ -84,5 +84,7 @@ def test_no_placeholder_is_left_in_the_docs():
     text nobody finished; the docs are claims, so none may ship."""
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for n, line in enumerate(path.read_text().splitlines(), 1):
-            assert not re.fullmatch(r"[A-Z][A-Z0-9_]{3,}", line.strip()), f"{path.name}:{n}: placeholder {line!r}"
+            assert not re.fullmatch(r"[A-Z][A-Z0-9_]{3,}", line.strip()), (
+                f"{path.name}:{n}: placeholder {line!r}"
+            )
             assert not re.search(r"\b(TODO|TBD|FIXME|XXX)\b", line), f"{path.name}:{n}: {line.strip()!r}"

@@ -37,7 +37,8 @@ def test_resume_with_other_epochs_says_the_schedule_is_recomputed(heatmap_store,
     lines = _fit(heatmap_store, run, 2, "--resume")
     notes = [line for line in lines if NOTE in line]
     assert notes == [
-        "note: --epochs 2, but this run was started with --epochs 1: the cosine schedule is recomputed for 2 "
+        "note: 2 epochs (--epochs or the preset's), but this run was started with 1: the cosine schedule is "
+        "recomputed for 2 "
         "epochs from epoch 2 on, so the result differs from an uninterrupted 2-epoch run (--overwrite trains one)"
     ]
     assert any("resuming" in line and "epoch 2/2" in line for line in lines)

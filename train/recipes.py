@@ -141,8 +141,9 @@ class PresetScale:
     max_input_size: int | None  # test size; the train size follows by the recipe's train_scale
     cpu_recipe: bool = False  # from scratch: CPU_RECIPE's values replace the recipe's
     # CPU_RECIPE's epochs raised until they show at least this many training samples: a small data set gets more
-    # epochs, as many steps as a larger one (UTD-MHAD's 431 clips x 15 epochs = 405 steps of 16 left every model
-    # under-fitting, docs/results.md "Defaults"; Penn Action's 1258 x 15 is above it and keeps 15)
+    # epochs, 1,000 steps of 16 at least (UTD-MHAD's 431 clips x 15 epochs = 405 steps left c3d at 9.5% and
+    # ST-GCN++ at 55% test top-1, both under-fitting: docs/results.md; Penn Action's 1258 x 15 = 1,180 steps is
+    # above it and keeps 15)
     min_samples: int | None = None
 
 

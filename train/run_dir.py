@@ -85,12 +85,12 @@ def schedule_change_note(done: int, saved_epochs: int, cfg: FitConfig) -> str | 
         return None
     if done >= cfg.epochs:  # nothing left to train: its epochs followed the saved total's curve
         return (
-            f"note: --epochs {cfg.epochs}, but this run was started with --epochs {saved_epochs}: its {done} "
+            f"note: {cfg.epochs} epochs (--epochs or the preset's), but this run was started with {saved_epochs}: its {done} "
             f"epochs followed a cosine schedule for {saved_epochs}, so it differs from an uninterrupted "
             f"{cfg.epochs}-epoch run"
         )
     return (
-        f"note: --epochs {cfg.epochs}, but this run was started with --epochs {saved_epochs}: the cosine "
+        f"note: {cfg.epochs} epochs (--epochs or the preset's), but this run was started with {saved_epochs}: the cosine "
         f"schedule is recomputed for {cfg.epochs} epochs from epoch {done + 1} on, so the result differs "
         f"from an uninterrupted {cfg.epochs}-epoch run (--overwrite trains one)"
     )

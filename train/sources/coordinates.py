@@ -32,6 +32,7 @@ from train.sources.sampling import sample_test, sample_train
 from train.sources.streams import stream
 
 NUM_PERSON = 2  # FormatGCNInput(num_person=2)
+OPEN_SLICE = 1024  # clips read from the store at a time when the source computes their features
 SCALE_RANGE = 0.1  # RandomScale(scale=0.1): each axis x (1 + U(-0.1, 0.1))
 ROT_THETA = 0.3  # RandomRot(theta=0.3): angles U(-0.3, 0.3) rad (one for 2D, three for 3D)
 CHANNELS = {"2d": ["x", "y", "score"], "3d": ["x", "y", "z"]}
@@ -40,7 +41,8 @@ CHANNELS = {"2d": ["x", "y", "score"], "3d": ["x", "y", "z"]}
 class CoordinateSource:
     """`--source coordinates` (a TrainingSource): a keypoint store's coordinates, as the graph models take them.
 
-    The clips are read into memory once (Penn Action 2D: ~40 MB); forked loader workers share them."""
+    The clips are read into memory once (Penn Action 2D: ~40 MB), as their stream's features (or, with
+    --strong-augment, as they are stored: the augmentation comes first); forked loader workers share them."""
 
     name = "coordinates"
     gives = "coordinates"
@@ -70,16 +72,24 @@ class CoordinateSource:
             SEAL_KEY: self.kp.attrs.get(SEAL_KEY),
         }
         self.img_hw = self.table[["img_h", "img_w"]].to_numpy(np.int64)
+        n = len(self.table)
         # per clip (keypoints (M, T, V, 2|3), scores (M, T, V)), each checked against its checksum; a clip
         # without 3D joints stops --coords 3d with one line
-        self._clips = self.kp.read_range(0, len(self.table), coords=coords)
-        # Without random augmentation a clip's features are the same in every epoch and view: computed once
-        # here ((M, T', V, 3) float32 per clip, the size of the clip itself, which is then dropped) instead of
-        # once per sample (half of a sample's time: docs/benchmarks.md)
+        self._clips: list | None = None
         self._features: list[np.ndarray] | None = None
-        if not strong_augment:
-            self._features = [self._compute(row, None) for row in range(len(self._clips))]
-            self._clips = None
+        if strong_augment:  # scaling and rotation come before the stream: features per sample
+            self._clips = self.kp.read_range(0, n, coords=coords)
+            return
+        # Without random augmentation a clip's features are the same in every epoch and view: computed once
+        # here ((M, T', V, 3) float32 per clip, the size of the clip itself) instead of once per sample (most of
+        # a sample's time: docs/benchmarks.md). Read in slices so that the raw clips and the features are not
+        # both held for the whole store; read-only, since every sample indexes the one copy.
+        self._features = []
+        for lo in range(0, n, OPEN_SLICE):
+            for i, (kp, sc) in enumerate(self.kp.read_range(lo, min(lo + OPEN_SLICE, n), coords=coords)):
+                x = self._compute_from(lo + i, kp, sc, None)
+                x.flags.writeable = False
+                self._features.append(x)
 
     @classmethod
     def open(cls, path: str | Path, spec=None, coordinates: dict | None = None) -> CoordinateSource:
@@ -182,6 +192,9 @@ class CoordinateSource:
 
     def _compute(self, row: int, rng: np.random.RandomState | None) -> np.ndarray:
         kp, sc = self._clips[row]
+        return self._compute_from(row, kp, sc, rng)
+
+    def _compute_from(self, row: int, kp, sc, rng: np.random.RandomState | None) -> np.ndarray:
         h, w = (int(x) for x in self.img_hw[row])
         return clip_features(kp, sc, (h, w), self.coords, self.stream, self.parents, self.center, rng)
 
