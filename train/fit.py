@@ -86,15 +86,12 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     classes = store.classes
     scale = store.value_scale
     # ---- the recipe: the model's own, scaled by the preset, overridden by options (train/recipes.py)
+    options, n_train = {k: getattr(cfg, k) for k in FIELDS}, len(select_clips(store, cfg.train_where))
+    pretrained = cfg.init_from is not None
     recipe = resolve(
-        cfg.model,
-        cfg.preset,
-        {k: getattr(cfg, k) for k in FIELDS},
-        batch_size=cfg.batch_size,
-        store_size=store.view_size,
-        pretrained=cfg.init_from is not None,
-        train_clips=len(select_clips(store, cfg.train_where)),
-    )
+        cfg.model, cfg.preset, options, batch_size=cfg.batch_size, store_size=store.view_size, pretrained=pretrained,
+        train_clips=n_train,
+    )  # fmt: skip
     cfg = replace(cfg, **recipe.values)  # every recipe field resolved from here on (and saved so)
     cfg.check()
     input_size = cfg.input_size
