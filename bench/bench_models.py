@@ -1,5 +1,6 @@
 """Train and inference clips/s of every model at its `small` defaults, in one run: the graph networks (stgcnpp,
-ctrgcn) against the heatmap models (c3d, cnn_lstm, cnn_lstm_attn), as ratios to c3d.
+ctrgcn) against the heatmap models (c3d, cnn_lstm, cnn_lstm_attn), as ratios to c3d; and each model's training
+FLOPs per clip, and what its step reaches in GFLOP/s (how well the CPU runs its ops, not only how many).
 
 Each model gets the batch its `small` defaults train with, in the memory layout fit uses: heatmap models a
 (16, 27, 24, 48, 48) joints+limbs clip batch (c3d trains on its 42 px crops, PoseC3D's 0.875 x the test size),
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -67,6 +69,14 @@ def time_train(name: str, batch: int, frames: int, steps: int) -> float:
     return median(times[1:])
 
 
+def train_flops_per_clip(name: str, frames: int) -> float:
+    """FLOPs of one training clip's forward + backward (torch.utils.flop_counter: a multiply-add = 2)."""
+    model, x, y = model_and_batch(name, 1, frames, train=True)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    return float(counter.get_total_flops())
+
+
 @torch.no_grad()
 def time_infer(name: str, batch: int, frames: int, steps: int) -> float:
     model, x, _ = model_and_batch(name, batch, frames, train=False)
@@ -82,10 +92,11 @@ def markdown(r: dict, cmd: str) -> str:
     base_train, base_infer = r["train"]["c3d"], r["infer"]["c3d"]
     rows = []
     for name in r["train"]:  # the models measured, in the order given
-        tr, inf = r["train"][name], r["infer"][name]
+        tr, inf, flops = r["train"][name], r["infer"][name], r["flops"][name]
         rows.append(
             f"| {name} | {r['params'][name] / 1e6:.2f}M | {r['batch'] / tr:.1f} | {ratio(base_train / tr)} | "
-            f"{r['batch'] / inf:.1f} | {ratio(base_infer / inf)} |"
+            f"{r['batch'] / inf:.1f} | {ratio(base_infer / inf)} | {flops / 1e9:.2f} | "
+            f"{flops * r['batch'] / tr / 1e9:.0f} |"
         )
     return "\n".join([
         "## Models at `small`: train and inference clips/s, graph networks vs heatmap models (`bench/bench_models.py`)",
@@ -95,10 +106,12 @@ def markdown(r: dict, cmd: str) -> str:
         f"on 27 x 48 x 48 joints+limbs heatmaps (c3d trains on 42 px crops), graph models on 2 persons x 13 joints x "
         f"(x, y, score). Train: forward, cross-entropy, backward, AdamW step; inference: forward, eval mode, no grad. "
         f"Model compute only (no loader); the best of {r['rounds']} rounds in which the models take turns, each the "
-        f"median of {r['steps']} steps after a warm-up.",
+        f"median of {r['steps']} steps after a warm-up. Train GFLOPs: one clip's forward + backward "
+        f"(torch.utils.flop_counter, a multiply-add = 2); GFLOP/s: that times the train clips/s.",
         "",
-        "| model | params | train clips/s | train vs c3d | inference clips/s | inference vs c3d |",
-        "|---|---|---|---|---|---|",
+        "| model | params | train clips/s | train vs c3d | inference clips/s | inference vs c3d | train GFLOPs/clip "
+        "| train GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ])  # fmt: skip
@@ -130,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         m: sum(p.numel() for p in model_and_batch(m, 1, a.frames, False)[0].parameters()) for m in names
     }
     r = {
+        "flops": {m: train_flops_per_clip(m, a.frames) for m in names},
         "train": {m: min(t) for m, t in train.items()},
         "infer": {m: min(t) for m, t in infer.items()},
         "params": params,

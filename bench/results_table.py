@@ -36,8 +36,17 @@ def _stream_order(name: str) -> tuple:
 
 
 def wall_s(run: Path) -> int | None:
+    """The fit's wall time, or a fusion's: the sum over its inputs (fusions of fusions included); None if unknown.
+    A fusion names its inputs as `fuse` was given them: relative paths are from where it ran (the repository)."""
     wall = run / "fit_wall_s.txt"  # written by bench/train_penn.sh around fit
-    return int(wall.read_text()) if wall.exists() else None
+    if wall.exists():
+        return int(wall.read_text())
+    ev = run / "eval.json"
+    inputs = json.loads(ev.read_text()).get("inputs") if ev.exists() else None
+    if not inputs:
+        return None
+    walls = [wall_s(Path(i["eval"]).parent) for i in inputs]
+    return None if None in walls else sum(walls)
 
 
 def _minutes(seconds: int | None) -> str:
@@ -48,7 +57,7 @@ def fused_row(runs: Path, name: str, ev: dict) -> str:
     """A fusion: its inputs (the folders of their eval.json) with weights; wall time summed over their fits."""
     inputs = [(Path(i["eval"]).parent, i["weight"]) for i in ev["inputs"]]
     what = " + ".join(f"{w:g} x {run.name}" for run, w in inputs)
-    walls = [wall_s(run if run.is_absolute() else ROOT / run) for run, _ in inputs]
+    walls = [wall_s(run) for run, _ in inputs]
     total = None if None in walls else sum(walls)
     return (
         f"| {name} ({what}) | - | **{ev['top1']:.1%}** | {ev['top5']:.1%} | {ev['mean_class_acc']:.1%} | - | - | "

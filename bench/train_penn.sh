@@ -5,6 +5,7 @@
 #   MODELS   heatmap models (default "c3d cnn_lstm cnn_lstm_attn") -> OUT_DIR/SOURCE/MODEL
 #   GCNS     graph networks (default "stgcnpp ctrgcn"), each on every stream of STREAMS (default "j b jm bm")
 #            -> OUT_DIR/coordinates/MODEL_STREAM, then their 2:2:1:1 fusion -> OUT_DIR/coordinates/MODEL_fused
+#            and, for each heatmap model of RUNS tested, the two families fused 1:1 -> OUT_DIR/fused/MODEL+HEATMAP
 #   SOURCE   heatmaps (the cached store) | keypoints (rendered on the fly) for the heatmap models
 #   PRESET, DEVICE; EPOCHS, CLIP_LEN only to override the preset's budget (the table passes neither)
 #   FIT (e.g. ".venv/bin/actrec-train fit --train-size 48": more fit options) and RUNS (default OUT_DIR/SOURCE)
@@ -74,5 +75,11 @@ for model in $GCNS; do
     done
     if [ "$STREAMS" = "j b jm bm" ]; then  # PYSKL's four-stream weights
         $BIN/actrec-train fuse "${evals[@]}" --weights 2,2,1,1 --out "$OUT/coordinates/${model}_fused/eval.json"
+        # across the families: the four-stream fusion and each heatmap model tested in RUNS, 1:1
+        for hm in c3d cnn_lstm cnn_lstm_attn; do
+            [ -f "$RUNS/$hm/eval.json" ] || continue
+            $BIN/actrec-train fuse "$OUT/coordinates/${model}_fused/eval.json" "$RUNS/$hm/eval.json" \
+                --out "$OUT/fused/$model+$hm/eval.json"
+        done
     fi
 done

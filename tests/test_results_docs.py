@@ -4,6 +4,7 @@ the bench scripts it cites exist (or it names the commit where they lived), and 
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -88,3 +89,29 @@ def test_no_placeholder_is_left_in_the_docs():
                 f"{path.name}:{n}: placeholder {line!r}"
             )
             assert not re.search(r"\b(TODO|TBD|FIXME|XXX)\b", line), f"{path.name}:{n}: {line.strip()!r}"
+
+
+def test_a_fusions_wall_time_sums_its_inputs_fits_through_fusions_of_fusions(tmp_path, monkeypatch):
+    """bench/results_table.py: a fusion's row reads the sum of its inputs' fit times, a fused input counting its
+    own inputs; relative input paths are from where `fuse` ran; one unknown input makes the sum unknown."""
+    from fixtures_bench import bench_module
+
+    table = bench_module("results_table")
+    monkeypatch.chdir(tmp_path)
+    for name, seconds in (("j", 400), ("b", 420), ("c3d", 1230)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "fit_wall_s.txt").write_text(str(seconds))
+    (tmp_path / "nofit").mkdir()
+
+    def fusion(folder: str, *inputs: str) -> None:
+        (tmp_path / folder).mkdir()
+        ev = {"inputs": [{"eval": f"{i}/eval.json", "weight": 1} for i in inputs]}
+        (tmp_path / folder / "eval.json").write_text(json.dumps(ev))
+
+    fusion("jb", "j", "b")
+    fusion("jb_c3d", "jb", str(tmp_path / "c3d"))  # an absolute path too
+    fusion("unknown", "jb", "nofit")
+    assert table.wall_s(Path("jb")) == 820
+    assert table.wall_s(Path("jb_c3d")) == 2050
+    assert table.wall_s(Path("unknown")) is None
+    assert table.wall_s(Path("nofit")) is None

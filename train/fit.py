@@ -86,17 +86,17 @@ def _fit(cfg: FitConfig, log: Callable[[str], None], progress) -> dict:
     classes = store.classes
     scale = store.value_scale
     # ---- the recipe: the model's own, scaled by the preset, overridden by options (train/recipes.py)
-    options, n_train = {k: getattr(cfg, k) for k in FIELDS}, len(select_clips(store, cfg.train_where))
+    options, train_rows = {k: getattr(cfg, k) for k in FIELDS}, select_clips(store, cfg.train_where)
     pretrained = cfg.init_from is not None
     recipe = resolve(
         cfg.model, cfg.preset, options, batch_size=cfg.batch_size, store_size=store.view_size, pretrained=pretrained,
-        train_clips=n_train,
+        train_clips=len(train_rows),
     )  # fmt: skip
     cfg = replace(cfg, **recipe.values)  # every recipe field resolved from here on (and saved so)
     cfg.check()
     input_size = cfg.input_size
     train_set, val_set, val_rows, train_sampler, train_loader, val_loader = load_data(
-        store, cfg, device, renderer, rank, world
+        store, train_rows, cfg, device, renderer, rank, world
     )
     to_input = store.train_input(
         device=device, scale=scale, input_size=cfg.train_size, augment=cfg.augment, renderer=renderer
@@ -219,10 +219,10 @@ def _set_up(cfg: FitConfig) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def load_data(store, cfg: FitConfig, device: torch.device, renderer: str, rank: int, world: int) -> tuple:
-    """The clips --train-where / --val-where select (pandas queries on the clip table), their datasets and
-    loaders: (train_set, val_set, val_rows, train_sampler, train_loader, val_loader)."""
-    train_rows, val_rows = select_clips(store, cfg.train_where), select_clips(store, cfg.val_where)
+def load_data(store, train_rows, cfg: FitConfig, device: torch.device, renderer: str, rank: int, world: int):
+    """The datasets and loaders of the --train-where rows and of the clips --val-where selects (pandas queries on
+    the clip table): (train_set, val_set, val_rows, train_sampler, train_loader, val_loader)."""
+    val_rows = select_clips(store, cfg.val_where)
     train_set = store.dataset(
         train_rows,
         clip_len=cfg.clip_len,

@@ -188,9 +188,6 @@ class CoordinateSource:
         Without `rng`, the array may be the source's own copy: index it, do not write to it."""
         if rng is None and self._features is not None:
             return self._features[row]
-        return self._compute(row, rng)
-
-    def _compute(self, row: int, rng: np.random.RandomState | None) -> np.ndarray:
         kp, sc = self._clips[row]
         return self._compute_from(row, kp, sc, rng)
 
