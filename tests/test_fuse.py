@@ -98,6 +98,14 @@ def test_fuse_names_each_run_where_models_repeat(tmp_path):
     result = runner.invoke(app, ["fuse", *evals, "--weights", "2,1"])
     assert result.exit_code == 0, result.output
     assert "fused stgcnpp (stgcnpp_j) x2, stgcnpp (stgcnpp_b) x1 on 1 clips" in result.output
+    # a fusion fused again (the four streams with c3d) is named by its folder too; a single model is not
+    streams = str(tmp_path / "stgcnpp_fused" / "eval.json")
+    assert runner.invoke(app, ["fuse", *evals, "--out", streams]).exit_code == 0
+    c3d = _eval_json(tmp_path / "c3d.json", {"a": [0.2, 0.7, 0.1]}, {"a": "jump"})
+    c3d.write_text(c3d.read_text().replace('"model": "eval"', '"model": "c3d"'))
+    result = runner.invoke(app, ["fuse", streams, str(c3d)])
+    assert result.exit_code == 0, result.output
+    assert "fused fused (stgcnpp_fused) x1, c3d x1 on 1 clips" in result.output
 
 
 def _refused(args: list[str]) -> str:

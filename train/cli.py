@@ -336,16 +336,15 @@ def fuse(
 
 
 def _run_names(inputs: list[dict]) -> list[str]:
-    """What fuse's summary calls each input: its model, and where models repeat (the four streams of one graph
-    network), also its run: the folder of an `eval.json`, else the file's name."""
+    """What fuse's summary calls each input: its model, and also its run (the folder of an `eval.json`, else the
+    file's name) where models repeat (the four streams of one graph network) or the input is itself a fusion."""
     models = [str(i["model"]) for i in inputs]
-    if len(set(models)) == len(models):
-        return models
+    repeat = len(set(models)) != len(models)
     runs = [
         Path(i["eval"]).parent.name if Path(i["eval"]).stem == "eval" else Path(i["eval"]).stem
         for i in inputs
     ]
-    return [f"{m} ({r})" for m, r in zip(models, runs, strict=True)]
+    return [f"{m} ({r})" if repeat or m == "fused" else m for m, r in zip(models, runs, strict=True)]
 
 
 @app.command()
