@@ -444,19 +444,27 @@ def test_ctrl_c_stops_within_a_partition_and_says_how_to_resume(kp, small_render
 
 @pytest.mark.slow
 def test_sigint_to_a_cli_render_exits_130_and_resumes(kp, tmp_path):
-    out = tmp_path / "hm.zarr"
-    args = ["render", str(kp), "--out", str(out), "--size", "64", "--frames-per-chunk", "8",
-            "--chunks-per-shard", "1", "--threads", "1"]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from etl.cli import app; app()", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    progress = tmp_path / "hm.zarr.partial" / PROGRESS_DIR
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(progress.glob("*.json")) and proc.poll() is None:
-        time.sleep(0.005)
+    # SIGINT once the first partition's marker exists. A render can finish (in ~1 s at 64 px) before a busy
+    # test process sees a marker: then the same render at a larger size (4x, 16x the work) is interrupted instead.
+    for size in ("64", "128", "256"):
+        out = tmp_path / f"hm{size}.zarr"
+        args = ["render", str(kp), "--out", str(out), "--size", size, "--frames-per-chunk", "8",
+                "--chunks-per-shard", "1", "--threads", "1"]  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from etl.cli import app; app()", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        progress = tmp_path / f"hm{size}.zarr.partial" / PROGRESS_DIR
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(progress.glob("*.json")) and proc.poll() is None:
+            time.sleep(0.005)
+        if proc.poll() is None:
+            break
+        assert proc.returncode == 0, proc.communicate()[1]  # finished before the signal: try a slower render
+    else:
+        pytest.fail("every render finished before it could be interrupted")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
