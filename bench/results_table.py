@@ -57,8 +57,7 @@ def fused_row(runs: Path, name: str, ev: dict) -> str:
     """A fusion: its inputs (the folders of their eval.json) with weights; wall time summed over their fits."""
     inputs = [(Path(i["eval"]).parent, i["weight"]) for i in ev["inputs"]]
     what = " + ".join(f"{w:g} x {run.name}" for run, w in inputs)
-    walls = [wall_s(run) for run, _ in inputs]
-    total = None if None in walls else sum(walls)
+    total = wall_s(runs / name)  # the sum over the inputs' fits
     return (
         f"| {name} ({what}) | - | **{ev['top1']:.1%}** | {ev['top5']:.1%} | {ev['mean_class_acc']:.1%} | - | - | "
         f"{_minutes(total)} |"
