@@ -442,6 +442,9 @@ def test_ctrl_c_stops_within_a_partition_and_says_how_to_resume(kp, small_render
     assert verify_store(out).ok
 
 
+SIGINT_DEFAULT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+
+
 @pytest.mark.slow
 def test_sigint_to_a_cli_render_exits_130_and_resumes(kp, tmp_path):
     # SIGINT once the first partition's marker exists. A render can finish (in ~1 s at 64 px) before a busy
@@ -451,7 +454,9 @@ def test_sigint_to_a_cli_render_exits_130_and_resumes(kp, tmp_path):
         args = ["render", str(kp), "--out", str(out), "--size", size, "--frames-per-chunk", "8",
                 "--chunks-per-shard", "1", "--threads", "1"]  # fmt: skip
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from etl.cli import app; app()", *args],
+            # Ctrl-C's default handler, as in a terminal: a runner started in the background (`cmd &` in a
+            # script) passes SIGINT down as ignored, and the render would never see the signal
+            [sys.executable, "-c", SIGINT_DEFAULT + "from etl.cli import app; app()", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
