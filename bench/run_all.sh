@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every benchmark in one go on a quiet machine and assemble docs/benchmarks.md from their tables.
-# Creates the MMAction2 anchor venv (bench/anchor_env.sh) on first use. About 5 minutes on 2 cores.
+# Creates the MMAction2 anchor venv (bench/anchor_env.sh) on first use. About 8 minutes on 2 cores (torch.compile in bench_gcn_step.py takes 2 of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.cache/numba}
@@ -13,6 +13,7 @@ $PY bench/bench_render.py --write-doc "$tmp/render.md"
 $PY bench/bench_gcn.py --write-doc "$tmp/gcn.md"  # ST-GCN++ training step vs MMAction2's (anchor venv)
 $PY bench/bench_gcn_pipeline.py --write-doc "$tmp/gcn_pipeline.md"  # a GCN training sample vs MMAction2's pipeline
 $PY bench/bench_models.py --write-doc "$tmp/models.md"  # every model's train/inference clips/s at small, vs c3d
+$PY bench/bench_gcn_step.py --write-doc "$tmp/gcn_step.md"  # what eager vs oneDNN off vs torch.compile do to a GCN step
 # the CPU epoch profile needs a rendered store (e.g. bench/train_penn.sh's runs/penn/heatmaps.zarr)
 PROFILE_STORE=${PROFILE_STORE:-runs/penn/heatmaps.zarr}
 touch "$tmp/epoch.md"
@@ -42,6 +43,8 @@ if $PY -c "import av, mediapipe" 2>/dev/null; then $PY bench/bench_extract.py --
     cat "$tmp/gcn_pipeline.md"
     echo
     cat "$tmp/models.md"
+    echo
+    cat "$tmp/gcn_step.md"
 } > docs/benchmarks.md
 rm -r "$tmp"
 echo "wrote docs/benchmarks.md"
