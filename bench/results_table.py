@@ -6,7 +6,8 @@
 
 Every sub-folder holding an eval.json is a row: the heatmap models first, then by name. A fusion's row (an
 eval.json of `actrec-train fuse`) names its inputs and weights; its wall time is the sum of its inputs' fits.
-Also copies each run's curves and confusion matrix to docs/img/<prefix>_<run>_*.png for docs/results.md.
+Also copies each run's curves and confusion matrix to docs/img/<prefix>_<run>_*.png for docs/results.md
+(<prefix>: the dataset folder above RUNS, e.g. penn for runs/penn/heatmaps, or --img-prefix).
 """
 
 from __future__ import annotations
@@ -64,11 +65,20 @@ def fused_row(runs: Path, name: str, ev: dict) -> str:
     )
 
 
+def img_prefix(runs: Path) -> str:
+    """runs/utd/coordinates -> 'utd': plots of different datasets never overwrite each other in docs/img."""
+    return runs.resolve().parent.name
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path)
-    ap.add_argument("--img-prefix", default="penn")
+    ap.add_argument(
+        "--img-prefix",
+        help="plot names' prefix in docs/img (default: the dataset folder, runs/<dataset>/...)",
+    )
     a = ap.parse_args(argv)
+    prefix = a.img_prefix or img_prefix(a.runs)
     lines = [
         "| model | params | test top-1 | test top-5 | test mean class acc | epochs | train clips/s | fit wall time |",
         "|---|---|---|---|---|---|---|---|",
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             src = run / "plots" / f"{plot}.png"
             src = src if src.exists() else run / f"{plot}.png"  # runs made before plots/ existed
             if src.exists():
-                shutil.copy(src, ROOT / "docs" / "img" / f"{a.img_prefix}_{name}_{plot}.png")
+                shutil.copy(src, ROOT / "docs" / "img" / f"{prefix}_{name}_{plot}.png")
     print("\n".join(lines))
     return 0
 

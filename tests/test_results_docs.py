@@ -115,3 +115,12 @@ def test_a_fusions_wall_time_sums_its_inputs_fits_through_fusions_of_fusions(tmp
     assert table.wall_s(Path("jb_c3d")) == 2050
     assert table.wall_s(Path("unknown")) is None
     assert table.wall_s(Path("nofit")) is None
+
+
+def test_results_table_names_plots_by_the_dataset_folder(tmp_path):
+    """Plots of runs/utd/... and runs/penn/... go to docs/img under different names (utd_*, penn_*)."""
+    from fixtures_bench import bench_module
+
+    table = bench_module("results_table")
+    assert table.img_prefix(Path("runs/utd/coordinates")) == "utd"
+    assert table.img_prefix(tmp_path / "jhmdb" / "heatmaps") == "jhmdb"
