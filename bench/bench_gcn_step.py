@@ -34,19 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_kernels import cpu_name  # noqa: E402
+from bench_models import JOINTS, PERSONS, model_and_batch  # noqa: E402
 from common import command_line, emit, ratio  # noqa: E402
 
-from train.models import build_model  # noqa: E402
-
-BATCH, PERSONS, FRAMES, JOINTS, CLASSES = 16, 2, 24, 13, 15
+BATCH, FRAMES = 16, 24  # bench_models.py's defaults: what `small` trains with
 
 
-def make_step(model: nn.Module, forward):
-    """One training step (forward, cross-entropy, backward, AdamW) of `model` through `forward`."""
+def make_step(name: str, compile_model: bool = False):
+    """One training step (forward, cross-entropy, backward, AdamW) of model `name` at `small`, on its batch."""
+    model, x, y = model_and_batch(name, BATCH, FRAMES, train=True)
+    forward = torch.compile(model) if compile_model else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(BATCH, PERSONS, FRAMES, JOINTS, 3, generator=gen)
-    y = torch.randint(0, CLASSES, (BATCH,), generator=gen)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -79,23 +77,17 @@ def main(argv: list[str] | None = None) -> None:
     # the oneDNN flag's setter warns about Intel-GPU TF32 on every call
     warnings.filterwarnings("ignore", message=".*TF32 acceleration on top of oneDNN")
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
 
-    def build() -> nn.Module:
-        return build_model(args.model, "small", 3, CLASSES, layout="penn13")[0].train()
-
-    eager_model, plain_model = build(), build()
     variants = {
-        "eager (fit today)": (make_step(eager_model, eager_model), True),
-        "eager, oneDNN off": (make_step(plain_model, plain_model), False),
+        "eager (fit today)": (make_step(args.model), True),
+        "eager, oneDNN off": (make_step(args.model), False),
     }
     compile_s, cache_dir = None, None
     if not args.no_compile:
         # a cold compile, as a fresh machine's first fit pays it (inductor caches kernels on disk otherwise)
         cache_dir = tempfile.mkdtemp(prefix="bench_gcn_step_inductor_")
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
-        compiled_model = build()
-        step = make_step(compiled_model, torch.compile(compiled_model))
+        step = make_step(args.model, compile_model=True)
         start = time.perf_counter()
         step()  # compiles forward and backward
         compile_s = time.perf_counter() - start
